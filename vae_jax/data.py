@@ -1,0 +1,130 @@
+"""MNIST and Fashion-MNIST as NumPy arrays, from local IDX files or TFDS.
+
+``load(name, split)`` returns float32 images ``[N, 28, 28, 1]`` in [0, 1] and
+int32 labels ``[N]``. The source is a local directory of the standard gzipped
+IDX files when ``data_dir`` is given or ``$VAE_JAX_DATA_DIR`` is set, and
+tensorflow-datasets otherwise. Nothing is ever substituted silently: a missing
+or damaged file raises :class:`DataError` naming the file and the fix.
+"""
+
+import gzip
+import os
+import struct
+
+import jax
+import numpy as np
+
+DATASETS = ('mnist', 'fashion_mnist')
+SPLITS = {'train': 'train', 'test': 't10k'}
+BINARIZE_MODES = ('none', 'static', 'dynamic')
+ENV_VAR = 'VAE_JAX_DATA_DIR'
+
+_IMAGES_MAGIC = 0x00000803  # unsigned byte, 3 dimensions
+_LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
+
+
+class DataError(ValueError):
+  """A data set could not be read; the message names the file and the fix."""
+
+
+def idx_paths(data_dir, name, split):
+  """The two IDX files of ``name``/``split`` under ``data_dir``."""
+  prefix = SPLITS[split]
+  base = os.path.join(data_dir, name)
+  return (os.path.join(base, f'{prefix}-images-idx3-ubyte.gz'),
+          os.path.join(base, f'{prefix}-labels-idx1-ubyte.gz'))
+
+
+def _read_idx(path, magic, ndim):
+  """Reads one gzipped IDX file, checking magic number and length."""
+  if not os.path.isfile(path):
+    raise DataError(
+        f'missing data file {path}: put the standard IDX .gz files there or '
+        f'point data_dir / ${ENV_VAR} at a directory that has them')
+  try:
+    with gzip.open(path, 'rb') as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise DataError(f'cannot decompress {path} ({e}): re-download the file') from e
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DataError(f'{path} is truncated ({len(raw)} bytes, header needs '
+                    f'{header}): re-download the file')
+  (found,) = struct.unpack('>I', raw[:4])
+  if found != magic:
+    raise DataError(f'{path} has magic number 0x{found:08x}, expected '
+                    f'0x{magic:08x}: it is not an IDX file of this kind; '
+                    're-download it or check the file name')
+  dims = struct.unpack(f'>{ndim}I', raw[4:header])
+  expected = int(np.prod(dims))
+  if len(raw) - header != expected:
+    raise DataError(f'{path} is truncated or padded: header promises '
+                    f'{expected} values of shape {dims}, file holds '
+                    f'{len(raw) - header}; re-download the file')
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def load_idx(data_dir, name, split):
+  """``(images uint8 [N, H, W], labels uint8 [N])`` from local IDX files."""
+  if not os.path.isdir(data_dir):
+    raise DataError(f'data directory {data_dir} does not exist: pass an '
+                    f'existing directory (it must contain {name}/)')
+  image_path, label_path = idx_paths(data_dir, name, split)
+  images = _read_idx(image_path, _IMAGES_MAGIC, 3)
+  labels = _read_idx(label_path, _LABELS_MAGIC, 1)
+  if images.shape[0] != labels.shape[0]:
+    raise DataError(f'{image_path} has {images.shape[0]} images but '
+                    f'{label_path} has {labels.shape[0]} labels: the two files '
+                    'belong to different splits; re-download them')
+  return images, labels
+
+
+def load_tfds(name, split, tfds_data_dir=None):
+  """``(images uint8 [N, H, W, 1], labels [N])`` through tensorflow-datasets."""
+  import tensorflow_datasets as tfds  # imported lazily: heavy, and optional offline
+  try:
+    ds = tfds.load(name, split=split, batch_size=-1, as_supervised=True,
+                   data_dir=tfds_data_dir)
+  except Exception as e:  # TFDS raises many types; re-raise with the fix.
+    raise DataError(
+        f'tensorflow-datasets could not load {name}/{split} ({type(e).__name__}: '
+        f'{str(e).splitlines()[0] if str(e) else ""}): with no internet, set '
+        f'data_dir or ${ENV_VAR} to a directory of IDX files') from e
+  images, labels = tfds.as_numpy(ds)
+  return images, labels
+
+
+def load(name, split, *, data_dir=None):
+  """Loads a data set split as float32 images in [0, 1] and int32 labels.
+
+  Args:
+    name: ``'mnist'`` or ``'fashion_mnist'``.
+    split: ``'train'`` or ``'test'``.
+    data_dir: directory holding ``<name>/{train,t10k}-*-ubyte.gz``; defaults
+      to ``$VAE_JAX_DATA_DIR``; when neither is set, TFDS is used.
+
+  Returns:
+    ``(images [N, 28, 28, 1] float32, labels [N] int32)``.
+  """
+  if name not in DATASETS:
+    raise DataError(f'unknown data set {name!r}: use one of {list(DATASETS)}')
+  if split not in SPLITS:
+    raise DataError(f'unknown split {split!r}: use one of {list(SPLITS)}')
+  data_dir = data_dir or os.environ.get(ENV_VAR) or None
+  if data_dir:
+    images, labels = load_idx(data_dir, name, split)
+  else:
+    images, labels = load_tfds(name, split)
+  images = np.asarray(images).reshape(images.shape[0], 28, 28, 1)
+  return images.astype(np.float32) / 255.0, np.asarray(labels).astype(np.int32)
+
+
+def binarize_static(images, seed):
+  """A fixed Bernoulli draw of grey images: the same binary set on every run."""
+  rng = np.random.default_rng(seed)
+  return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def binarize_dynamic(key, images):
+  """A fresh Bernoulli draw on the device (call with a new key every step)."""
+  return jax.random.bernoulli(key, images).astype(images.dtype)

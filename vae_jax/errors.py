@@ -1,0 +1,48 @@
+"""User errors end a command with one line and exit status 2, never a traceback.
+
+A *user* error is one the user can fix (a config value, a path, a file); it
+prints ``error: <what> ... <fix>``. Anything else is a bug and keeps its
+traceback.
+"""
+
+import contextlib
+import sys
+
+from vae_jax.checkpointing import CheckpointError
+from vae_jax.config import ConfigError
+from vae_jax.data import DataError
+from vae_jax.workdir import WorkdirError
+
+USER_ERRORS = (ConfigError, DataError, WorkdirError, CheckpointError)
+EXIT_USER_ERROR = 2
+
+
+def exit_with(message):
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(EXIT_USER_ERROR)
+
+
+@contextlib.contextmanager
+def user_errors(extra=()):
+  """Turns the known user errors (and ``extra`` types) into one line + exit 2."""
+  try:
+    yield
+  except USER_ERRORS + tuple(extra) as e:
+    exit_with(str(e))
+
+
+def run_absl_app(main, argv):
+  """``absl.app.run`` with flag-parsing errors shortened to one line.
+
+  absl prints the full usage text after a bad flag (e.g. an unknown
+  ``--config.field``); a user only needs the line that says what was wrong.
+  """
+  from absl import app, flags
+
+  def parse(args):
+    try:
+      return flags.FLAGS(args)
+    except flags.Error as e:
+      exit_with(f'{str(e).splitlines()[0]} (see --help for the flags)')
+
+  app.run(main, argv=argv, flags_parser=parse)

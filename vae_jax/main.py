@@ -1,0 +1,56 @@
+r"""Trains one experiment config in a workdir (and resumes it when rerun).
+
+  python -m vae_jax.main --config=experiments/configs/mnist_vae_2d.py \
+      --workdir=/tmp/mnist_vae_2d [--config.num_epochs=5]
+
+A user error (bad config value, missing data, unusable workdir) ends with one
+line on stderr that names the problem and the fix, and exit status 2.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from vae_jax import errors
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file (experiments/configs/*.py).',
+    lock_config=True)
+flags.DEFINE_string('workdir', None, 'Run directory: checkpoints, metrics, config.')
+flags.DEFINE_bool('allow_config_change', False,
+                  'Continue a workdir whose config.json differs from --config.')
+flags.DEFINE_bool('quiet', False, 'No progress bar.')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments {argv[1:]}: pass options as --flag=value')
+  if FLAGS.config is None or FLAGS.workdir is None:
+    errors.exit_with('--config and --workdir are required, e.g. '
+                     '--config=experiments/configs/mnist_vae_2d.py --workdir=/tmp/run')
+  if not FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+  config = FLAGS.config
+  with errors.user_errors():
+    if config.distributed:
+      from vae_jax import distributed
+      distributed.initialize()
+    if FLAGS.quiet:
+      config.progress = False
+    from vae_jax import train  # after distributed init: it touches jax.devices()
+    result = train.train_and_evaluate(
+        config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change)
+  test = ', '.join(f'{k} {v:.3f}' for k, v in sorted(result['test'].items()))
+  print(f'test: {test}')
+
+
+def run():
+  errors.run_absl_app(main, sys.argv)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,114 @@
+"""The training objective: per-example terms for a batch, from a config.
+
+``loss_terms`` returns a dict of ``[B]`` arrays in nats (see losses.py for the
+conventions): ``loss`` (what is minimised), ``recon`` (-log p(x|z), summed over
+pixels), and for a VAE ``kl`` and ``elbo`` (= -(recon + kl), the evidence lower
+bound at kl_weight 1 whatever the weight used for training).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from vae_jax import losses
+
+NOISE_KINDS = ('none', 'gaussian', 'masking')
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """Static settings of the loss, read once from the config."""
+  kind: str = 'vae'                 # 'vae' or 'autoencoder'
+  likelihood: str = 'bernoulli'     # decoder observation model
+  gaussian_variance: float = 1.0    # variance of the gaussian likelihood
+  kl_weight: float = 1.0            # β; 0 gives the reconstruction-only VAE
+  kl_warmup_steps: int = 0          # linear warm-up of β from 0
+  l1_activity: float = 0.0          # sparse-AE penalty weight on |code|
+  iwae_samples: int = 1             # k of the IWAE bound; 1 is the usual ELBO
+  noise: str = 'none'               # input corruption for a denoising AE
+  noise_level: float = 0.0          # std (gaussian) or drop probability (masking)
+
+  @classmethod
+  def from_config(cls, config):
+    m = config.model
+    return cls(kind=m.kind, likelihood=m.likelihood,
+               gaussian_variance=m.gaussian_variance,
+               kl_weight=config.kl_weight, kl_warmup_steps=config.kl_warmup_steps,
+               l1_activity=m.l1_activity, iwae_samples=config.iwae_samples,
+               noise=m.noise, noise_level=m.noise_level)
+
+
+def corrupt(key, images, noise, level):
+  """Denoising-AE input: Gaussian noise clipped to [0, 1], or masking noise."""
+  if noise == 'none' or level == 0:
+    return images
+  if noise == 'gaussian':
+    noisy = images + level * jax.random.normal(key, images.shape, images.dtype)
+    return jnp.clip(noisy, 0.0, 1.0)
+  if noise == 'masking':
+    keep = jax.random.bernoulli(key, 1.0 - level, images.shape)
+    return jnp.where(keep, images, 0.0).astype(images.dtype)
+  raise ValueError(f'unknown model.noise {noise!r}: use one of {NOISE_KINDS}')
+
+
+def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
+               train, step=None):
+  """Per-example objective terms.
+
+  Args:
+    model: an ``Autoencoder`` or ``VAE``.
+    params: its parameters.
+    inputs: ``[B, H, W, C]`` what the encoder sees (possibly corrupted).
+    targets: ``[B, H, W, C]`` what the decoder must reproduce.
+    key: PRNG key for the reparameterisation and dropout (used once here).
+    obj: the static :class:`Objective`.
+    train: enables dropout.
+    step: training step, for the KL warm-up (None: full weight).
+
+  Returns:
+    dict of ``[B]`` arrays, in nats.
+  """
+  z_key, dropout_key = jax.random.split(key)
+  variables = {'params': params}
+  rngs = {'dropout': dropout_key}
+  beta = obj.kl_weight if step is None else losses.kl_weight_at(
+      step, obj.kl_weight, obj.kl_warmup_steps)
+
+  if obj.kind == 'vae' and obj.iwae_samples > 1:
+    return _iwae_terms(model, variables, inputs, targets, z_key, rngs, obj, train)
+
+  out = model.apply(variables, inputs, z_key, train=train, rngs=rngs)
+  recon = -losses.reconstruction_log_likelihood(
+      out.logits, targets, obj.likelihood, obj.gaussian_variance)
+  terms = {'recon': recon}
+  loss = recon
+  if obj.kind == 'vae':
+    kl = losses.gaussian_kl(out.mean, out.logvar)
+    terms.update(kl=kl, elbo=-(recon + kl))
+    loss = loss + beta * kl
+  if obj.l1_activity > 0:
+    l1 = losses.l1_activity(out.z)
+    terms['l1'] = l1
+    loss = loss + obj.l1_activity * l1
+  terms['loss'] = loss
+  return terms
+
+
+def _iwae_terms(model, variables, inputs, targets, key, rngs, obj, train):
+  """IWAE objective: loss = -log (1/k) Σ w_k; elbo reported as the mean over k."""
+  k = obj.iwae_samples
+  mean, logvar = model.apply(variables, inputs, train=train, rngs=rngs,
+                             method='encode')
+  eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
+  z = mean + jnp.exp(0.5 * logvar) * eps                 # [K, B, D]
+  logits = model.apply(variables, z.reshape(-1, z.shape[-1]), train=train,
+                       rngs=rngs, method='decode')
+  logits = logits.reshape((k, *targets.shape))
+  recon_ll = jax.vmap(lambda l: losses.reconstruction_log_likelihood(
+      l, targets, obj.likelihood, obj.gaussian_variance))(logits)  # [K, B]
+  log_w = losses.iwae_log_weights(recon_ll, z, mean, logvar)
+  kl = losses.gaussian_kl(mean, logvar)
+  recon = -jnp.mean(recon_ll, axis=0)
+  return {'recon': recon, 'kl': kl, 'elbo': -(recon + kl),
+          'loss': -losses.iwae_bound(log_w)}

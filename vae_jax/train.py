@@ -1,0 +1,391 @@
+"""Training: one pure train step, scanned over chunks of an epoch, and the loop.
+
+``train_step(state, batch, key) -> (state, metrics)`` is the single source of
+truth. ``train_chunk`` runs it ``n`` times in one ``lax.scan``, drawing the
+batches on the device from the resident training set, so the host only
+dispatches one call per logging interval. Every random draw of step ``s`` comes
+from ``fold_in(key, s)``: a run is a pure function of its config, and a resumed
+run retraces the uninterrupted one bit for bit.
+
+Data parallelism: the state lives replicated on a ``data`` mesh and each batch
+is constrained to be sharded along it; the compiler averages the gradients.
+On one device the same code runs unchanged.
+"""
+
+import dataclasses
+import functools
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vae_jax import checkpointing
+from vae_jax import config as config_lib
+from vae_jax import data as data_lib
+from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array   # int32 scalar: optimizer updates done so far
+  params: Any
+  opt_state: Any
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced NaN/inf; the message names the step, metric and last checkpoint."""
+
+
+def init_state(model, tx, key, image_shape):
+  """Fresh parameters and optimizer state (initialisation uses ``key`` only)."""
+  params_key, dropout_key, z_key = jax.random.split(key, 3)
+  dummy = jnp.zeros((1, *image_shape), jnp.float32)
+  params = model.init({'params': params_key, 'dropout': dropout_key},
+                      dummy, z_key)['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=tx.init(params))
+
+
+def make_train_step(model, tx, obj: objective.Objective, binarize='none',
+                    batch_sharding=None):
+  """Builds the pure ``train_step(state, batch, key) -> (state, metrics)``.
+
+  ``batch`` is ``[B, H, W, C]`` in [0, 1]; ``key`` is the run's training key,
+  folded with the step inside, so the same key is passed every step. Metrics
+  are batch means of the per-example terms (nats) plus the gradient norm.
+  """
+
+  def train_step(state, batch, key):
+    if batch_sharding is not None:
+      batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+    step_key = jax.random.fold_in(key, state.step)
+    loss_key, binarize_key, noise_key = jax.random.split(step_key, 3)
+    if binarize == 'dynamic':
+      batch = data_lib.binarize_dynamic(binarize_key, batch)
+    inputs = objective.corrupt(noise_key, batch, obj.noise, obj.noise_level)
+
+    def loss_fn(params):
+      terms = objective.loss_terms(model, params, inputs, batch, loss_key, obj,
+                                   train=True, step=state.step)
+      return jnp.mean(terms['loss']), terms
+
+    grads, terms = jax.grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {k: jnp.mean(v) for k, v in terms.items()}
+    metrics['grad_norm'] = optax.global_norm(grads)
+    new_state = state.replace(step=state.step + 1, params=params,
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  return train_step
+
+
+def make_train_chunk(train_step):
+  """``(state, images, order, offset, key, num_steps) -> (state, metrics[num_steps])``.
+
+  ``order`` is the epoch's ``[steps_per_epoch, B]`` index matrix; rows
+  ``offset .. offset + num_steps`` are trained in one scan.
+  """
+
+  def train_chunk(state, images, order, offset, key, num_steps):
+    rows = jax.lax.dynamic_slice_in_dim(order, offset, num_steps)
+
+    def body(state, idx):
+      return train_step(state, images[idx], key)
+
+    return jax.lax.scan(body, state, rows)
+
+  return jax.jit(train_chunk, donate_argnums=(0,), static_argnames='num_steps')
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def epoch_order(key, epoch, num_examples, batch_size):
+  """The shuffled ``[steps_per_epoch, B]`` indices of ``epoch`` (last partial batch dropped).
+
+  Replicated like ``key``: every device gathers its share of each batch itself.
+  """
+  steps = num_examples // batch_size
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+  return perm[:steps * batch_size].reshape(steps, batch_size)
+
+
+def make_eval_fn(model, obj: objective.Objective, batch_sharding=None):
+  """``(params, batches [NB, bs, ...], mask [NB, bs], key) -> {term: sum}``.
+
+  Sums of the per-example terms over the unmasked examples; divide by the
+  number of examples for means. Batch ``i`` samples with ``fold_in(key, i)``.
+  """
+
+  def eval_fn(params, batches, mask, key):
+    def body(totals, inputs):
+      i, x, m = inputs
+      if batch_sharding is not None:
+        x = jax.lax.with_sharding_constraint(x, batch_sharding)
+      terms = objective.loss_terms(model, params, x, x, jax.random.fold_in(key, i),
+                                   obj, train=False)
+      return {k: totals[k] + jnp.sum(v * m) for k, v in terms.items()}, None
+
+    names = jax.eval_shape(
+        lambda: objective.loss_terms(model, params, batches[0], batches[0], key,
+                                     obj, train=False)).keys()
+    zeros = {k: jnp.zeros((), jnp.float32) for k in names}
+    idx = jnp.arange(batches.shape[0])
+    totals, _ = jax.lax.scan(body, zeros, (idx, batches, mask))
+    return totals
+
+  return jax.jit(eval_fn)
+
+
+def pad_batches(images, batch_size):
+  """``images [N, ...]`` -> ``(batches [NB, bs, ...], mask [NB, bs])`` with zero padding."""
+  n = images.shape[0]
+  nb = math.ceil(n / batch_size)
+  pad = nb * batch_size - n
+  padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
+  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  return (padded.reshape(nb, batch_size, *images.shape[1:]),
+          mask.reshape(nb, batch_size))
+
+
+@dataclasses.dataclass
+class Experiment:
+  """Everything built from one config: data on device, model, jitted functions."""
+  config: Any
+  mesh: Any
+  model: Any
+  tx: Any
+  obj: objective.Objective
+  train_images: jax.Array   # [N, 28, 28, 1] on every device
+  train_labels: np.ndarray
+  test_images: np.ndarray   # host copy, binarised as evaluated
+  test_labels: np.ndarray
+  keys: dict
+  train_step: Any
+  train_chunk: Any
+  eval_fn: Any
+
+  @property
+  def steps_per_epoch(self):
+    return self.train_images.shape[0] // self.config.batch_size
+
+  def init_state(self):
+    init = jax.jit(functools.partial(init_state, self.model, self.tx,
+                                     image_shape=self.train_images.shape[1:]),
+                   out_shardings=parallel.replicated(self.mesh))
+    return init(self.keys['init'])
+
+  def evaluate(self, params, images=None):
+    """Per-example means of every objective term on ``images`` (default: test set)."""
+    images = self.test_images if images is None else images
+    batches, mask = pad_batches(images, self.config.eval_batch_size)
+    totals = self.eval_fn(params, parallel.put_sharded(batches, self.mesh, 1),
+                          parallel.put_sharded(mask, self.mesh, 1), self.keys['eval'])
+    return {k: float(v) / images.shape[0] for k, v in jax.device_get(totals).items()}
+
+
+# Fixed seed for static binarisation: every seed of a study sees the same binary
+# data set, as in the literature's "statically binarised MNIST".
+STATIC_BINARIZATION_SEED = 1234
+
+
+def load_split(config, split):
+  images, labels = data_lib.load(config.data.name, split, data_dir=config.data.dir or None)
+  limit = config.data.num_train if split == 'train' else config.data.num_test
+  if limit:
+    images, labels = images[:limit], labels[:limit]
+  if config.data.binarize == 'static' or (split == 'test' and config.data.binarize == 'dynamic'):
+    # The test set of a dynamically binarised run is binarised once, so that
+    # evaluation is deterministic and comparable across epochs.
+    seed = STATIC_BINARIZATION_SEED + (split == 'test')
+    images = data_lib.binarize_static(images, seed)
+  return images, labels
+
+
+def build_experiment(config, mesh=None):
+  """Validates ``config`` and builds an :class:`Experiment` (loads the data)."""
+  config_lib.validate(config)
+  mesh = parallel.make_mesh() if mesh is None else mesh
+  ndev = mesh.devices.size
+  for field in ('batch_size', 'eval_batch_size'):
+    if config[field] % ndev:
+      raise config_lib.ConfigError(
+          f'config.{field}={config[field]} is not divisible by the {ndev} '
+          'devices: pick a multiple of the device count')
+  train_images, train_labels = load_split(config, 'train')
+  test_images, test_labels = load_split(config, 'test')
+  if config.batch_size > train_images.shape[0]:
+    raise config_lib.ConfigError(
+        f'config.batch_size={config.batch_size} exceeds the {train_images.shape[0]} '
+        'training images: lower it (or raise data.num_train)')
+  model = models.build_model(config, train_images.shape[1:])
+  tx = optim.make_optimizer(config)
+  obj = objective.Objective.from_config(config)
+  batch_sharding = parallel.batch_sharded(mesh)
+  train_step = make_train_step(model, tx, obj, config.data.binarize, batch_sharding)
+  names = ('init', 'train', 'order', 'eval')
+  # Made inside jit so that the keys are replicated on the mesh, one or many hosts.
+  split = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed), len(names))),
+                  out_shardings=parallel.replicated(mesh))()
+  keys = dict(zip(names, split))
+  return Experiment(
+      config=config, mesh=mesh, model=model, tx=tx, obj=obj,
+      train_images=parallel.put_replicated(train_images, mesh),
+      train_labels=train_labels, test_images=test_images, test_labels=test_labels,
+      keys=keys, train_step=train_step, train_chunk=make_train_chunk(train_step),
+      eval_fn=make_eval_fn(model, obj, batch_sharding))
+
+
+def _chunk_end(step, epoch_end, config):
+  """Next step at which to stop and log: a log or checkpoint boundary, or epoch end."""
+  ends = [epoch_end, (step // config.log_every_steps + 1) * config.log_every_steps]
+  if config.checkpoint_every_steps:
+    every = config.checkpoint_every_steps
+    ends.append((step // every + 1) * every)
+  return min(ends)
+
+
+class _Progress:
+  """A tqdm bar over images with the current loss; silent off a terminal."""
+
+  def __init__(self, total_images, done_images, enabled):
+    self.bar = None
+    if enabled and sys.stderr.isatty():
+      from tqdm import tqdm
+      self.bar = tqdm(total=total_images, initial=done_images, unit='img',
+                      unit_scale=True, dynamic_ncols=True, desc='train')
+
+  def update(self, images, loss):
+    if self.bar is not None:
+      self.bar.update(images)
+      self.bar.set_postfix(loss=f'{loss:.2f}', refresh=False)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def _check_finite(rows, start, mngr):
+  """Raises :class:`NonFiniteError` at the first step whose loss or gradients are not finite."""
+  for name in ('loss', 'grad_norm'):
+    bad = np.flatnonzero(~np.isfinite(rows[name]))
+    if bad.size:
+      last = mngr.latest_step()
+      where = (f'the last good checkpoint is step {last} in {mngr.directory}'
+               if last is not None else 'no checkpoint was written yet')
+      raise NonFiniteError(
+          f'{name} became {rows[name][bad[0]]} at step {start + int(bad[0]) + 1}; '
+          f'{where}. Lower learning_rate or check the data')
+
+
+def _image_summaries(exp, params, count=8):
+  """Test reconstructions (top: input, bottom: output) and prior samples, as [1, H, W, 1]."""
+  x = exp.test_images[:count]
+  out = exp.model.apply({'params': params}, x, exp.keys['eval'])
+  rec = np.asarray(jax.nn.sigmoid(out.logits))
+  summaries = {'reconstructions': np.concatenate(
+      [np.concatenate(list(x), 1), np.concatenate(list(rec), 1)], 0)[None]}
+  if exp.config.model.kind == 'vae':
+    z = jax.random.normal(exp.keys['eval'], (count, exp.config.latent_dim))
+    samples = np.asarray(jax.nn.sigmoid(exp.model.apply(
+        {'params': params}, z, method='decode')))
+    summaries['samples'] = np.concatenate(list(samples), 1)[None]
+  return summaries
+
+
+def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None):
+  """Trains ``config`` in ``workdir``, resuming from its last checkpoint.
+
+  Returns:
+    dict with ``state`` (the final TrainState), ``experiment`` and ``test``
+    (test-set metrics of the final parameters).
+  """
+  workdir = workdir_lib.prepare(workdir)
+  exp = build_experiment(config, mesh)
+  workdir_lib.check_or_write_config(workdir, config, allow_config_change)
+  is_main = jax.process_index() == 0
+
+  state = exp.init_state()
+  mngr = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
+                               config.max_checkpoints)
+  abstract = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+  restored = checkpointing.restore_latest(mngr, abstract)
+  if restored is not None:
+    start_step, state, _ = restored
+    logging.info('resuming %s from step %d', workdir, start_step)
+    if is_main:
+      workdir_lib.truncate_metrics(workdir, start_step)
+  else:
+    start_step = 0
+    if is_main:
+      workdir_lib.truncate_metrics(workdir, -1)
+
+  spe = exp.steps_per_epoch
+  total_steps = config.num_epochs * spe
+  log = workdir_lib.MetricsLog(workdir, tensorboard=is_main) if is_main else None
+  progress = _Progress(total_steps * config.batch_size,
+                       min(start_step, total_steps) * config.batch_size,
+                       config.progress)
+  pending = None  # metrics of the chunk in flight: fetched after the next dispatch
+
+  def flush():
+    nonlocal pending
+    if pending is None:
+      return
+    metrics, start, end = pending
+    pending = None
+    rows = jax.device_get(metrics)          # the only host sync per interval
+    _check_finite(rows, start, mngr)
+    means = {k: float(np.mean(v)) for k, v in rows.items()}
+    if log is not None:
+      log.write(end, (end - 1) // spe + 1, 'train', means)
+    progress.update((end - start) * config.batch_size, means['loss'])
+
+  step = start_step
+  order = None
+  try:
+    while step < total_steps:
+      epoch = step // spe
+      epoch_end = (epoch + 1) * spe
+      order = epoch_order(exp.keys['order'], epoch, exp.train_images.shape[0],
+                          config.batch_size)
+      while step < epoch_end:
+        end = _chunk_end(step, epoch_end, config)
+        state, metrics = exp.train_chunk(state, exp.train_images, order,
+                                         step - epoch * spe, exp.keys['train'],
+                                         num_steps=end - step)
+        flush()
+        pending = (metrics, step, end)
+        step = end
+        at_checkpoint = (config.checkpoint_every_steps
+                         and step % config.checkpoint_every_steps == 0)
+        if step == epoch_end or at_checkpoint:
+          flush()
+          if step == epoch_end:
+            test = exp.evaluate(state.params)
+            if log is not None:
+              log.write(step, epoch + 1, 'test', test)
+              if jax.process_count() == 1:
+                log.write_images(step, _image_summaries(exp, state.params))
+              log.flush()
+          checkpointing.save(mngr, step, state, {
+              'step': step, 'epoch': step / spe,
+              'config': workdir_lib.config_to_dict(config)})
+    flush()
+  finally:
+    progress.close()
+    if log is not None:
+      log.close()
+    mngr.close()
+
+  test = exp.evaluate(state.params)
+  return {'state': state, 'experiment': exp, 'test': test}
