@@ -32,6 +32,7 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
+  c.train_loop = 'auto'         # 'scan', 'python' or 'auto' (python for conv on CPU)
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'
@@ -84,6 +85,7 @@ def validate(c):
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
+  _choice('train_loop', c.train_loop, ('auto', 'scan', 'python'))
   _choice('data.name', c.data.name, data_lib.DATASETS)
   _choice('data.binarize', c.data.binarize, data_lib.BINARIZE_MODES)
   for f in ('num_epochs', 'batch_size', 'latent_dim', 'eval_batch_size',

@@ -89,22 +89,50 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
   return train_step
 
 
-def make_train_chunk(train_step):
+def make_train_chunk(train_step, loop='scan'):
   """``(state, images, order, offset, key, num_steps) -> (state, metrics[num_steps])``.
 
   ``order`` is the epoch's ``[steps_per_epoch, B]`` index matrix; rows
-  ``offset .. offset + num_steps`` are trained in one scan.
+  ``offset .. offset + num_steps`` are trained. ``loop='scan'`` runs them in
+  one ``lax.scan`` (one dispatch per chunk); ``loop='python'`` dispatches one
+  jitted step per row, still without any host sync. The two give identical
+  results; 'python' exists because XLA's CPU backend runs convolutions inside
+  a while loop about 10x slower than at top level (experiments/benchmark.py).
   """
+  if loop == 'scan':
+    def train_chunk(state, images, order, offset, key, num_steps):
+      rows = jax.lax.dynamic_slice_in_dim(order, offset, num_steps)
+
+      def body(state, idx):
+        return train_step(state, images[idx], key)
+
+      return jax.lax.scan(body, state, rows)
+
+    return jax.jit(train_chunk, donate_argnums=(0,), static_argnames='num_steps')
+
+  if loop != 'python':
+    raise ValueError(f"unknown train loop {loop!r}: use 'scan' or 'python'")
+
+  @functools.partial(jax.jit, donate_argnums=(0,))
+  def step_at(state, images, order, row, key):
+    return train_step(state, images[order[row]], key)
 
   def train_chunk(state, images, order, offset, key, num_steps):
-    rows = jax.lax.dynamic_slice_in_dim(order, offset, num_steps)
+    history = []
+    for i in range(num_steps):
+      state, metrics = step_at(state, images, order, offset + i, key)
+      history.append(metrics)
+    return state, jax.tree_util.tree_map(lambda *m: jnp.stack(m), *history)
 
-    def body(state, idx):
-      return train_step(state, images[idx], key)
+  return train_chunk
 
-    return jax.lax.scan(body, state, rows)
 
-  return jax.jit(train_chunk, donate_argnums=(0,), static_argnames='num_steps')
+def resolve_train_loop(config):
+  """'auto' picks 'python' for conv models on CPU (see make_train_chunk), else 'scan'."""
+  if config.train_loop != 'auto':
+    return config.train_loop
+  on_cpu = jax.default_backend() == 'cpu'
+  return 'python' if on_cpu and config.model.family == 'conv' else 'scan'
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -240,7 +268,8 @@ def build_experiment(config, mesh=None):
       config=config, mesh=mesh, model=model, tx=tx, obj=obj,
       train_images=parallel.put_replicated(train_images, mesh),
       train_labels=train_labels, test_images=test_images, test_labels=test_labels,
-      keys=keys, train_step=train_step, train_chunk=make_train_chunk(train_step),
+      keys=keys, train_step=train_step,
+      train_chunk=make_train_chunk(train_step, resolve_train_loop(config)),
       eval_fn=make_eval_fn(model, obj, batch_sharding))
 
 
