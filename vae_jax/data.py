@@ -7,6 +7,7 @@ tensorflow-datasets otherwise. Nothing is ever substituted silently: a missing
 or damaged file raises :class:`DataError` naming the file and the fix.
 """
 
+import functools
 import gzip
 import os
 import struct
@@ -111,12 +112,37 @@ def load(name, split, *, data_dir=None):
   if split not in SPLITS:
     raise DataError(f'unknown split {split!r}: use one of {list(SPLITS)}')
   data_dir = data_dir or os.environ.get(ENV_VAR) or None
+  return _load_cached(name, split, data_dir, _files_signature(data_dir, name, split))
+
+
+def _files_signature(data_dir, name, split):
+  """(mtime, size) of the IDX files, so an edited file is never served from cache."""
+  if not data_dir:
+    return None
+  stats = []
+  for path in idx_paths(data_dir, name, split):
+    try:
+      st = os.stat(path)
+      stats.append((st.st_mtime_ns, st.st_size))
+    except OSError:
+      stats.append(None)
+  return tuple(stats)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(name, split, data_dir, signature):
+  # Cached because a study builds dozens of models on the same four arrays;
+  # read-only so that no caller can change another's data.
   if data_dir:
     images, labels = load_idx(data_dir, name, split)
   else:
     images, labels = load_tfds(name, split)
   images = np.asarray(images).reshape(images.shape[0], 28, 28, 1)
-  return images.astype(np.float32) / 255.0, np.asarray(labels).astype(np.int32)
+  images = images.astype(np.float32) / 255.0
+  labels = np.asarray(labels).astype(np.int32)
+  images.setflags(write=False)
+  labels.setflags(write=False)
+  return images, labels
 
 
 def binarize_static(images, seed):

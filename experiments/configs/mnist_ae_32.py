@@ -1,0 +1,19 @@
+r"""Undercomplete MLP autoencoder with a wider code (32): the article's 'similar network' whose loss reaches ~0.09.
+
+Runtime on a 2-core CPU: about 2.5 s per epoch.
+
+  python -m vae_jax.main --config=experiments/configs/mnist_ae_32.py \
+      --workdir=runs/mnist_ae_32
+"""
+
+from vae_jax.config import base_config
+
+
+def get_config():
+  c = base_config()
+  c.model.kind = 'autoencoder'
+  c.model.hidden_sizes = (512,)
+  c.latent_dim = 32
+  c.num_epochs = 50
+  c.lock()
+  return c
