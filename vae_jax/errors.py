@@ -37,12 +37,15 @@ def run_absl_app(main, argv):
   absl prints the full usage text after a bad flag (e.g. an unknown
   ``--config.field``); a user only needs the line that says what was wrong.
   """
-  from absl import app, flags
+  from absl import app, flags, logging
 
   def parse(args):
     try:
-      return flags.FLAGS(args)
+      rest = flags.FLAGS(args)
     except flags.Error as e:
       exit_with(f'{str(e).splitlines()[0]} (see --help for the flags)')
+    if not flags.FLAGS['verbosity'].present:
+      logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+    return rest
 
   app.run(main, argv=argv, flags_parser=parse)

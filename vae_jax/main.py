@@ -11,7 +11,6 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from vae_jax import errors
@@ -32,8 +31,6 @@ def main(argv):
   if FLAGS.config is None or FLAGS.workdir is None:
     errors.exit_with('--config and --workdir are required, e.g. '
                      '--config=experiments/configs/mnist_vae_2d.py --workdir=/tmp/run')
-  if not FLAGS['verbosity'].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   config = FLAGS.config
   with errors.user_errors():
     if config.distributed:

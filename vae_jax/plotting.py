@@ -89,8 +89,8 @@ def grid_points(n, spacing, center=(0.0, 0.0), scale=(1.0, 1.0), limit=4.0):
 def manifold_figure(decode_fn, codes, labels, dataset, title, n=30,
                     center=(0.0, 0.0), scale=(1.0, 1.0)):
   """Scatter of codes beside two decoded n x n grids (linear and Gaussian spacing)."""
-  fig, axes = plt.subplots(1, 3, figsize=(17, 5.2),
-                           gridspec_kw={'width_ratios': [1.25, 1, 1]})
+  fig, axes = plt.subplots(1, 3, figsize=(18, 5.2),
+                           gridspec_kw={'width_ratios': [1.25, 1, 1], 'wspace': 0.5})
   scatter_codes(axes[0], codes, labels, dataset, 'codes of the test set')
   for ax, spacing in zip(axes[1:], ('linear', 'gaussian')):
     z, xs, ys = grid_points(n, spacing, center, scale)
