@@ -1,0 +1,108 @@
+"""The seed study end to end (--quick), and the vae-jax plot command."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'experiments'))
+
+import study_figures  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _env(data_dir):
+  return dict(os.environ, VAE_JAX_DATA_DIR=data_dir, TF_CPP_MIN_LOG_LEVEL='3')
+
+
+@pytest.fixture(scope='module')
+def study(tmp_path_factory, data_dir):
+  outdir = str(tmp_path_factory.mktemp('study'))
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+       f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
+      capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return outdir
+
+
+def _read_png(path):
+  import matplotlib.image as mpimg
+  return mpimg.imread(path)
+
+
+def test_every_figure_is_a_non_blank_png(study):
+  for name in study_figures.FIGURES:
+    path = os.path.join(study, 'figures', f'{name}.png')
+    assert os.path.exists(path), name
+    with open(path, 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n', name
+    pixels = _read_png(path)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100, name
+    assert np.std(pixels[..., :3]) > 0.02, f'{name} looks blank'
+
+
+def test_summary_has_every_key(study):
+  with open(os.path.join(study, 'summary.json')) as f:
+    s = json.load(f)
+  for key in ('quick', 'seeds', 'wall_seconds', 'figures', 'figures_facts', 'models',
+              'per_seed', 'table', 'claims', 'classifiers'):
+    assert key in s, key
+  assert s['quick'] is True and s['seeds'] == [0, 1]
+  assert set(s['figures']) == set(study_figures.FIGURES)
+  for dataset in ('mnist', 'fashion_mnist'):
+    for kind in ('ae_2d', 'vae_rl_only_2d', 'vae_2d', 'vae_dmax_2d'):
+      row = s['table'][dataset][kind]
+      assert row['recon']['n'] == 2 and np.isfinite(row['recon']['mean'])
+  assert s['figures_facts']['denoising']['psnr_gain_db'] == pytest.approx(
+      s['figures_facts']['denoising']['psnr_denoised_db']
+      - s['figures_facts']['denoising']['psnr_noisy_db'])
+  assert all({'claim', 'measured', 'supported'} <= set(c) for c in s['claims'])
+
+
+def test_report_lists_every_figure(study):
+  with open(os.path.join(study, 'REPORT.md')) as f:
+    report = f.read()
+  for name in study_figures.FIGURES:
+    assert f'(figures/{name}.png)' in report, name
+  assert 'QUICK' in report
+
+
+def test_second_run_reuses_finished_models(study, data_dir):
+  before = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
+            for d in os.listdir(os.path.join(study, 'models'))}
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+       f'--outdir={study}', '--quick', '--seeds=0,1', '--quiet'],
+      capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  after = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
+           for d in os.listdir(os.path.join(study, 'models'))}
+  assert before == after  # nothing retrained: no new checkpoint anywhere
+
+
+def test_plot_command_writes_figures(study, data_dir, tmp_path):
+  workdir = os.path.join(study, 'models', 'mnist_vae_2d_seed0')
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', 'plot', f'--workdir={workdir}',
+                         f'--outdir={tmp_path}'],
+                        capture_output=True, text=True, env=_env(data_dir), cwd=ROOT,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  for name in ('latent', 'manifold', 'samples', 'reconstructions'):
+    assert np.std(_read_png(os.path.join(tmp_path, f'{name}.png'))[..., :3]) > 0.02, name
+
+
+def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+       f'--outdir={tmp_path}', '--quick', '--quiet', f'--data_dir={tmp_path}/missing'],
+      capture_output=True, text=True, env=_env(str(tmp_path / 'missing')), cwd=ROOT,
+      timeout=300)
+  assert proc.returncode == 2
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and 'mnist_ae_2d' in errors[0] and 'does not exist' in errors[0]
