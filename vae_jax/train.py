@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from vae_jax import checkpointing
+from vae_jax import diagnostics
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
@@ -403,6 +404,15 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
             test = exp.evaluate(state.params)
             if log is not None:
               log.write(step, epoch + 1, 'test', test)
+            if jax.process_count() == 1:  # eager encode needs every device addressable
+              # Active units, KL per dimension; warns when the posterior collapses.
+              latent_diag = diagnostics.latent_diagnostics(
+                  exp.model, state.params, exp.test_images,
+                  per_dim=config.latent_dim <= 64)
+              warning = diagnostics.collapse_warning(latent_diag)
+              if warning:
+                logging.warning('epoch %d: %s', epoch + 1, warning)
+              log.write(step, epoch + 1, 'latent', latent_diag)
               if jax.process_count() == 1:
                 log.write_images(step, _image_summaries(exp, state.params))
               log.flush()
