@@ -79,6 +79,7 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet, table_metrics=None):
 
 def run_study(outdir, data_dir, seeds, quick, quiet=False):
   """Runs the whole study; returns the summary dict (also written to disk)."""
+  import jax
   from tqdm import tqdm
 
   started = time.perf_counter()
@@ -93,6 +94,7 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False):
     bar.set_postfix_str(f'{spec.name} seed {seed}')
     trained[(spec.name, seed)] = train_one(spec, seed, outdir, data_dir, quick, quiet,
                                            table_metrics)
+    jax.clear_caches()  # each model compiles its own functions: don't let them pile up
   first = {name: trained[(name, seeds[0])] for name, _ in trained if (name, seeds[0]) in trained}
 
   facts = {}

@@ -118,14 +118,14 @@ def truncate_metrics(workdir, last_step):
 
 
 class MetricsLog:
-  """Appends to metrics.jsonl and writes the same scalars to TensorBoard (clu)."""
+  """Appends to metrics.jsonl and writes the same scalars to TensorBoard."""
 
   def __init__(self, workdir, tensorboard=True):
     self.path = os.path.join(workdir, METRICS_FILE)
     self.writer = None
     if tensorboard:
-      from clu import metric_writers  # lazy: pulls in TensorFlow's summary ops
-      self.writer = metric_writers.SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      from vae_jax.tensorboard_writer import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
 
   def write(self, step, epoch, split, metrics):
     row = {'step': int(step), 'epoch': int(epoch), 'split': split,
