@@ -84,15 +84,18 @@ def load_tfds(name, split, tfds_data_dir=None):
   """``(images uint8 [N, H, W, 1], labels [N])`` through tensorflow-datasets."""
   import tensorflow_datasets as tfds  # imported lazily: heavy, and optional offline
   try:
-    ds = tfds.load(name, split=split, batch_size=-1, as_supervised=True,
-                   data_dir=tfds_data_dir)
+    ds = tfds.load(name, split=split, as_supervised=True, data_dir=tfds_data_dir)
+    # Fixed-size batches, not batch_size=-1: the latter aborted inside
+    # TensorFlow 2.21 (std::length_error) with TFDS 4.9.10.
+    parts = list(tfds.as_numpy(ds.batch(10_000)))
   except Exception as e:  # TFDS raises many types; re-raise with the fix.
     raise DataError(
         f'tensorflow-datasets could not load {name}/{split} ({type(e).__name__}: '
         f'{str(e).splitlines()[0] if str(e) else ""}): with no internet, set '
         f'data_dir or ${ENV_VAR} to a directory of IDX files') from e
-  images, labels = tfds.as_numpy(ds)
-  return images, labels
+  if not parts:
+    raise DataError(f'tensorflow-datasets returned no examples for {name}/{split}')
+  return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
 def load(name, split, *, data_dir=None):
