@@ -15,20 +15,31 @@ from vae_jax.workdir import WorkdirError
 
 USER_ERRORS = (ConfigError, DataError, WorkdirError, CheckpointError)
 EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3
 
 
-def exit_with(message):
+class NonFiniteError(FloatingPointError):
+  """Training produced NaN/inf; the message names the step, metric and last checkpoint."""
+
+
+def exit_with(message, code=EXIT_USER_ERROR):
   print(f'error: {message}', file=sys.stderr)
-  sys.exit(EXIT_USER_ERROR)
+  sys.exit(code)
 
 
 @contextlib.contextmanager
 def user_errors(extra=()):
-  """Turns the known user errors (and ``extra`` types) into one line + exit 2."""
+  """Turns the known user errors (and ``extra`` types) into one line + exit 2.
+
+  A non-finite loss ends with one line and exit 3: not the user's typo, but
+  not a crash of the program either.
+  """
   try:
     yield
   except USER_ERRORS + tuple(extra) as e:
     exit_with(str(e))
+  except NonFiniteError as e:
+    exit_with(str(e), EXIT_NON_FINITE)
 
 
 def run_absl_app(main, argv):

@@ -32,6 +32,7 @@ from vae_jax import diagnostics
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
+from vae_jax.errors import NonFiniteError  # noqa: F401  (part of this module's API)
 
 
 @flax.struct.dataclass
@@ -39,10 +40,6 @@ class TrainState:
   step: jax.Array   # int32 scalar: optimizer updates done so far
   params: Any
   opt_state: Any
-
-
-class NonFiniteError(FloatingPointError):
-  """Training produced NaN/inf; the message names the step, metric and last checkpoint."""
 
 
 def init_state(model, tx, key, image_shape):
@@ -82,7 +79,7 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {k: jnp.mean(v) for k, v in terms.items()}
-    metrics['grad_norm'] = optax.global_norm(grads)
+    metrics['grad_norm'] = optax.tree_utils.tree_l2_norm(grads)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, metrics
@@ -338,9 +335,10 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
     dict with ``state`` (the final TrainState), ``experiment`` and ``test``
     (test-set metrics of the final parameters).
   """
+  config_lib.validate(config)  # before anything is created on disk
   workdir = workdir_lib.prepare(workdir)
   exp = build_experiment(config, mesh)
-  workdir_lib.check_or_write_config(workdir, config, allow_config_change)
+  workdir_lib.check_config(workdir, config, allow_config_change)
   is_main = jax.process_index() == 0
 
   state = exp.init_state()
@@ -358,6 +356,8 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
     start_step = 0
     if is_main:
       workdir_lib.truncate_metrics(workdir, -1)
+  if is_main:  # only once the checkpoints are known good: a failed start changes nothing
+    workdir_lib.write_config(workdir, config)
 
   spe = exp.steps_per_epoch
   total_steps = config.num_epochs * spe

@@ -71,8 +71,8 @@ def config_differences(old, new):
           if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS}
 
 
-def check_or_write_config(workdir, config, allow_change=False):
-  """Writes config.json, refusing a different config over an existing run."""
+def check_config(workdir, config, allow_change=False):
+  """Refuses a config that differs from the run already in ``workdir``."""
   path = os.path.join(workdir, CONFIG_FILE)
   new = config_to_dict(config)
   if os.path.exists(path) and not allow_change:
@@ -85,7 +85,12 @@ def check_or_write_config(workdir, config, allow_change=False):
       raise WorkdirError(
           f'{workdir} holds a run with a different config ({shown}): use a new '
           '--workdir, or pass --allow_config_change to continue it anyway')
-  atomic_write_text(path, json.dumps(new, indent=2, sort_keys=True) + '\n')
+
+
+def write_config(workdir, config):
+  """Writes ``workdir/config.json`` atomically."""
+  text = json.dumps(config_to_dict(config), indent=2, sort_keys=True) + '\n'
+  atomic_write_text(os.path.join(workdir, CONFIG_FILE), text)
 
 
 def load_config(workdir):
