@@ -3,13 +3,15 @@
 Each notebook runs in a fresh ``python3`` kernel (ipykernel's own kernelspec;
 jupyter_client starts it with this interpreter) with the working directory
 ``notebooks/`` as a user would have it, ``$VAE_JAX_DATA_DIR`` set to the local
-data and ``$VAE_JAX_NOTEBOOK_WORKDIR`` set to a fresh temporary directory, so
+data, ``$VAE_JAX_NOTEBOOK_WORKDIR`` set to a fresh temporary directory (so
 that notebooks which keep their runs train from scratch instead of loading a
-stale run. The committed notebooks are never modified: the executed copy is
+stale run) and ``$TMPDIR`` inside the test's directory (so that the workdirs
+the notebooks make with ``tempfile`` are cleaned up with it). The committed notebooks are never modified: the executed copy is
 written to the test's temporary directory (kept by pytest for a look).
 """
 
 import os
+import sys
 import time
 
 import pytest
@@ -22,10 +24,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK_DIR = os.path.join(ROOT, 'notebooks')
 CELL_TIMEOUT_S = 300
 
-# Each takes 50-90 s on a 2-core CPU (kernel start, JAX compilation, training):
-# all are marked slow.
+# Measured on a shared 2-core CPU (kernel start, JAX compilation, training):
+# 01 37 s, 02 62-69 s, 03 53-65 s; 01 takes longer under load, so all are slow.
 NOTEBOOKS = ['01_quickstart.ipynb', '02_latent_space_walk.ipynb',
              '03_extend_a_model.ipynb']
+
+
+def _run(nb, cwd):
+  client = nbclient.NotebookClient(nb, kernel_name='python3', timeout=CELL_TIMEOUT_S,
+                                   resources={'metadata': {'path': cwd}})
+  client.execute()  # raises CellExecutionError naming the cell and its traceback
+
+
+def test_python3_kernel_runs_this_interpreter(tmp_path):
+  # The notebooks name the 'python3' kernel: ipykernel's own kernelspec, which
+  # jupyter_client launches with sys.executable (no `ipykernel install` needed).
+  nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+      'import os, sys, vae_jax\nprint(sys.executable)\nprint(os.getcwd())')])
+  _run(nb, str(tmp_path))
+  text = nb.cells[0].outputs[0].text.split()
+  assert os.path.realpath(text[0]) == os.path.realpath(sys.executable)
+  assert os.path.realpath(text[1]) == os.path.realpath(tmp_path)
 
 
 def test_every_notebook_is_listed():
@@ -49,13 +68,12 @@ def test_notebook_runs(name, data_dir, tmp_path, monkeypatch):
   # The kernel inherits this process's environment.
   monkeypatch.setenv('VAE_JAX_DATA_DIR', data_dir)
   monkeypatch.setenv('VAE_JAX_NOTEBOOK_WORKDIR', str(tmp_path / 'runs'))
+  (tmp_path / 'tmp').mkdir()
+  monkeypatch.setenv('TMPDIR', str(tmp_path / 'tmp'))
   nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
-  client = nbclient.NotebookClient(
-      nb, kernel_name='python3', timeout=CELL_TIMEOUT_S,
-      resources={'metadata': {'path': NOTEBOOK_DIR}})
   start = time.time()
   try:
-    client.execute()  # raises CellExecutionError naming the cell and traceback
+    _run(nb, NOTEBOOK_DIR)
   finally:
     nbformat.write(nb, str(tmp_path / name))
     print(f'{name}: {time.time() - start:.1f} s, executed copy {tmp_path / name}')
