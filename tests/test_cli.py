@@ -192,7 +192,7 @@ BAD_CONFIGS = [
     ('--config.data.binarize=sometimes', 'data.binarize'),
     ('--config.model.noise=salt', 'model.noise'),
     ('--config.num_epochs=0', 'num_epochs'),
-    ('--config.model.hidden_sizes=()', 'hidden_sizes'),
+    ('--config.model.conv_features=(0,)', 'conv_features'),
 ]
 
 

@@ -28,7 +28,7 @@ def base_config():
   c.iwae_samples = 1            # k of the IWAE training bound (1 = plain ELBO)
   c.eval_batch_size = 1000      # test-set chunk size for evaluation
   c.log_every_steps = 100       # train metrics fetched and written this often
-  c.checkpoint_every_steps = 0  # extra checkpoints inside an epoch (0: epoch ends only)
+  c.checkpoint_every_steps = 0  # extra checkpoints every N steps of an epoch (0: epoch ends only)
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first

@@ -55,6 +55,13 @@ def run_absl_app(main, argv):
       rest = flags.FLAGS(args)
     except flags.Error as e:
       exit_with(f'{str(e).splitlines()[0]} (see --help for the flags)')
+    except (KeyError, AttributeError) as e:
+      # ml_collections raises these for a --config.<field> the config lacks.
+      field = str(e).strip('"\'')
+      given = [a for a in args if a.startswith('--config.') and field in a]
+      exit_with(f'unknown config field {field!r}'
+                f'{f" in {given[0]}" if given else ""}: see the fields (with a comment '
+                'each) in vae_jax/config.py and the --config file')
     if not flags.FLAGS['verbosity'].present:
       logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
     return rest

@@ -5,9 +5,12 @@ in [0, 1] and returns a matplotlib Figure; the caller saves it (``save``).
 Titles say model, data set and seed; axes are labelled.
 """
 
+import sys
+
 import matplotlib
 
-matplotlib.use('Agg')  # files only: no display on servers and CI
+if 'IPython' not in sys.modules:
+  matplotlib.use('Agg')  # files only on servers and CI; notebooks keep their inline backend
 
 import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402

@@ -271,12 +271,19 @@ def build_experiment(config, mesh=None):
       eval_fn=make_eval_fn(model, obj, batch_sharding))
 
 
-def _chunk_end(step, epoch_end, config):
-  """Next step at which to stop and log: a log or checkpoint boundary, or epoch end."""
-  ends = [epoch_end, (step // config.log_every_steps + 1) * config.log_every_steps]
+def _chunk_end(step, epoch_start, epoch_end, config):
+  """Next step at which to stop and log: a log or checkpoint boundary, or the epoch end.
+
+  Boundaries count from the start of each epoch, so every epoch has the same
+  chunk lengths (log_every_steps and one remainder) and the scan compiles
+  twice, not once per distinct length; they depend only on the step, so a
+  resumed run stops where the uninterrupted one did.
+  """
+  done = step - epoch_start
+  ends = [epoch_end, epoch_start + (done // config.log_every_steps + 1) * config.log_every_steps]
   if config.checkpoint_every_steps:
     every = config.checkpoint_every_steps
-    ends.append((step // every + 1) * every)
+    ends.append(epoch_start + (done // every + 1) * every)
   return min(ends)
 
 
@@ -389,7 +396,7 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
       order = epoch_order(exp.keys['order'], epoch, exp.train_images.shape[0],
                           config.batch_size)
       while step < epoch_end:
-        end = _chunk_end(step, epoch_end, config)
+        end = _chunk_end(step, epoch * spe, epoch_end, config)
         state, metrics = exp.train_chunk(state, exp.train_images, order,
                                          step - epoch * spe, exp.keys['train'],
                                          num_steps=end - step)
@@ -397,7 +404,7 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
         pending = (metrics, step, end)
         step = end
         at_checkpoint = (config.checkpoint_every_steps
-                         and step % config.checkpoint_every_steps == 0)
+                         and (step - epoch * spe) % config.checkpoint_every_steps == 0)
         if step == epoch_end or at_checkpoint:
           flush()
           if step == epoch_end:
