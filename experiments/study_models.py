@@ -41,12 +41,12 @@ SPECS = (
         Spec('mnist_sparse_dropout_ae', 'mnist_sparse_dropout_ae', 'mnist', 15, False,
              'sparse AE (dropout)'),
         Spec('mnist_denoising_ae', 'mnist_denoising_ae', 'mnist', 15, False, 'denoising AE'),
-        Spec('mnist_conv_ae', 'mnist_conv_ae', 'mnist', 2, False, 'convolutional AE'),
-        Spec('mnist_rnn_ae', 'mnist_rnn_ae', 'mnist', 2, False, 'recurrent AE'),
-        Spec('fmnist_conv_vae_2d', 'fashion_mnist_conv_vae_2d', 'fashion_mnist', 3, False,
+        Spec('mnist_conv_ae', 'mnist_conv_ae', 'mnist', 1, False, 'convolutional AE'),
+        Spec('mnist_rnn_ae', 'mnist_rnn_ae', 'mnist', 1, False, 'recurrent AE'),
+        Spec('fmnist_conv_vae_2d', 'fashion_mnist_conv_vae_2d', 'fashion_mnist', 2, False,
              'conv VAE'),
         Spec('fmnist_conv_vae_dmax_2d', 'fashion_mnist_conv_vae_dropout_maxnorm_2d',
-             'fashion_mnist', 3, False, 'conv VAE + dropout 0.5 + max-norm 2'),
+             'fashion_mnist', 2, False, 'conv VAE + dropout 0.5 + max-norm 2'),
     ])
 BY_NAME = {s.name: s for s in SPECS}
 TABLE_KINDS = ('ae_2d', 'vae_rl_only_2d', 'vae_2d', 'vae_dmax_2d')
