@@ -1,16 +1,37 @@
-"""Orbax checkpoints of the train state, atomic, with fallback past a damaged one.
+"""Orbax checkpoints of the train state, atomic, verified, with fallback past a damaged one.
 
-Orbax writes each step into a temporary directory and renames it only once
-every file is complete, so a run killed mid-save leaves the previous
-checkpoint as the latest *complete* one. A checkpoint damaged later (a
-truncated file) fails to restore; :func:`restore_latest` then says so in one
-line and falls back to the one before it.
+Orbax writes each step into ``<step>.orbax-checkpoint-tmp`` and renames it to
+``<step>`` only once every file is complete, so a run killed mid-save leaves
+the previous checkpoint as the latest *complete* one (the tmp directory is
+not listed as a step, and is replaced when that step is saved again).
+
+Orbax does not notice every kind of later damage (orbax 0.12, OCDBT/zarr): a
+truncated file fails to restore, but a flipped byte inside an array's data
+restores silently as different numbers; and a failed read prints pages of
+tracebacks from orbax's background threads. So each checkpoint is checked
+twice, both checks written by :func:`save`:
+
+* ``<step>/vae_jax_files.sha256.json``: the SHA-256 of every file, verified
+  before orbax reads anything (a damaged checkpoint is skipped quietly);
+* ``meta['state_sha256']``: the SHA-256 of the state itself
+  (:func:`state_digest`), verified after the restore.
+
+:func:`restore_latest` skips a checkpoint that fails either check, does not
+fit the model, or does not restore, with one warning line each, and falls
+back to the one before it.
 """
 
+import hashlib
+import json
 import logging
+import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+DIGEST_KEY = 'state_sha256'
+FILES_MANIFEST = 'vae_jax_files.sha256.json'
 
 
 class CheckpointError(RuntimeError):
@@ -22,14 +43,91 @@ def manager(directory, max_to_keep=3):
   # so "the last checkpoint" in a log line is always really on disk.
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
-  return ocp.CheckpointManager(directory, options=options)
+  # Handlers registered up front so that item_metadata() can read the shapes.
+  return ocp.CheckpointManager(directory, options=options, item_handlers={
+      'state': ocp.StandardCheckpointHandler(), 'meta': ocp.JsonCheckpointHandler()})
+
+
+def _host_array(x):
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    x = x.addressable_data(0)  # the state is replicated: any shard is the whole array
+  return np.asarray(jax.device_get(x))
+
+
+def state_digest(state):
+  """SHA-256 (hex) over every leaf's path, dtype, shape and bytes."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    a = np.ascontiguousarray(_host_array(leaf))
+    h.update(f'{jax.tree_util.keystr(path)}:{a.dtype.str}:{a.shape}'.encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
+
+
+def _step_dir(mngr, step):
+  return os.path.join(str(mngr.directory), str(step))
+
+
+def _file_digests(step_dir):
+  """{relative path: sha256} of every file of a checkpoint but the manifest."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, step_dir)
+      if rel == FILES_MANIFEST:
+        continue
+      h = hashlib.sha256()
+      with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+          h.update(block)
+      out[rel] = h.hexdigest()
+  return out
+
+
+def _write_files_manifest(step_dir):
+  digests = _file_digests(step_dir)
+  path = os.path.join(step_dir, FILES_MANIFEST)
+  with open(path + '.tmp', 'w') as f:
+    json.dump(digests, f, indent=1, sort_keys=True)
+  os.replace(path + '.tmp', path)
+
+
+def _check_files(step_dir):
+  """None if the files match their manifest (or there is none), else what differs."""
+  path = os.path.join(step_dir, FILES_MANIFEST)
+  if not os.path.exists(path):
+    return None  # written by an older version, or killed between commit and manifest
+  try:
+    with open(path) as f:
+      expected = json.load(f)
+  except (OSError, ValueError) as e:
+    return f'its {FILES_MANIFEST} is unreadable ({type(e).__name__})'
+  found = _file_digests(step_dir)
+  for rel in sorted(expected):
+    if rel not in found:
+      return f'{rel} is missing'
+    if found[rel] != expected[rel]:
+      return f'{rel} does not match the checksum written with it'
+  return None
 
 
 def save(mngr, step, state, meta):
-  """Saves ``state`` (a pytree) and ``meta`` (JSON) as checkpoint ``step``."""
-  mngr.save(int(step), args=ocp.args.Composite(
+  """Saves ``state`` (a pytree) and ``meta`` (JSON) as checkpoint ``step``.
+
+  ``meta`` is stored with the state's digest added under :data:`DIGEST_KEY`;
+  once orbax has committed the step, the checksums of its files are written
+  beside them.
+  """
+  meta = {**meta, DIGEST_KEY: state_digest(state)}
+  saved = mngr.save(int(step), args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
   mngr.wait_until_finished()
+  if not saved:  # orbax skips, silently, a step at or below its latest one
+    raise RuntimeError(f'checkpoint {step} was not written: {mngr.directory} '
+                       f'already holds step {mngr.latest_step()}')
+  if jax.process_index() == 0:
+    _write_files_manifest(_step_dir(mngr, step))
 
 
 def restore(mngr, step, abstract_state):
@@ -38,21 +136,110 @@ def restore(mngr, step, abstract_state):
   return out['state'], out['meta']
 
 
-def restore_latest(mngr, abstract_state, warn=logging.warning):
+def _key_name(k):
+  for attr in ('name', 'key', 'idx'):
+    if hasattr(k, attr):
+      return str(getattr(k, attr))
+  return str(k)
+
+
+def _shapes(tree):
+  return {'.'.join(_key_name(k) for k in path): (tuple(leaf.shape), np.dtype(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _misfit(mngr, step, abstract_state):
+  """None if checkpoint ``step`` holds arrays of the shapes asked for, else the first difference.
+
+  Checked before restoring: orbax would fail half-way through, with pages of
+  tracebacks from its background threads.
+  """
+  try:
+    stored = _shapes(mngr.item_metadata(step)['state'])
+  except Exception:  # no readable metadata: let the restore itself decide
+    return None
+  wanted = _shapes(abstract_state)
+  for name in sorted(set(stored) | set(wanted), key=lambda n: (not n.startswith('params'), n)):
+    if name not in stored:
+      return f'{name} is not in the checkpoint'
+    if name not in wanted:
+      return f'the checkpoint has {name}, the model does not'
+    if stored[name] != wanted[name]:
+      (s_shape, s_dtype), (w_shape, w_dtype) = stored[name], wanted[name]
+      return (f'{name} is {s_dtype}{list(s_shape)} in the checkpoint, '
+              f'{w_dtype}{list(w_shape)} in the model')
+  return None
+
+
+def _move_aside(mngr, step, directory):
+  """Moves checkpoint ``step`` into ``directory`` (never over an existing one)."""
+  os.makedirs(directory, exist_ok=True)
+  dst, n = os.path.join(directory, str(step)), 1
+  while os.path.exists(dst):
+    dst, n = os.path.join(directory, f'{step}.{n}'), n + 1
+  os.rename(_step_dir(mngr, step), dst)
+  return dst
+
+
+def _short(e):
+  """``Type: first sentence`` of an exception, at most ~160 characters."""
+  text = str(e).strip().split('\n')[0].split('. ')[0]
+  text = f'{type(e).__name__}: {text}' if text else type(e).__name__
+  return text if len(text) <= 160 else text[:157] + '...'
+
+
+def restore_latest(mngr, abstract_state, warn=logging.warning, set_aside=None):
   """``(step, state, meta)`` of the newest checkpoint that restores, or None.
+
+  A checkpoint whose files do not match their checksums, whose arrays do not
+  fit ``abstract_state``, that fails to restore, or whose restored state does
+  not match its digest is skipped with one warning line. With ``set_aside``
+  (a directory), the skipped checkpoints newer than the one restored are
+  moved there: left in place, they would make orbax skip saving those steps
+  again (it saves nothing at or below its latest step). Nothing is moved when
+  no checkpoint restores.
 
   Raises :class:`CheckpointError` when checkpoints exist but none restores:
   training on from scratch would silently discard the run.
   """
   steps = sorted(mngr.all_steps(), reverse=True)
+  skipped = []  # (step, why), newest first
+  misfits = []
   for step in steps:
+    problem = _check_files(_step_dir(mngr, step))
+    if problem:
+      skipped.append((step, f'is damaged ({problem})'))
+      continue
+    problem = _misfit(mngr, step, abstract_state)
+    if problem:
+      skipped.append((step, f'does not fit the model ({problem})'))
+      misfits.append(problem)
+      continue
     try:
       state, meta = restore(mngr, step, abstract_state)
       jax.block_until_ready(state)
-      return step, state, meta
     except Exception as e:  # orbax/tensorstore raise many types on bad bytes
-      warn(f'checkpoint {step} in {mngr.directory} is unreadable '
-           f'({type(e).__name__}); trying an older one')
+      skipped.append((step, f'is unreadable ({_short(e)})'))
+      continue
+    # Checkpoints written before the digest existed have none to check.
+    if DIGEST_KEY in meta and state_digest(state) != meta[DIGEST_KEY]:
+      skipped.append((step, 'is damaged (its arrays do not match the checksum '
+                            'saved with them)'))
+      continue
+    for bad, why in skipped:
+      moved = f'; moved it to {_move_aside(mngr, bad, set_aside)}' if set_aside else ''
+      warn(f'checkpoint {bad} in {mngr.directory} {why}{moved}; using checkpoint '
+           f'{step} instead')
+    if skipped and set_aside:
+      mngr.reload()
+    return step, state, meta
+  for bad, why in skipped:
+    warn(f'checkpoint {bad} in {mngr.directory} {why}')
+  if steps and len(misfits) == len(steps):
+    raise CheckpointError(
+        f'no checkpoint in {mngr.directory} fits the model of this config '
+        f'({misfits[0]}): a run cannot continue across this config change; '
+        'use a new --workdir')
   if steps:
     raise CheckpointError(
         f'no checkpoint in {mngr.directory} could be restored (steps {steps}): '

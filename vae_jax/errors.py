@@ -54,7 +54,15 @@ def run_absl_app(main, argv):
     try:
       rest = flags.FLAGS(args)
     except flags.Error as e:
-      exit_with(f'{str(e).splitlines()[0]} (see --help for the flags)')
+      lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+      if len(lines) > 1 and lines[0].endswith(':'):
+        # A config file whose get_config() raised: the message holds a
+        # traceback; its last line says what went wrong.
+        lines[0] = f'{lines[0]} {lines[-1]}'
+      exit_with(f'{lines[0] if lines else type(e).__name__} (see --help for the flags)')
+    except SyntaxError as e:  # ml_collections imports a --config file while parsing
+      exit_with(f'cannot load config file {e.filename}: {e.msg} at line {e.lineno}: '
+                'fix the file')
     except (KeyError, AttributeError) as e:
       # ml_collections raises these for a --config.<field> the config lacks.
       field = str(e).strip('"\'')

@@ -9,7 +9,6 @@ line on stderr that names the problem and the fix, and exit status 2.
 
 import sys
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
@@ -25,13 +24,34 @@ flags.DEFINE_bool('allow_config_change', False,
 flags.DEFINE_bool('quiet', False, 'No progress bar.')
 
 
+def load_config():
+  """``FLAGS.config``, or one line and exit 2 when the file cannot be loaded.
+
+  ml_collections records a failed load (missing file, syntax error, an
+  exception in get_config) at parse time and raises it, with two tracebacks,
+  at the first access.
+  """
+  try:
+    config = FLAGS.config
+    config.keys()  # the first access raises a deferred load failure
+  except Exception as e:  # OSError for a missing file; anything get_config raises
+    path = config_flags.get_config_filename(FLAGS['config'])
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    cause = e.__cause__ or e.__context__
+    reason = (f'{type(cause).__name__}: {cause}' if cause is not None
+              and not isinstance(cause, OSError) else (lines[-1] if lines else type(e).__name__))
+    errors.exit_with(f'cannot load --config={path} ({reason}): pass an existing '
+                     'config file, e.g. --config=experiments/configs/mnist_vae_2d.py')
+  return config
+
+
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments {argv[1:]}: pass options as --flag=value')
-  if FLAGS.config is None or FLAGS.workdir is None:
+    errors.exit_with(f'unexpected arguments {argv[1:]}: pass options as --flag=value')
+  if FLAGS['config'].value is None or FLAGS.workdir is None:
     errors.exit_with('--config and --workdir are required, e.g. '
                      '--config=experiments/configs/mnist_vae_2d.py --workdir=/tmp/run')
-  config = FLAGS.config
+  config = load_config()
   with errors.user_errors():
     if config.distributed:
       from vae_jax import distributed

@@ -312,17 +312,40 @@ class _Progress:
       self.bar.close()
 
 
+def _last_good(mngr):
+  last = mngr.latest_step()
+  return (f'the last good checkpoint is step {last} in {mngr.directory}'
+          if last is not None else 'no checkpoint was written yet')
+
+
 def _check_finite(rows, start, mngr):
   """Raises :class:`NonFiniteError` at the first step whose loss or gradients are not finite."""
   for name in ('loss', 'grad_norm'):
     bad = np.flatnonzero(~np.isfinite(rows[name]))
     if bad.size:
-      last = mngr.latest_step()
-      where = (f'the last good checkpoint is step {last} in {mngr.directory}'
-               if last is not None else 'no checkpoint was written yet')
       raise NonFiniteError(
           f'{name} became {rows[name][bad[0]]} at step {start + int(bad[0]) + 1}; '
-          f'{where}. Lower learning_rate or check the data')
+          f'{_last_good(mngr)}. Lower learning_rate or check the data')
+
+
+@jax.jit
+def _all_finite(tree):
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _check_state_finite(state, step, mngr):
+  """Raises :class:`NonFiniteError` rather than checkpoint non-finite parameters.
+
+  A step's loss and gradients can be finite while its update overflows (a
+  huge learning rate): without this check that state would be saved and
+  later named as the last good checkpoint.
+  """
+  if not bool(_all_finite((state.params, state.opt_state))):
+    raise NonFiniteError(
+        f'parameters became non-finite at step {step}; {_last_good(mngr)}. '
+        'Lower learning_rate or check the data')
 
 
 def _image_summaries(exp, params, count=8):
@@ -358,7 +381,11 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
                                config.max_checkpoints)
   abstract = jax.tree_util.tree_map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-  restored = checkpointing.restore_latest(mngr, abstract)
+  # Damaged checkpoints newer than the restored one are moved aside, so that
+  # their steps can be saved again (one process only: it moves the files).
+  restored = checkpointing.restore_latest(
+      mngr, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
+                                 if jax.process_count() == 1 else None))
   if restored is not None:
     start_step, state, _ = restored
     logging.info('resuming %s from step %d', workdir, start_step)
@@ -412,6 +439,7 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
                          and (step - epoch * spe) % config.checkpoint_every_steps == 0)
         if step == epoch_end or at_checkpoint:
           flush()
+          _check_state_finite(state, step, mngr)  # before it is evaluated or saved
           if step == epoch_end:
             test = exp.evaluate(state.params)
             if log is not None:

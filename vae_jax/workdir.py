@@ -15,6 +15,8 @@ import ml_collections
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
 CHECKPOINT_DIR = 'checkpoints'
+# Damaged checkpoints newer than the one a run resumed from are moved here.
+DAMAGED_CHECKPOINT_DIR = 'checkpoints_damaged'
 # Fields a rerun may change without invalidating the checkpoints: they set how
 # long or how verbosely to train, not what is trained.
 RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
