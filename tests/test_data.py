@@ -2,23 +2,14 @@
 
 import gzip
 import os
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from conftest import write_idx
 from vae_jax import data
-
-
-def write_idx(path, array, magic=None):
-  array = np.asarray(array, np.uint8)
-  magic = magic if magic is not None else (0x803 if array.ndim == 3 else 0x801)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  header = struct.pack('>I', magic) + struct.pack(f'>{array.ndim}I', *array.shape)
-  with gzip.open(path, 'wb') as f:
-    f.write(header + array.tobytes())
 
 
 def make_set(root, n=6, labels=None, name='mnist', split='train'):
@@ -106,10 +97,12 @@ os.environ.pop('VAE_JAX_DATA_DIR', None)
 import numpy as np
 import tensorflow_datasets as tfds
 from vae_jax import data
-with tfds.testing.mock_data(num_examples=7):
-  x, y = data.load('fashion_mnist', 'test')
-assert x.shape == (7, 28, 28, 1) and x.dtype == np.float32, (x.shape, x.dtype)
-assert 0.0 <= x.min() and x.max() <= 1.0 and y.dtype == np.int32 and y.shape == (7,)
+for name, split in [('mnist', 'train'), ('fashion_mnist', 'test')]:
+  with tfds.testing.mock_data(num_examples=7):
+    x, y = data.load(name, split)
+  assert x.shape == (7, 28, 28, 1) and x.dtype == np.float32, (x.shape, x.dtype)
+  assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.0, (x.min(), x.max())
+  assert y.dtype == np.int32 and y.shape == (7,) and 0 <= y.min() and y.max() <= 9
 print('ok')
 """
 

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import losses, models
+from vae_jax import losses, models, objective
+from vae_jax.config import base_config
 
 
 def test_gaussian_kl_matches_numpy_closed_form():
@@ -51,13 +52,17 @@ def test_bernoulli_gradient_is_finite_at_extreme_logits():
   assert np.all(np.isfinite(g)) and np.allclose(g, [[1.0, -1.0]])
 
 
-def test_gaussian_log_likelihood_matches_numpy():
+@pytest.mark.parametrize('var', [0.3, 1.0, 4.0])
+def test_gaussian_log_likelihood_matches_numpy_and_scipy(var):
   rng = np.random.default_rng(1)
   mu, x = rng.normal(size=(3, 4, 4, 1)), rng.normal(size=(3, 4, 4, 1))
-  var = 0.3
   expected = np.sum(-0.5 * ((x - mu) ** 2 / var + np.log(2 * np.pi * var)), axis=(1, 2, 3))
   got = losses.gaussian_log_likelihood(jnp.asarray(mu), jnp.asarray(x), var)
+  assert got.shape == (3,)
   np.testing.assert_allclose(got, expected, rtol=1e-5)
+  stats = pytest.importorskip('scipy.stats')
+  ref = stats.norm.logpdf(x, loc=mu, scale=np.sqrt(var)).sum(axis=(1, 2, 3))
+  np.testing.assert_allclose(got, ref, rtol=1e-5)
 
 
 def test_gradients_reach_mean_and_logvar_through_reparameterisation():
@@ -73,6 +78,45 @@ def test_gradients_reach_mean_and_logvar_through_reparameterisation():
   np.testing.assert_allclose(g_mean, 2 * z, rtol=1e-5)
   np.testing.assert_allclose(g_logvar, 2 * z * eps * 0.5 * jnp.exp(0.5 * logvar), rtol=1e-5)
   assert np.all(np.abs(g_logvar) > 0)
+
+
+def test_reparameterisation_gradients_match_finite_differences():
+  key = jax.random.key(4)
+  mean, logvar = jnp.array([[0.3, -0.8, 1.1]]), jnp.array([[0.1, -1.5, 0.7]])
+
+  def f(m, lv):  # a nonlinear function of z
+    return jnp.sum(jnp.sin(models.reparameterize(key, m, lv)))
+
+  g_mean, g_logvar = jax.grad(f, argnums=(0, 1))(mean, logvar)
+  h = 1e-2
+  for i in range(3):
+    e = jnp.zeros_like(mean).at[0, i].set(h)
+    fd_mean = (f(mean + e, logvar) - f(mean - e, logvar)) / (2 * h)
+    fd_logvar = (f(mean, logvar + e) - f(mean, logvar - e)) / (2 * h)
+    assert float(g_mean[0, i]) == pytest.approx(float(fd_mean), rel=1e-3, abs=1e-4)
+    assert float(g_logvar[0, i]) == pytest.approx(float(fd_logvar), rel=1e-3, abs=1e-4)
+  assert np.all(np.abs(g_logvar) > 1e-4) and np.all(np.abs(g_mean) > 1e-4)
+
+
+def test_vae_loss_gradient_reaches_both_mean_and_logvar_heads():
+  # The posterior layer is Dense(2 * latent_dim): columns [:D] give the mean,
+  # [D:] the log-variance. Both must receive gradient from the ELBO, the
+  # log-variance through the sampled z (reconstruction) and the KL.
+  c = base_config()
+  c.model.hidden_sizes, c.latent_dim = (16,), 3
+  model = models.build_model(c)
+  x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+  params = model.init(jax.random.key(1), x, jax.random.key(2))['params']
+  obj = objective.Objective.from_config(c)
+
+  def recon_and_kl(p):
+    t = objective.loss_terms(model, p, x, x, jax.random.key(3), obj, train=True)
+    return jnp.mean(t['recon']), jnp.mean(t['kl'])
+
+  for part in (0, 1):
+    g = jax.grad(lambda p: recon_and_kl(p)[part])(params)['posterior']['kernel']
+    assert np.all(np.linalg.norm(g[:, :3], axis=0) > 0), 'no gradient to the mean'
+    assert np.all(np.linalg.norm(g[:, 3:], axis=0) > 0), 'no gradient to the logvar'
 
 
 def test_iwae_bound_with_one_sample_is_the_log_weight():

@@ -47,6 +47,49 @@ def test_max_norm_projects_kernels_and_leaves_biases():
   np.testing.assert_allclose(new['bias'], 9.0 - 0.1)
 
 
+def test_max_norm_below_the_bound_changes_nothing():
+  params = {'kernel': jnp.full((4, 3), 0.1)}
+  tx = optax.chain(optax.sgd(0.1), optim.max_norm(2.0))
+  grads = {'kernel': jnp.ones((4, 3))}
+  updates, _ = tx.update(grads, tx.init(params), params)
+  np.testing.assert_allclose(optax.apply_updates(params, updates)['kernel'], 0.0, atol=1e-7)
+
+
+def test_max_norm_optimizer_on_model_parameters():
+  # make_optimizer as training builds it: Adam, then max-norm. After an update
+  # every kernel (dense [in, out], conv [h, w, in, out]) has unit norms ≤ c;
+  # biases get exactly Adam's update.
+  c = base_config()
+  c.model.max_norm, c.learning_rate, c.model.hidden_sizes = 0.5, 0.05, (16,)
+  model = models.build_model(c)
+  x = jnp.ones((2, 28, 28, 1))
+  params = jax.jit(model.init)(jax.random.key(0), x, jax.random.key(1))['params']
+  params = dict(params, conv={'kernel': jnp.ones((3, 3, 4, 8)), 'bias': jnp.ones((8,))})
+  params = jax.tree_util.tree_map(lambda p: p * 3.0 + 0.2, params)  # start outside the ball
+  grads = jax.tree_util.tree_map(lambda p: jnp.ones_like(p) * 0.5, params)
+
+  @jax.jit
+  def one_update(params, grads):
+    out = []
+    for tx in (optim.make_optimizer(c), optax.adam(c.learning_rate)):
+      out.append(optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0]))
+    return out
+
+  new, plain = one_update(params, grads)
+  kernels = 0
+  for (path, p), q in zip(jax.tree_util.tree_flatten_with_path(new)[0],
+                          jax.tree_util.tree_leaves(plain), strict=True):
+    if p.ndim >= 2:
+      kernels += 1
+      norms = np.sqrt(np.sum(np.square(p), axis=tuple(range(p.ndim - 1))))
+      assert norms.shape == (p.shape[-1],)
+      assert np.all(norms <= 0.5 * (1 + 1e-5)), jax.tree_util.keystr(path)
+      assert np.all(norms > 0.49), 'projection should land on the sphere'
+    else:
+      np.testing.assert_array_equal(p, q, err_msg=jax.tree_util.keystr(path))
+  assert kernels == 5  # encoder, posterior, decoder x2, conv
+
+
 def test_logvar_clamp_keeps_kl_finite_for_huge_encoder_outputs():
   c = base_config()
   c.model.hidden_sizes, c.latent_dim = (8,), 2
