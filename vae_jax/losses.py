@@ -40,9 +40,13 @@ def gaussian_kl_per_dim(mean, logvar):
 def bernoulli_log_likelihood(logits, targets):
   """log p(targets | logits) under independent Bernoullis, summed per example.
 
-  Uses log-sigmoid, so it stays finite for |logits| up to at least 1e4, and it
-  accepts grey values in [0, 1] as targets (the cross-entropy the article's
-  Keras examples minimise).
+  Written as ``t * l - softplus(l)``, the same function as
+  ``t log σ(l) + (1 - t) log σ(-l)`` (log σ(l) = l - softplus(l) and
+  log σ(-l) = -softplus(l)) with one ``log1p(exp(-|l|))`` instead of two: it
+  stays finite for |logits| up to at least 1e4, its gradient is ``t - σ(l)``,
+  and the training step is ~6% faster on CPU (docs/performance.md). Targets
+  may be grey values in [0, 1] (the cross-entropy the article's Keras
+  examples minimise).
 
   Args:
     logits: ``[B, ...]`` decoder logits.
@@ -51,7 +55,7 @@ def bernoulli_log_likelihood(logits, targets):
   Returns:
     ``[B]`` log-likelihood in nats (≤ 0 for binary targets).
   """
-  ll = targets * jax.nn.log_sigmoid(logits) + (1.0 - targets) * jax.nn.log_sigmoid(-logits)
+  ll = targets * logits - jax.nn.softplus(logits)
   return _sum_trailing(ll)
 
 
