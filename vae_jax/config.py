@@ -22,6 +22,7 @@ def base_config():
   c.num_epochs = 50             # passes over the training set
   c.batch_size = 128            # global batch, split over all devices
   c.learning_rate = 1e-3        # Adam step size
+  c.lr_schedule = 'constant'    # 'constant', or 'cosine': decayed to 0 over num_epochs
   c.latent_dim = 2              # size of the code z
   c.kl_weight = 1.0             # β on the KL term (0 = reconstruction-only VAE)
   c.kl_warmup_steps = 0         # linear warm-up of β over this many steps
@@ -32,7 +33,7 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
-  c.train_loop = 'auto'         # 'scan', 'python' or 'auto' (python for conv on CPU)
+  c.train_loop = 'auto'         # 'scan' (jitted loop per chunk), 'python' (dispatch per step), 'auto' = scan
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'
@@ -86,6 +87,7 @@ def validate(c):
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
   _choice('train_loop', c.train_loop, ('auto', 'scan', 'python'))
+  _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
   _choice('data.name', c.data.name, data_lib.DATASETS)
   _choice('data.binarize', c.data.binarize, data_lib.BINARIZE_MODES)
   for f in ('num_epochs', 'batch_size', 'latent_dim', 'eval_batch_size',

@@ -70,7 +70,7 @@ def restore_checkpoint(workdir):
 
   config = workdir_lib.load_config(workdir)
   model = models.build_model(config, IMAGE_SHAPE)
-  tx = optim.make_optimizer(config)
+  tx = optim.make_optimizer(config, total_steps=1)  # only its state's structure is used
   abstract = jax.eval_shape(
       functools.partial(train_lib.init_state, model, tx, image_shape=IMAGE_SHAPE),
       jax.random.key(0))

@@ -41,9 +41,24 @@ def max_norm(max_value):
   return optax.GradientTransformation(init_fn, update_fn)
 
 
-def make_optimizer(config):
-  """Adam at ``config.learning_rate``; max-norm when ``config.model.max_norm > 0``."""
-  parts = [optax.adam(config.learning_rate)]
+def learning_rate(config, total_steps=None):
+  """``config.learning_rate``, constant or cosine-decayed to 0 over ``total_steps``.
+
+  The cosine schedule reads the step from Adam's own count, so a resumed run
+  continues it exactly; extending ``num_epochs`` of a cosine run stretches the
+  rest of the schedule.
+  """
+  schedule = config.get('lr_schedule', 'constant')  # absent in older runs
+  if schedule == 'constant':
+    return config.learning_rate
+  if not total_steps:
+    raise ValueError("lr_schedule='cosine' needs total_steps (the run's number of steps)")
+  return optax.cosine_decay_schedule(config.learning_rate, total_steps)
+
+
+def make_optimizer(config, total_steps=None):
+  """Adam (see :func:`learning_rate`); max-norm when ``config.model.max_norm > 0``."""
+  parts = [optax.adam(learning_rate(config, total_steps))]
   if config.model.max_norm > 0:
     parts.append(max_norm(config.model.max_norm))
   return optax.chain(*parts)

@@ -79,7 +79,7 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {k: jnp.mean(v) for k, v in terms.items()}
-    metrics['grad_norm'] = optax.tree_utils.tree_l2_norm(grads)
+    metrics['grad_norm'] = optax.tree_utils.tree_norm(grads)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, metrics
@@ -258,7 +258,8 @@ def build_experiment(config, mesh=None):
         f'config.batch_size={config.batch_size} exceeds the {train_images.shape[0]} '
         'training images: lower it (or raise data.num_train)')
   model = models.build_model(config, train_images.shape[1:])
-  tx = optim.make_optimizer(config)
+  total_steps = train_images.shape[0] // config.batch_size * config.num_epochs
+  tx = optim.make_optimizer(config, total_steps)
   obj = objective.Objective.from_config(config)
   batch_sharding = parallel.batch_sharded(mesh)
   train_step = make_train_step(model, tx, obj, config.data.binarize, batch_sharding)

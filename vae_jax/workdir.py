@@ -23,6 +23,14 @@ RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
                               'log_every_steps', 'checkpoint_every_steps',
                               'max_checkpoints'})
 
+# Fields added to the config after runs were made, with the value those older
+# runs implicitly used: their config.json reads as if it had them.
+ADDED_FIELDS = {'lr_schedule': 'constant'}
+
+
+def _with_added_fields(d):
+  return {**ADDED_FIELDS, **d}
+
 
 class WorkdirError(ValueError):
   """The workdir cannot be used as asked; the message names the fix."""
@@ -68,7 +76,7 @@ def _flatten(d, prefix=''):
 
 def config_differences(old, new):
   """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`."""
-  a, b = _flatten(old), _flatten(new)
+  a, b = _flatten(_with_added_fields(old)), _flatten(new)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
           if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS}
 
@@ -102,7 +110,7 @@ def load_config(workdir):
     raise WorkdirError(f'{workdir} has no {CONFIG_FILE}: it is not a vae_jax '
                        'run directory; pass the --workdir you trained in')
   with open(path) as f:
-    d = json.load(f)
+    d = _with_added_fields(json.load(f))
   for key in ('hidden_sizes', 'conv_features'):
     d['model'][key] = tuple(d['model'][key])
   return ml_collections.ConfigDict(d)
