@@ -81,10 +81,23 @@ def plot(argv):
         f'reconstructions to {outdir}')
 
 
-def _run_absl_module(module, argv, prog):
-  from vae_jax import errors
-  mod = __import__(f'vae_jax.{module}', fromlist=['main'])
-  errors.run_absl_app(mod.main, [prog] + argv)
+HELP_FLAGS = ('-h', '--help', '--helpshort')
+
+
+def train(argv):
+  """``python -m vae_jax.main`` under the name ``vae-jax train``."""
+  from vae_jax import errors, main as train_main
+  if any(a in HELP_FLAGS for a in argv):
+    # absl's --help describes sys.modules['__main__'], here the console-script
+    # shim with no docstring and no flags: describe vae_jax.main instead.
+    from absl import flags
+    doc = train_main.__doc__.replace('python -m vae_jax.main', 'vae-jax train')
+    print(f'usage: vae-jax train --config=FILE --workdir=DIR [--config.FIELD=VALUE ...]\n'
+          f'{doc}\nflags:\n{flags.FLAGS.module_help(train_main)}\n\n'
+          'Every config field (commented in vae_jax/config.py) can be set with '
+          '--config.FIELD=VALUE.')
+    return
+  errors.run_absl_app(train_main.main, ['vae-jax train'] + argv)
 
 
 def main(argv=None):
@@ -98,9 +111,10 @@ def main(argv=None):
     return 0 if argv else 2
   command, rest = argv[0], argv[1:]
   if command == 'train':
-    _run_absl_module('main', rest, 'vae-jax train')
+    train(rest)
   elif command == 'evaluate':
-    _run_absl_module('evaluate', rest, 'vae-jax evaluate')
+    from vae_jax import evaluate
+    evaluate.main(rest, prog='vae-jax evaluate')
   elif command == 'plot':
     plot(rest)
   elif command == 'reproduce':
@@ -111,7 +125,12 @@ def main(argv=None):
             'install with pip install -e . from a clone', file=sys.stderr)
       return 2
     sys.argv = ['vae-jax reproduce'] + rest
-    runpy.run_path(script, run_name='__main__')
+    try:
+      runpy.run_path(script, run_name='__main__')
+    except SystemExit as e:
+      if any(a in HELP_FLAGS for a in rest) and e.code == 1:
+        return 0  # absl ends --help with status 1; help asked for is not an error
+      raise
   else:
     print(f'error: unknown subcommand {command!r}: use one of {", ".join(SUBCOMMANDS)}',
           file=sys.stderr)

@@ -307,10 +307,14 @@ def format_result(r):
       f'  note: {r["note"]}'])
 
 
-def main(argv=None):
+def main(argv=None, prog='python -m vae_jax.evaluate'):
   parser = argparse.ArgumentParser(
-      prog='python -m vae_jax.evaluate',
-      description='Test ELBO and IWAE-k bound of a trained VAE workdir.')
+      prog=prog,
+      description='Test ELBO and IWAE-k bound of a trained VAE workdir.',
+      epilog=(f'example:\n  {prog} --workdir=runs/mnist_vae_2d --iwae_samples=5000\n'
+              'prints -ELBO and the IWAE-k NLL in nats and bits/dim and writes them '
+              'to <workdir>/eval_iwae5000.json'),
+      formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--workdir', required=True, help='the run directory trained in')
   parser.add_argument('--iwae_samples', type=int, default=5000, help='k (default 5000)')
   parser.add_argument('--num_examples', type=int, default=0,

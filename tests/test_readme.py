@@ -1,0 +1,177 @@
+"""README.md stays true: every command in it is run (here, shrunk to seconds, by
+tests/test_reproduce.py, or by .ci/run), its Python examples execute, and each
+``vae-jax`` subcommand's ``--help`` shows an example.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, TINY_FLAGS, cli_env
+
+with open(os.path.join(ROOT, 'README.md')) as _f:
+  README = _f.read()
+
+# Where each README command runs. A new command in the README fails
+# test_every_readme_command_runs_somewhere until it is added here and run.
+RUN_HERE = ('python -m vae_jax.main ', 'vae-jax evaluate ', 'vae-jax plot ',
+            'tensorboard --logdir=', 'python -m vae_jax.evaluate')
+RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
+RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
+                         'python experiments/publish_study.py ')
+RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
+# Installs of accelerator wheels: they need a GPU/TPU host, which CI is not.
+NOT_RUN = ('pip install -U "jax[cuda12]"', 'pip install -U "jax[tpu]"')
+ENV_PREFIX = re.compile(r'^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*')
+
+
+def code_blocks(language):
+  return re.findall(rf'```{language}\n(.*?)```', README, re.S)
+
+
+def readme_commands():
+  """Every shell command in README.md: bash blocks (split at ``&&``, comments
+  dropped) and inline spans starting with python, vae-jax, tensorboard or pip."""
+  commands = []
+  for block in code_blocks('bash'):
+    for line in block.replace('\\\n', ' ').splitlines():
+      line = re.sub(r'(^|\s)#.*$', '', line).strip()
+      commands += [c.strip() for c in line.split('&&') if c.strip()]
+  prose = re.sub(r'```.*?```', '', README, flags=re.S)
+  commands += re.findall(r'`((?:python|vae-jax|tensorboard|pip) [^`]*)`', prose)
+  return commands
+
+
+def without_env(command):
+  return ENV_PREFIX.sub('', command)
+
+
+def readme_command(prefix):
+  """The README's first command (environment assignments dropped) starting with ``prefix``."""
+  found = [without_env(c) for c in readme_commands() if without_env(c).startswith(prefix)]
+  assert found, f'README.md has no command starting with {prefix!r}'
+  return found[0]
+
+
+def test_the_command_list_is_parsed():
+  # Guards the checks below against a parser that finds nothing.
+  commands = [without_env(c) for c in readme_commands()]
+  assert 'pip install -e ".[dev]"' in commands
+  assert any(c.startswith('vae-jax plot ') for c in commands)
+  assert len(commands) >= 8
+
+
+def test_every_readme_command_runs_somewhere():
+  known = RUN_HERE + RUN_BY_CI + RUN_BY_TEST_REPRODUCE + RUN_BY_TEST_BENCHMARK + NOT_RUN
+  orphans = [c for c in readme_commands() if not without_env(c).startswith(known)]
+  assert not orphans, f'README commands no test runs (add them to tests/test_readme.py): {orphans}'
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+  with open(os.path.join(ROOT, '.ci', 'run')) as f:
+    ci = f.read()
+  for command in RUN_BY_CI:
+    assert command in ci, command
+    assert command in [without_env(c) for c in readme_commands()], command
+
+
+def vae_jax_executable():
+  exe = shutil.which('vae-jax')
+  assert exe, 'the vae-jax console script is not on PATH: pip install -e ".[dev]"'
+  return exe
+
+
+def run(argv, data_dir, timeout=300):
+  proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env(data_dir),
+                        cwd=ROOT, timeout=timeout)
+  assert proc.returncode == 0, f'{shlex.join(argv)}\n{proc.stderr[-3000:]}'
+  return proc
+
+
+def test_quickstart_commands_run_in_order(tmp_path, data_dir):
+  workdir = str(tmp_path / 'run')
+  readme_workdir = re.search(r'--workdir=(\S+)', readme_command('python -m vae_jax.main ')).group(1)
+
+  def argv(prefix):
+    args = shlex.split(readme_command(prefix).replace(readme_workdir, workdir))
+    return [sys.executable, *args[1:]] if args[0] == 'python' else args
+
+  # Training: the README command with the tiny run's flags (seconds, not minutes).
+  train = argv('python -m vae_jax.main ') + TINY_FLAGS
+  assert 'test: ' in run(train, data_dir).stdout
+
+  evaluate = [a.replace('--iwae_samples=5000', '--iwae_samples=20')
+              for a in argv('vae-jax evaluate ')]
+  assert '--iwae_samples=20' in evaluate
+  evaluate[0] = vae_jax_executable()
+  assert 'NLL (IWAE-20)' in run(evaluate, data_dir).stdout
+  assert os.path.exists(os.path.join(workdir, 'eval_iwae20.json'))
+
+  module_form = readme_command('python -m vae_jax.evaluate').split()
+  run([sys.executable, *module_form[1:], f'--workdir={workdir}', '--iwae_samples=5',
+       '--num_examples=50'], data_dir)
+
+  plot = argv('vae-jax plot ')
+  plot[0] = vae_jax_executable()
+  run(plot, data_dir)
+  for name in ('latent', 'manifold', 'samples', 'reconstructions'):
+    assert os.path.getsize(os.path.join(workdir, 'figures', f'{name}.png')) > 1000, name
+
+  # `tensorboard --logdir=D` serves D; --inspect reads the same events and exits.
+  tensorboard = argv('tensorboard --logdir=')
+  tensorboard[0] = shutil.which('tensorboard') or pytest.fail('tensorboard is not installed')
+  report = run(tensorboard[:1] + ['--inspect'] + tensorboard[1:], data_dir).stdout
+  scalars = report.split('scalars', 1)[1]
+  assert re.search(r'num_steps\s+[1-9]', scalars), report
+  assert re.search(r'images\s+first_step', report), report
+
+
+def test_python_examples_run(tmp_path, data_dir):
+  library, add_model = code_blocks('python')
+  assert "config.data.dir = '../shared/datasets'" in library and 'config.num_epochs = 5' in library
+  shrunk = (library
+            .replace("'../shared/datasets'", repr(data_dir))
+            .replace("'/tmp/vae'", repr(str(tmp_path / 'vae')))
+            .replace('config.num_epochs = 5',
+                     'config.num_epochs = 1; config.data.num_train = 512; '
+                     'config.data.num_test = 200; config.batch_size = 64; '
+                     'config.progress = False'))
+  check = '''
+assert images.shape == (16, 28, 28, 1) and mean.shape == (200, 2), (images.shape, mean.shape)
+model = models.build_model(config)
+params = model.init(jax.random.key(0), exp.test_images[:2], jax.random.key(1))
+widths = {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2}
+assert {1024, 512} <= widths, widths  # the registered wide_mlp family was built
+print('families ok')
+'''
+  script = tmp_path / 'readme_example.py'
+  script.write_text(shrunk + add_model + check)
+  proc = run([sys.executable, str(script)], data_dir)
+  assert "'elbo'" in proc.stdout and 'families ok' in proc.stdout
+
+
+@pytest.mark.parametrize('subcommand', ['train', 'evaluate', 'plot', 'reproduce'])
+def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', subcommand, '--help'],
+                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = proc.stdout
+  assert '--workdir' in text or '--outdir' in text
+  example = {'train': 'vae-jax train --config=experiments/configs/',
+             'evaluate': 'vae-jax evaluate --workdir=',
+             'plot': 'vae-jax plot --workdir=',
+             'reproduce': 'reproduce_seed.py --outdir='}[subcommand]
+  assert example in text, text
+
+
+def test_top_level_help_lists_every_subcommand_with_an_example():
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', '--help'],
+                        capture_output=True, text=True, cwd=ROOT, timeout=60)
+  assert proc.returncode == 0
+  for name in ('train', 'evaluate', 'plot', 'reproduce'):
+    assert f'vae-jax {name} --' in proc.stdout, name
