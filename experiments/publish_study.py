@@ -23,6 +23,7 @@ BEGIN, END = '<!-- study:begin -->', '<!-- study:end -->'
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('outdir', 'runs/study', 'A finished study (not --quick).')
+flags.DEFINE_string('root', ROOT, 'The checkout whose README.md and docs/ are updated.')
 
 
 def readme_section(s):
@@ -55,16 +56,18 @@ def main(argv):
   with open(os.path.join(FLAGS.outdir, 'summary.json')) as f:
     summary = json.load(f)
   if summary['quick']:
-    sys.exit('error: this is a --quick study; publish a full run')
+    print(f'error: {FLAGS.outdir} is a --quick study: publish a full run '
+          '(reproduce_seed.py without --quick)', file=sys.stderr)
+    sys.exit(2)
   summary['train_seconds_total'] = sum(
       r['train_seconds'] for per_seed in summary['per_seed'].values()
       for r in per_seed.values())
-  figdir = os.path.join(ROOT, 'docs', 'figures')
+  figdir = os.path.join(FLAGS.root, 'docs', 'figures')
   os.makedirs(figdir, exist_ok=True)
   for name in study_figures.FIGURES:
     shutil.copy(os.path.join(FLAGS.outdir, 'figures', f'{name}.png'), figdir)
-  shutil.copy(os.path.join(FLAGS.outdir, 'summary.json'), os.path.join(ROOT, 'docs', 'study_summary.json'))
-  readme = os.path.join(ROOT, 'README.md')
+  shutil.copy(os.path.join(FLAGS.outdir, 'summary.json'), os.path.join(FLAGS.root, 'docs', 'study_summary.json'))
+  readme = os.path.join(FLAGS.root, 'README.md')
   with open(readme) as f:
     text = f.read()
   start, end = text.index(BEGIN), text.index(END) + len(END)

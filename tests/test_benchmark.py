@@ -2,10 +2,13 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
 import pytest
+
+from test_readme import readme_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'experiments', 'benchmark.py')
@@ -18,7 +21,11 @@ def _rate_ok(rate):
 
 def _run(tmp_path, data_dir, *extra):
   out = tmp_path / 'bench.json'
-  proc = subprocess.run([sys.executable, SCRIPT, '--quick', f'--json={out}',
+  # The README's command, made --quick, writing its JSON into tmp_path.
+  readme = shlex.split(readme_command('python experiments/benchmark.py '))
+  assert os.path.join(ROOT, readme[1]) == SCRIPT, readme
+  flags = [a for a in readme[2:] if not a.startswith('--json')]
+  proc = subprocess.run([sys.executable, SCRIPT, *flags, '--quick', f'--json={out}',
                          f'--data_dir={data_dir}', *extra],
                         capture_output=True, text=True, timeout=600, cwd=ROOT,
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))

@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 
 import study_figures  # noqa: E402
+from test_readme import readme_command  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +27,12 @@ def _env(data_dir):
 @pytest.fixture(scope='module')
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
+  # The README's main command, made --quick, in a temporary outdir.
+  readme = shlex.split(readme_command('python experiments/reproduce_seed.py '))
+  assert readme[:2] == ['python', 'experiments/reproduce_seed.py'], readme
+  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+      [sys.executable, os.path.join(ROOT, readme[1]), *flags,
        f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -106,3 +114,41 @@ def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
   assert proc.returncode == 2
   errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and 'mnist_ae_2d' in errors[0] and 'does not exist' in errors[0]
+
+
+def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(study, tmp_path):
+  readme = shlex.split(readme_command('python experiments/publish_study.py '))
+  publish = [sys.executable, os.path.join(ROOT, readme[1])]
+  root = tmp_path / 'checkout'
+  (root / 'docs').mkdir(parents=True)
+  shutil.copy(os.path.join(ROOT, 'README.md'), root / 'README.md')
+  before = (root / 'README.md').read_text()
+
+  proc = subprocess.run(publish + [f'--outdir={study}', f'--root={root}'],
+                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert proc.returncode == 2 and proc.stderr.startswith('error: ') and '--quick' in proc.stderr
+  assert (root / 'README.md').read_text() == before
+
+  # A copy of the quick study marked as full stands in for a full run.
+  full = tmp_path / 'full'
+  shutil.copytree(os.path.join(study, 'figures'), full / 'figures')
+  with open(os.path.join(study, 'summary.json')) as f:
+    summary = json.load(f)
+  summary['quick'] = False
+  (full / 'summary.json').write_text(json.dumps(summary))
+  proc = subprocess.run(publish + [f'--outdir={full}', f'--root={root}'],
+                        capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  after = (root / 'README.md').read_text()
+  begin, end = '<!-- study:begin -->', '<!-- study:end -->'
+  assert after.split(begin)[0] == before.split(begin)[0]
+  assert after.split(end)[1] == before.split(end)[1]
+  section = after.split(begin)[1].split(end)[0]
+  for claim in summary['claims']:
+    assert claim['claim'] in section
+  links = re.findall(r'!\[(\w+)\]\(docs/figures/(\w+)\.png\)', section)
+  assert sorted(a for a, _ in links) == sorted(study_figures.FIGURES)
+  for name in study_figures.FIGURES:
+    assert (root / 'docs' / 'figures' / f'{name}.png').read_bytes() == (
+        full / 'figures' / f'{name}.png').read_bytes()
+  assert json.loads((root / 'docs' / 'study_summary.json').read_text()) == summary
