@@ -1,6 +1,7 @@
 """Likelihood evaluation: IWAE bound vs ELBO, a closed-form check, the CLI, restoring."""
 
 import functools
+import io
 import json
 import math
 import os
@@ -122,6 +123,29 @@ def test_chunking_does_not_change_per_example_values():
   c = evaluate.iwae_per_example(model, params, x[:40], jax.random.key(3),
                                 example_chunk=7, **kw)
   np.testing.assert_array_equal(a['iwae'], c['iwae'])
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+@pytest.mark.parametrize('is_terminal', [True, False])
+def test_progress_bar_on_a_terminal_only_and_numbers_unchanged(monkeypatch, is_terminal):
+  model, params, x, _ = _linear_gaussian(perturbed=True)
+  kw = dict(num_samples=50, likelihood=GAUSS_LL, sample_chunk=20, example_chunk=16)
+  quiet = evaluate.iwae_per_example(model, params, x, jax.random.key(3), **kw)
+  stderr = _Terminal() if is_terminal else io.StringIO()
+  monkeypatch.setattr(sys, 'stderr', stderr)
+  shown = evaluate.iwae_per_example(model, params, x, jax.random.key(3), progress=True, **kw)
+  np.testing.assert_array_equal(quiet['iwae'], shown['iwae'])
+  text = stderr.getvalue()
+  if is_terminal:
+    final = text.replace('\r', '\n').strip().splitlines()[-1]
+    assert final.startswith('IWAE-50: 100%') and f'{len(x)}/{len(x)}' in final, final
+    assert f'nll={-np.mean(shown["iwae"]):.2f}' in final, final
+  else:
+    assert text == ''
 
 
 def test_evaluate_likelihood_units():

@@ -153,7 +153,7 @@ def _accumulate(params, x, mean, logvar, example_keys, chunk_index, lse, recon_s
 
 def iwae_per_example(model, params, images, key, *, num_samples,
                      likelihood='bernoulli', gaussian_variance=1.0,
-                     example_chunk=50, sample_chunk=100):
+                     example_chunk=50, sample_chunk=100, progress=False):
   """Per-example ELBO and IWAE-k bound (nats), as numpy arrays ``[N]``.
 
   Args:
@@ -166,6 +166,8 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     likelihood: 'bernoulli', 'gaussian' (sigmoid mean, ``gaussian_variance``)
       or a function ``(decoder_output [B, ...], targets [B, ...]) -> [B]``.
     example_chunk, sample_chunk: chunk sizes; memory grows with their product.
+    progress: show a bar over the images (ETA, images/s, running NLL) when
+      stderr is a terminal.
 
   Returns:
     ``{'elbo': [N], 'iwae': [N]}``: ELBO = mean_i log p(x|z_i) - KL(q||p),
@@ -179,6 +181,10 @@ def iwae_per_example(model, params, images, key, *, num_samples,
   example_chunk = max(1, min(example_chunk, n))
   sample_chunk = max(1, min(sample_chunk, num_samples))
   elbo, iwae = [], []
+  bar = None
+  if progress and sys.stderr.isatty():
+    from tqdm import tqdm
+    bar = tqdm(total=n, unit='img', dynamic_ncols=True, desc=f'IWAE-{num_samples}')
   for start in range(0, n, example_chunk):
     x = images[start:start + example_chunk]
     valid = x.shape[0]
@@ -200,6 +206,11 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     kl = losses.gaussian_kl(mean, logvar)
     elbo.append(np.asarray(recon_sum / num_samples - kl)[:valid])
     iwae.append(np.asarray(lse - math.log(num_samples))[:valid])
+    if bar is not None:
+      bar.update(valid)
+      bar.set_postfix(nll=f'{-np.mean(np.concatenate(iwae)):.2f}', refresh=False)
+  if bar is not None:
+    bar.close()
   return {'elbo': np.concatenate(elbo).astype(np.float64),
           'iwae': np.concatenate(iwae).astype(np.float64)}
 
@@ -210,7 +221,8 @@ def _stderr(values):
 
 def evaluate_likelihood(model, params, images, key, *, num_samples,
                         likelihood='bernoulli', gaussian_variance=1.0,
-                        binarize=None, example_chunk=50, sample_chunk=100):
+                        binarize=None, example_chunk=50, sample_chunk=100,
+                        progress=False):
   """Means over ``images`` of the ELBO and IWAE-k bound, in nats and bits/dim.
 
   Same arguments as :func:`iwae_per_example`; ``binarize`` (the data variant:
@@ -225,7 +237,8 @@ def evaluate_likelihood(model, params, images, key, *, num_samples,
   """
   per = iwae_per_example(model, params, images, key, num_samples=num_samples,
                          likelihood=likelihood, gaussian_variance=gaussian_variance,
-                         example_chunk=example_chunk, sample_chunk=sample_chunk)
+                         example_chunk=example_chunk, sample_chunk=sample_chunk,
+                         progress=progress)
   num_dims = int(np.prod(np.shape(images)[1:]))
   per_bit = 1.0 / (num_dims * math.log(2.0))
   elbo, iwae = float(np.mean(per['elbo'])), float(np.mean(per['iwae']))
@@ -255,7 +268,7 @@ DATA_NOTES = {
 
 
 def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
-                     data_dir=None, example_chunk=50, sample_chunk=100):
+                     data_dir=None, example_chunk=50, sample_chunk=100, progress=False):
   """Restores ``workdir``'s latest checkpoint and evaluates its test likelihood.
 
   The test set is the one the run was evaluated on during training (same
@@ -282,7 +295,7 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
       likelihood=config.model.likelihood,
       gaussian_variance=config.model.gaussian_variance,
       binarize=config.data.binarize, example_chunk=example_chunk,
-      sample_chunk=sample_chunk)
+      sample_chunk=sample_chunk, progress=progress)
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
                 seed=seed, seconds=time.time() - start,
                 note=DATA_NOTES[config.data.binarize])
@@ -327,6 +340,8 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
   parser.add_argument('--sample_chunk', type=int, default=100, help='samples per chunk')
   parser.add_argument('--out', default=None,
                       help='JSON output (default <workdir>/eval_iwae<k>[_n<N>].json)')
+  parser.add_argument('--quiet', action='store_true',
+                      help='no progress bar (there is none off a terminal either)')
   args = parser.parse_args(argv)
   for name in ('iwae_samples', 'example_chunk', 'sample_chunk'):
     if getattr(args, name) < 1:
@@ -339,7 +354,7 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
     result = evaluate_workdir(
         args.workdir, num_samples=args.iwae_samples, num_examples=args.num_examples,
         seed=args.seed, data_dir=args.data_dir, example_chunk=args.example_chunk,
-        sample_chunk=args.sample_chunk)
+        sample_chunk=args.sample_chunk, progress=not args.quiet)
     out = args.out or default_output_path(args.workdir, args.iwae_samples,
                                           args.num_examples)
     try:
