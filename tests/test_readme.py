@@ -93,42 +93,62 @@ def run(argv, data_dir, timeout=300):
   return proc
 
 
-def test_quickstart_commands_run_in_order(tmp_path, data_dir):
-  workdir = str(tmp_path / 'run')
-  readme_workdir = re.search(r'--workdir=(\S+)', readme_command('python -m vae_jax.main ')).group(1)
+def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_dir):
+  """Each README training command runs with the tiny run's flags (seconds, not
+  minutes) in a temporary workdir; then each evaluate/plot/tensorboard command
+  runs on the workdir it names, IWAE-5000 shrunk to IWAE-20."""
+  commands = [without_env(c) for c in readme_commands()]
+  workdirs = {}  # README's --workdir -> its temporary stand-in
 
-  def argv(prefix):
-    args = shlex.split(readme_command(prefix).replace(readme_workdir, workdir))
-    return [sys.executable, *args[1:]] if args[0] == 'python' else args
+  def argv(command):
+    args = shlex.split(command)
+    for i, a in enumerate(args):
+      if a.startswith(('--workdir=', '--logdir=')):
+        flag, path = a.split('=', 1)
+        base = path.removesuffix('/tensorboard')
+        assert base in workdirs, f'README uses {path}, which no README training command makes'
+        args[i] = f'{flag}={workdirs[base]}{path[len(base):]}'
+    if args[0] == 'python':
+      args[0] = sys.executable
+    elif args[0] == 'vae-jax':
+      args[0] = vae_jax_executable()
+    return args
 
-  # Training: the README command with the tiny run's flags (seconds, not minutes).
-  train = argv('python -m vae_jax.main ') + TINY_FLAGS
-  assert 'test: ' in run(train, data_dir).stdout
+  trains = [c for c in commands if c.startswith('python -m vae_jax.main ')]
+  for command in trains:
+    readme_workdir = re.search(r'--workdir=(\S+)', command).group(1)
+    workdirs[readme_workdir] = str(tmp_path / os.path.basename(readme_workdir))
+    assert 'test: ' in run(argv(command) + TINY_FLAGS, data_dir).stdout
 
-  evaluate = [a.replace('--iwae_samples=5000', '--iwae_samples=20')
-              for a in argv('vae-jax evaluate ')]
-  assert '--iwae_samples=20' in evaluate
-  evaluate[0] = vae_jax_executable()
-  assert 'NLL (IWAE-20)' in run(evaluate, data_dir).stdout
-  assert os.path.exists(os.path.join(workdir, 'eval_iwae20.json'))
+  evaluations = [c for c in commands if c.startswith(('vae-jax evaluate ', 'python -m vae_jax.evaluate '))]
+  for command in evaluations:
+    assert '--iwae_samples=5000' in command, command
+    args = [a.replace('--iwae_samples=5000', '--iwae_samples=20') for a in argv(command)]
+    assert 'NLL (IWAE-20)' in run(args, data_dir).stdout
+    workdir = next(a.split('=', 1)[1] for a in args if a.startswith('--workdir='))
+    assert os.path.exists(os.path.join(workdir, 'eval_iwae20.json'))
 
+  # The inline `python -m vae_jax.evaluate` (module form, no arguments shown).
   module_form = readme_command('python -m vae_jax.evaluate').split()
-  run([sys.executable, *module_form[1:], f'--workdir={workdir}', '--iwae_samples=5',
-       '--num_examples=50'], data_dir)
+  run([sys.executable, *module_form[1:], f'--workdir={next(iter(workdirs.values()))}',
+       '--iwae_samples=5', '--num_examples=50'], data_dir)
 
-  plot = argv('vae-jax plot ')
-  plot[0] = vae_jax_executable()
-  run(plot, data_dir)
-  for name in ('latent', 'manifold', 'samples', 'reconstructions'):
-    assert os.path.getsize(os.path.join(workdir, 'figures', f'{name}.png')) > 1000, name
+  plots = [c for c in commands if c.startswith('vae-jax plot ')]
+  for command in plots:
+    args = argv(command)
+    run(args, data_dir)
+    workdir = next(a.split('=', 1)[1] for a in args if a.startswith('--workdir='))
+    for name in ('latent', 'manifold', 'samples', 'reconstructions'):
+      assert os.path.getsize(os.path.join(workdir, 'figures', f'{name}.png')) > 1000, name
 
   # `tensorboard --logdir=D` serves D; --inspect reads the same events and exits.
-  tensorboard = argv('tensorboard --logdir=')
-  tensorboard[0] = shutil.which('tensorboard') or pytest.fail('tensorboard is not installed')
-  report = run(tensorboard[:1] + ['--inspect'] + tensorboard[1:], data_dir).stdout
-  scalars = report.split('scalars', 1)[1]
-  assert re.search(r'num_steps\s+[1-9]', scalars), report
-  assert re.search(r'images\s+first_step', report), report
+  for command in [c for c in commands if c.startswith('tensorboard --logdir=')]:
+    args = argv(command)
+    args[0] = shutil.which('tensorboard') or pytest.fail('tensorboard is not installed')
+    report = run(args[:1] + ['--inspect'] + args[1:], data_dir).stdout
+    assert re.search(r'num_steps\s+[1-9]', report.split('scalars', 1)[1]), report
+    assert re.search(r'images\s+first_step', report), report
+  assert trains and evaluations and plots  # guards against a parser that finds none
 
 
 def test_python_examples_run(tmp_path, data_dir):
