@@ -1,0 +1,24 @@
+"""The package is a regular package that a non-editable install ships whole."""
+
+import importlib.util
+import os
+import re
+
+import setuptools
+
+from conftest import ROOT
+
+
+def test_vae_jax_is_a_regular_package_that_setuptools_finds():
+  # pyproject uses packages.find (not find_namespace): without __init__.py a
+  # wheel built from the checkout would contain no vae_jax at all.
+  spec = importlib.util.find_spec('vae_jax')
+  assert spec.origin and spec.origin.endswith(os.path.join('vae_jax', '__init__.py'))
+  assert 'vae_jax' in setuptools.find_packages(ROOT, include=['vae_jax*'])
+
+
+def test_version_matches_pyproject():
+  import vae_jax
+  with open(os.path.join(ROOT, 'pyproject.toml')) as f:
+    declared = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
+  assert vae_jax.__version__ == declared
