@@ -54,6 +54,7 @@ def test_a_cosine_run_resumed_from_an_earlier_checkpoint_is_bit_identical(tmp_pa
   b_dir = tmp_path / 'b'
   train.train_and_evaluate(c, str(b_dir))
   # Forget the last epoch's checkpoint, as if the run had died before saving it.
+  assert sorted(os.listdir(b_dir / 'checkpoints')) == ['16', '8']
   shutil.rmtree(b_dir / 'checkpoints' / '16')
   b = train.train_and_evaluate(c, str(b_dir))
   for x, y in zip(jax.tree_util.tree_leaves(a['state']), jax.tree_util.tree_leaves(b['state']),
@@ -79,3 +80,13 @@ def test_runs_made_before_the_schedule_existed_read_as_constant(tmp_path, data_d
   assert workdir_lib.load_config(str(tmp_path)).lr_schedule == 'constant'
   with pytest.raises(workdir_lib.WorkdirError, match="lr_schedule: 'constant' -> 'cosine'"):
     workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine'))
+
+
+def test_changing_num_epochs_of_a_cosine_run_is_refused(tmp_path, data_dir):
+  # num_epochs is resumable for a constant rate, but it sets a cosine decay's length.
+  workdir_lib.write_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine'))
+  with pytest.raises(workdir_lib.WorkdirError, match='num_epochs: 1 -> 3'):
+    workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine',
+                                                        num_epochs=3))
+  workdir_lib.write_config(str(tmp_path), tiny_config(data_dir))
+  workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, num_epochs=3))

@@ -33,7 +33,7 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
-  c.train_loop = 'auto'         # 'scan' (jitted loop per chunk), 'python' (dispatch per step), 'auto' = scan
+  c.train_loop = 'auto'         # 'scan' (jitted chunks), 'python' (per step) or 'auto' (= scan)
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'

@@ -45,8 +45,8 @@ def learning_rate(config, total_steps=None):
   """``config.learning_rate``, constant or cosine-decayed to 0 over ``total_steps``.
 
   The cosine schedule reads the step from Adam's own count, so a resumed run
-  continues it exactly; extending ``num_epochs`` of a cosine run stretches the
-  rest of the schedule.
+  continues it exactly. Its length comes from ``num_epochs``, so changing
+  ``num_epochs`` of a cosine run is refused like any other config change.
   """
   schedule = config.get('lr_schedule', 'constant')  # absent in older runs
   if schedule == 'constant':

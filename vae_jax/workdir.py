@@ -75,10 +75,14 @@ def _flatten(d, prefix=''):
 
 
 def config_differences(old, new):
-  """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`."""
+  """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`
+  (except ``num_epochs`` of a cosine-schedule run, which sets the decay)."""
   a, b = _flatten(_with_added_fields(old)), _flatten(new)
+  resumable = RESUMABLE_FIELDS
+  if 'cosine' in (a.get('lr_schedule'), b.get('lr_schedule')):
+    resumable = resumable - {'num_epochs'}  # the schedule's length depends on it
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-          if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS}
+          if a.get(k) != b.get(k) and k not in resumable}
 
 
 def check_config(workdir, config, allow_change=False):
