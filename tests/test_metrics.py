@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import classifier, diagnostics, metrics, models
+from vae_jax import classifier, diagnostics, metrics, models, samplers
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = os.environ.get('VAE_JAX_DATA_DIR') or str(REPO.parent / 'shared' / 'datasets')
@@ -50,12 +50,33 @@ def test_jump_scores_worse_continuity_than_smooth():
   assert 1.0 <= smooth['path_jump_ratio'] < 2.0
 
 
-def test_constant_decoder_is_perfectly_even():
+def test_constant_decoder_cannot_win_continuity():
+  """A decoder that ignores z varies by 0 everywhere: that is not "continuous", it is degenerate."""
   const = lambda z: np.full((len(z), 4), 0.5)
   out = metrics.continuity_metrics(const, CODES, jax.random.key(0), num_paths=10,
                                    num_perturb=10)
-  assert out['path_step_mean'] == 0 and out['path_jump_ratio'] == pytest.approx(1.0)
-  assert out['lipschitz_mean'] == 0
+  assert out['path_step_mean'] == 0 and out['lipschitz_mean'] == 0
+  assert out['path_jump_ratio'] == np.inf
+  assert out['global_slope'] == 0 and out['lipschitz_p99_relative'] == np.inf
+
+
+def test_blur_does_not_win_the_scale_free_scores():
+  """Shrinking a decoder's variation 10x (blur) shrinks the raw Lipschitz 10x, not the scale-free scores."""
+  key = jax.random.key(2)
+  kw = dict(num_paths=100, num_perturb=1000, perturb_scale=0.05)
+  smooth = metrics.continuity_metrics(smooth_decoder, CODES, key, **kw)
+  blurred = metrics.continuity_metrics(lambda z: 0.5 + 0.1 * (smooth_decoder(z) - 0.5),
+                                       CODES, key, **kw)
+  jump = metrics.continuity_metrics(jump_decoder, CODES, key, **kw)
+  assert blurred['lipschitz_p99'] == pytest.approx(0.1 * smooth['lipschitz_p99'], rel=1e-6)
+  for k in ('lipschitz_p99_relative', 'path_jump_ratio'):
+    assert blurred[k] == pytest.approx(smooth[k], rel=1e-6), k
+  # A decoder with a cliff scores worse than the blurred one on the path ratio.
+  assert jump['path_jump_ratio'] > 2 * blurred['path_jump_ratio'], (jump, blurred)
+  # A linear decoder's local and global slopes are of one size.
+  linear = metrics.continuity_metrics(lambda z: np.asarray(z) @ PATTERN, CODES, key, **kw)
+  assert 0.5 < linear['lipschitz_p99_relative'] < 2.0, linear
+  assert linear['path_jump_ratio'] == pytest.approx(1.0, abs=1e-4)  # float32 decoding
 
 
 def test_metrics_are_invariant_to_the_latent_scale():
@@ -69,8 +90,8 @@ def test_metrics_are_invariant_to_the_latent_scale():
     assert b[k] == pytest.approx(a[k], rel=1e-3), k
   norm_a = metrics.fit_normalizer(CODES)
   norm_b = metrics.fit_normalizer(CODES * scale)
-  prior_a = metrics.fitted_gaussian_samples(key, norm_a, 300)
-  prior_b = metrics.fitted_gaussian_samples(key, norm_b, 300)
+  prior_a = norm_a.denormalize(RNG.normal(size=(300, 2)))
+  prior_b = norm_b.denormalize(metrics.fit_normalizer(CODES).normalize(prior_a))
   ha = metrics.hole_metrics(prior_a, CODES, key)
   hb = metrics.hole_metrics(prior_b, CODES * scale, key)
   for k in ('hole_share', 'nn_distance_ratio'):
@@ -111,7 +132,7 @@ def test_holes_between_clusters():
   """Codes in two far clusters: a prior that fills the gap between them finds holes."""
   two = np.concatenate([RNG.normal(size=(1000, 2)) * 0.1 - 1,
                         RNG.normal(size=(1000, 2)) * 0.1 + 1])
-  fitted = metrics.fitted_gaussian_samples(jax.random.key(1), metrics.fit_normalizer(two), 1000)
+  fitted = samplers.make_sampler('gaussian', two, None)(jax.random.key(1), 1000)
   mixture = two[RNG.integers(0, 2000, 1000)] + RNG.normal(size=(1000, 2)) * 0.02
   holes = metrics.hole_metrics(fitted, two, jax.random.key(0))['hole_share']
   none = metrics.hole_metrics(mixture, two, jax.random.key(0))['hole_share']
@@ -145,21 +166,24 @@ def test_latent_space_metrics_runs_and_is_deterministic(kind):
   train_x = rng.random((300, 28, 28, 1), dtype=np.float32)
   test_x = rng.random((100, 28, 28, 1), dtype=np.float32)
   train_y, test_y = rng.integers(0, 10, 300), rng.integers(0, 10, 100)
-  kw = dict(num_train=200, num_test=80, num_prior=100, num_paths=10, path_steps=16,
+  kw = dict(num_train=200, num_test=80, num_samples=100, num_paths=10, path_steps=16,
             num_perturb=30, num_reference=100)
   clf = lambda images: np.asarray(images).reshape(len(images), -1)[:, :10] * 5
-  a = metrics.latent_space_metrics(model, params, kind, train_x, train_y, test_x, test_y,
-                                   clf, jax.random.key(0), **kw)
-  b = metrics.latent_space_metrics(model, params, kind, train_x, train_y, test_x, test_y,
-                                   clf, jax.random.key(0), **kw)
-  assert a == b
+  feats = lambda images: np.asarray(images).reshape(len(images), -1)[:, ::40]
+  run = lambda key, **extra: metrics.latent_space_metrics(
+      model, params, train_x, train_y, test_x, test_y, key, **kw, **extra)
+  a = run(jax.random.key(0), classifier_fn=clf, features_fn=feats)
+  assert a == run(jax.random.key(0), classifier_fn=clf, features_fn=feats)
   assert all(isinstance(v, float) and np.isfinite(v) for v in a.values()), a
-  for k in ('path_jump_ratio', 'lipschitz_mean', 'hole_share', 'confident_share',
-            'knn_accuracy', 'path_confident_share', 'code_scale'):
+  for k in ('path_jump_ratio', 'lipschitz_p99_relative', 'knn_accuracy',
+            'path_confident_share', 'code_scale'):
     assert k in a
-  c = metrics.latent_space_metrics(model, params, kind, train_x, train_y, test_x, test_y,
-                                   None, jax.random.key(1), **kw)
-  assert 'confident_share' not in c and c['lipschitz_mean'] != a['lipschitz_mean']
+  for sampler in samplers.SAMPLERS:   # every sampler scored the same way
+    for k in ('hole_share', 'confident_share', 'frechet_distance', 'precision', 'recall'):
+      assert f'{sampler}/{k}' in a, (sampler, k)
+  c = run(jax.random.key(1))
+  assert 'prior/confident_share' not in c and 'prior/frechet_distance' not in c
+  assert 'prior/hole_share' in c and c['lipschitz_mean'] != a['lipschitz_mean']
 
 
 # ----------------------------------------------------------------------------

@@ -50,11 +50,14 @@ class MLPClassifier(nn.Module):
   num_classes: int = NUM_CLASSES
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, features: bool = False):
+    """Class logits, or with ``features=True`` the last hidden layer's activations."""
     h = x.reshape((x.shape[0], -1))
     for size in self.hidden_sizes:
       h = nn.relu(nn.Dense(size)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    if features:
+      return h
     return nn.Dense(self.num_classes)(h)
 
 
@@ -124,17 +127,21 @@ def train(train_images, train_labels, cfg: ClassifierConfig = ClassifierConfig()
   return params
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _logits(model, params, x):
-  return model.apply({'params': params}, x)
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _apply(model, params, x, features):
+  return model.apply({'params': params}, x, features=features)
 
 
-def predict_logits(model, params, images, batch_size=2000):
-  """Class logits ``[N, 10]`` (numpy) of ``images [N, 28, 28, 1]`` in [0, 1], batched."""
+def predict_logits(model, params, images, batch_size=2000, features=False):
+  """Class logits ``[N, 10]`` (numpy) of ``images [N, 28, 28, 1]`` in [0, 1], batched.
+
+  With ``features=True``: the last hidden layer's activations ``[N, H]`` instead.
+  """
   images = np.asarray(images, np.float32)
-  outs = [np.asarray(_logits(model, params, jnp.asarray(images[i:i + batch_size])))
+  outs = [np.asarray(_apply(model, params, jnp.asarray(images[i:i + batch_size]), features))
           for i in range(0, images.shape[0], batch_size)]
-  return np.concatenate(outs) if outs else np.zeros((0, NUM_CLASSES), np.float32)
+  width = model.hidden_sizes[-1] if features else model.num_classes
+  return np.concatenate(outs) if outs else np.zeros((0, width), np.float32)
 
 
 def accuracy(model, params, images, labels):
@@ -148,6 +155,12 @@ def make_logits_fn(params, meta_or_cfg=None):
   cfg = _as_config(meta_or_cfg)
   model = cfg.model()
   return lambda images: predict_logits(model, params, images)
+
+
+def make_features_fn(params, meta_or_cfg=None):
+  """``images -> penultimate activations [N, 512]``: the feature space of sample quality."""
+  model = _as_config(meta_or_cfg).model()
+  return lambda images: predict_logits(model, params, images, features=True)
 
 
 def _as_config(meta_or_cfg):

@@ -6,33 +6,40 @@ code drawn from the prior decodes to something that makes sense). This
 module measures both; docs/metrics.md gives the definitions, why they measure
 what the article means, and what a perfect and a broken model score.
 
-All distances in the latent space are taken in **normalised units**: codes
-are whitened by the mean and covariance of the *decoder's training inputs*
-(an AE's codes; a VAE's posterior samples z ~ q(z|x), one per training image),
-so a unit is "one standard deviation of what the decoder was trained on" in
-both kinds, whatever their raw scales. Prior samples are N(0, I) for a VAE
-(its prior) and, for an AE, the Gaussian fitted to its training codes (the
-most favourable prior it can have), i.e. N(0, I) in normalised units.
+One protocol serves every model, AE or VAE (docs/metrics.md says why each
+choice is fair to both):
+
+* **Codes** are what the encoder outputs for an image: an AE's code, a VAE's
+  posterior mean. The training codes are the reference for holes, the
+  normalisation, the fitted samplers and the class separation of every model.
+* **Normalised units**: codes are whitened by the mean and covariance of the
+  training codes, so a unit is "one standard deviation of the codes" whatever
+  their raw scale.
+* **Samplers** (vae_jax/samplers.py): N(0, I) (the article's literal
+  experiment), the Gaussian fitted to the codes and a 10-component GMM fitted
+  to the codes, each scored with the same completeness and sample-quality
+  metrics (keys ``<sampler>/<metric>``).
 
 The building blocks take plain callables and arrays so that they can be tested
 on constructed cases:
 
 * ``decode_fn(z [N, D]) -> images [N, ...]`` with values in [0, 1];
-* ``classifier_fn(images [N, 28, 28, 1]) -> logits [N, C]``.
+* ``classifier_fn(images [N, H, W, C]) -> logits [N, classes]``;
+* ``features_fn(images) -> features [N, F]`` (sample quality).
 
 :func:`latent_space_metrics` runs them all for a trained model and returns a
 flat dict of floats.
 """
 
-import functools
 import math
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import latent
+from vae_jax import latent, sample_quality
+from vae_jax import samplers as samplers_lib
+from vae_jax.neighbors import nearest_neighbors
 
 
 # ----------------------------------------------------------------------------
@@ -68,46 +75,6 @@ def fit_normalizer(codes, rel_floor=1e-6):
   jitter = np.where(var > dead, rel_floor * var, dead)
   chol = np.linalg.cholesky(cov + np.diag(jitter))
   return Normalizer(mean, np.linalg.inv(chol).T, chol.T)
-
-
-def fitted_gaussian_samples(key, normalizer, num):
-  """``num`` codes from N(mean, cov) of the fitted codes (N(0, I) in normalised units)."""
-  u = np.asarray(jax.random.normal(key, (num, normalizer.mean.shape[0])), np.float64)
-  return normalizer.denormalize(u)
-
-
-def standard_normal_samples(key, dim, num):
-  """``num`` codes from a VAE's prior N(0, I)."""
-  return np.asarray(jax.random.normal(key, (num, dim)), np.float64)
-
-
-# ----------------------------------------------------------------------------
-# Nearest neighbours (jitted, in chunks of queries)
-# ----------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnames='k')
-def _knn_chunk(queries, refs, k):
-  d2 = (jnp.sum(queries ** 2, -1)[:, None] - 2.0 * queries @ refs.T
-        + jnp.sum(refs ** 2, -1)[None, :])
-  neg, idx = jax.lax.top_k(-d2, k)
-  return jnp.maximum(-neg, 0.0), idx
-
-
-def nearest_neighbors(queries, refs, k=1, chunk=1000):
-  """``(distances [Q, k], indices [Q, k])`` of the k nearest ``refs`` (Euclidean), ascending."""
-  queries = np.asarray(queries, np.float32)
-  refs = jnp.asarray(refs, np.float32)
-  k = min(k, refs.shape[0])
-  chunk = max(1, min(chunk, queries.shape[0]))
-  dists, idxs = [], []
-  for start in range(0, queries.shape[0], chunk):
-    q = queries[start:start + chunk]
-    valid = q.shape[0]
-    if valid < chunk:
-      q = np.concatenate([q, np.zeros((chunk - valid, q.shape[1]), q.dtype)])
-    d2, idx = _knn_chunk(jnp.asarray(q), refs, k)
-    dists.append(np.sqrt(np.asarray(d2, np.float64))[:valid])
-    idxs.append(np.asarray(idx)[:valid])
-  return np.concatenate(dists), np.concatenate(idxs)
 
 
 # ----------------------------------------------------------------------------
@@ -177,7 +144,10 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
   Local Lipschitz: around ``num_perturb`` random codes, a random direction of
   length ``perturb_scale`` normalised units:
   L = ||decode(z + δ) - decode(z)||_2 / ||δ||_normalised; ``lipschitz_mean``,
-  ``lipschitz_median`` and ``lipschitz_p99``.
+  ``lipschitz_median`` and ``lipschitz_p99``. ``global_slope`` = mean over
+  the paths of ||x_T - x_0||_2 / ||u_b - u_a|| (normalised units), and
+  ``lipschitz_p99_relative`` = ``lipschitz_p99`` / ``global_slope``: 1-ish for
+  an evenly varying decoder, large for cliffs, inf for a constant decoder.
 
   Args:
     decode_fn: ``z [N, D] -> images [N, ...]`` in [0, 1].
@@ -200,13 +170,18 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
   images = _decode(decode_fn, paths.reshape(-1, dim), batch_size)
   flat = _flat(images).reshape(num_paths, path_steps + 1, -1)
   steps = np.linalg.norm(np.diff(flat, axis=1), axis=-1)                # [P, T]
-  eps = 1e-12
   out = {
       'path_step_mean': float(np.mean(steps)),
       'path_max_step': float(np.mean(steps.max(axis=1))),
-      'path_jump_ratio': float(np.mean((steps.max(axis=1) + eps)
-                                       / (steps.mean(axis=1) + eps))),
+      # A path whose decodings do not change at all has no "even" morph to
+      # speak of: it scores inf, so a constant decoder cannot win.
+      'path_jump_ratio': float(np.mean(_ratio(steps.max(axis=1), steps.mean(axis=1)))),
   }
+  # Global slope: how far apart the decodings of two codes are per normalised
+  # unit between them, averaged over the path endpoints.
+  ends = np.linalg.norm(flat[:, -1] - flat[:, 0], axis=-1)
+  span = np.linalg.norm(normalizer.normalize(codes[b]) - normalizer.normalize(codes[a]), axis=-1)
+  global_slope = float(np.mean(ends / np.maximum(span, 1e-30)))
   if classifier_fn is not None:
     scores = classifier_scores(classifier_fn, images.astype(np.float32), confidence)
     out['path_confident_share'] = scores['confident_share']
@@ -219,8 +194,19 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
   both = _flat(_decode(decode_fn, np.concatenate([base, base + delta]), batch_size))
   lip = np.linalg.norm(both[num_perturb:] - both[:num_perturb], axis=1) / perturb_scale
   out.update(lipschitz_mean=float(np.mean(lip)), lipschitz_median=float(np.median(lip)),
-             lipschitz_p99=float(np.quantile(lip, 0.99)))
+             lipschitz_p99=float(np.quantile(lip, 0.99)), global_slope=global_slope,
+             # Blur-proof: the steepest local slopes relative to the decoder's
+             # typical slope across the data. A decoder that varies little
+             # everywhere (blur) does not score well by that alone; a constant
+             # one scores inf.
+             lipschitz_p99_relative=float(_ratio(np.quantile(lip, 0.99), global_slope)))
   return out
+
+
+def _ratio(num, den, tiny=1e-9):
+  """num / den, and inf where den (a change of decoded images) is ~0."""
+  num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+  return np.where(den > tiny, num / np.maximum(den, tiny), np.inf)
 
 
 # ----------------------------------------------------------------------------
@@ -300,64 +286,69 @@ def _subset(key, n, size):
   return np.sort(idx[:min(size, n)])
 
 
-def latent_space_metrics(model, params, kind, train_images, train_labels,
-                         test_images, test_labels, classifier_fn, key, *,
-                         num_train=10000, num_test=5000, num_prior=2000,
-                         num_paths=100, path_steps=64, num_perturb=500,
-                         perturb_scale=0.05, knn_k=10, confidence=0.9,
-                         hole_quantile=0.99, num_reference=2000, batch_size=1000):
-  """Continuity, completeness and class separation of a trained model, as floats.
+def latent_space_metrics(model, params, train_images, train_labels, test_images,
+                         test_labels, key, *, classifier_fn=None, features_fn=None,
+                         samplers=samplers_lib.SAMPLERS, num_train=10000, num_test=5000,
+                         num_samples=5000, num_paths=100, path_steps=64, num_perturb=500,
+                         perturb_scale=0.05, knn_k=10, confidence=0.9, hole_quantile=0.99,
+                         num_reference=2000, pr_k=3, batch_size=1000):
+  """Continuity, completeness, sample quality and class separation, as flat floats.
+
+  One protocol for an AE and a VAE alike (module docstring): codes are the
+  encoder's outputs (a VAE's means), the training codes are the reference and
+  define the normalised units, and every sampler in ``samplers`` is scored
+  the same way.
 
   Args:
     model, params: a trained :class:`models.VAE` or :class:`models.Autoencoder`.
-    kind: ``'vae'`` (prior N(0, I)) or ``'autoencoder'`` (prior: the Gaussian
-      fitted to its training codes).
     train_images, train_labels, test_images, test_labels: data the model was
       trained/evaluated on; ``num_train`` / ``num_test`` random ones are used.
-    classifier_fn: ``images -> logits`` of an independent classifier (see
-      classifier.make_logits_fn), or None to skip the classifier scores.
-    key: PRNG key; the result is a deterministic function of it.
+    key: PRNG key; the result is a deterministic function of it (models scored
+      with the same key see the same images, pairs and noise).
+    classifier_fn: ``images -> logits`` of an independent classifier
+      (classifier.make_logits_fn), or None to skip the classifier scores.
+    features_fn: ``images -> features`` (classifier.make_features_fn), or None
+      to skip the Fréchet distance and precision / recall.
 
   Returns:
-    flat dict: :func:`continuity_metrics` keys, :func:`completeness_metrics`
-    keys (prior samples), ``knn_accuracy`` and ``code_scale`` (RMS spread of the
-    decoder's training inputs, raw units, for reference).
+    flat dict: :func:`continuity_metrics` keys; for each sampler
+    ``<sampler>/<key>`` with the :func:`completeness_metrics` keys and, with
+    ``features_fn``, ``frechet_distance``, ``precision`` and ``recall``
+    against ``num_samples`` real test images; ``knn_accuracy``; ``code_scale``
+    (RMS spread of the training codes, raw units).
   """
-  if kind not in ('vae', 'autoencoder'):
-    raise ValueError(f"kind must be 'vae' or 'autoencoder', got {kind!r}")
-  keys = jax.random.split(key, 7)
+  keys = jax.random.split(key, 8)
   tr = _subset(keys[0], len(train_images), num_train)
   te = _subset(keys[1], len(test_images), num_test)
-  train_mean, train_logvar = latent.encode(model, params, np.asarray(train_images)[tr],
-                                           batch_size)
-  test_mean, _ = latent.encode(model, params, np.asarray(test_images)[te], batch_size)
-  train_mean = np.asarray(train_mean, np.float64)
-  if kind == 'vae':
-    if train_logvar is None:
-      raise ValueError("kind='vae' but the model's encoder returns no log-variance")
-    eps = np.asarray(jax.random.normal(keys[2], train_mean.shape), np.float64)
-    decoder_inputs = train_mean + np.exp(0.5 * np.asarray(train_logvar, np.float64)) * eps
-  else:
-    decoder_inputs = train_mean
-  normalizer = fit_normalizer(decoder_inputs)
-  dim = train_mean.shape[1]
-  if kind == 'vae':
-    prior = standard_normal_samples(keys[3], dim, num_prior)
-  else:
-    prior = fitted_gaussian_samples(keys[3], normalizer, num_prior)
-
+  train_codes, _ = latent.encode(model, params, np.asarray(train_images)[tr], batch_size)
+  test_codes, _ = latent.encode(model, params, np.asarray(test_images)[te], batch_size)
+  train_codes = np.asarray(train_codes, np.float64)
+  test_codes = np.asarray(test_codes, np.float64)
+  normalizer = fit_normalizer(train_codes)
   decode_fn = lambda z: latent.decode(model, params, z, batch_size)
-  out = continuity_metrics(decode_fn, test_mean, keys[4], normalizer=normalizer,
+
+  out = continuity_metrics(decode_fn, test_codes, keys[2], normalizer=normalizer,
                            num_paths=num_paths, path_steps=path_steps,
                            num_perturb=num_perturb, perturb_scale=perturb_scale,
                            classifier_fn=classifier_fn, confidence=confidence)
-  out.update(completeness_metrics(decode_fn, prior, decoder_inputs, keys[5],
-                                  classifier_fn=classifier_fn, normalizer=normalizer,
-                                  confidence=confidence, hole_quantile=hole_quantile,
-                                  num_reference=num_reference))
-  out['knn_accuracy'] = knn_accuracy(train_mean, np.asarray(train_labels)[tr], test_mean,
+  if features_fn is not None:
+    real = np.asarray(test_images)[_subset(keys[3], len(test_images), num_samples)]
+    real_features = features_fn(real)
+  for i, name in enumerate(samplers):
+    fit_key, draw_key, hole_key = jax.random.split(jax.random.fold_in(keys[4], i), 3)
+    codes = samplers_lib.make_sampler(name, train_codes, fit_key)(draw_key, num_samples)
+    row = hole_metrics(codes, train_codes, hole_key, normalizer=normalizer,
+                       quantile=hole_quantile, num_reference=num_reference)
+    fake = _decode(decode_fn, codes).astype(np.float32)
+    if classifier_fn is not None:
+      row.update(classifier_scores(classifier_fn, fake, confidence))
+    if features_fn is not None:
+      row.update(sample_quality.sample_quality(real_features, features_fn(fake), k=pr_k))
+    out.update({f'{name}/{k}': v for k, v in row.items()})
+  out['knn_accuracy'] = knn_accuracy(train_codes, np.asarray(train_labels)[tr], test_codes,
                                      np.asarray(test_labels)[te], k=knn_k,
                                      normalizer=normalizer)
-  centered = decoder_inputs - decoder_inputs.mean(axis=0)
-  out['code_scale'] = float(np.sqrt(np.mean(np.sum(centered ** 2, axis=1)) / dim))
+  centered = train_codes - train_codes.mean(axis=0)
+  out['code_scale'] = float(np.sqrt(np.mean(np.sum(centered ** 2, axis=1))
+                                    / train_codes.shape[1]))
   return out
