@@ -144,6 +144,61 @@ def split_steps(workdir, split='test'):
   return [r['step'] for r in workdir_lib.read_metrics(workdir) if r['split'] == split]
 
 
+# ---------------------------------------------------------------------------
+# Comparing a resumed run with an uninterrupted one
+# ---------------------------------------------------------------------------
+def committed(workdir):
+  """Steps of the committed checkpoints (what orbax lists), ascending."""
+  d = os.path.join(workdir, 'checkpoints')
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit()) if os.path.isdir(d) else []
+
+
+def read(path):
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def copy_run(src, dst):
+  shutil.copytree(src, dst)
+  return str(dst)
+
+
+def latest(workdir):
+  """``(step, state, meta, warnings)`` of the newest checkpoint that restores and checks."""
+  import functools
+  import jax
+  from vae_jax import checkpointing, models, optim, train, workdir as workdir_lib
+  config = workdir_lib.load_config(workdir)
+  model = models.build_model(config)
+  abstract = jax.eval_shape(functools.partial(
+      train.init_state, model, optim.make_optimizer(config), image_shape=(28, 28, 1)),
+      jax.random.key(0))
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  abstract = jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+  warnings = []
+  mngr = checkpointing.manager(os.path.join(workdir, 'checkpoints'))
+  try:
+    step, state, meta = checkpointing.restore_latest(mngr, abstract, warn=warnings.append)
+  finally:
+    mngr.close()
+  return step, state, meta, warnings
+
+
+def assert_same_run(a, b):
+  """Same metrics.jsonl bytes and the same final state, bit for bit."""
+  import jax
+  from vae_jax import checkpointing
+  assert read(os.path.join(a, 'metrics.jsonl')) == read(os.path.join(b, 'metrics.jsonl'))
+  step_a, state_a, meta_a, warn_a = latest(a)
+  step_b, state_b, meta_b, warn_b = latest(b)
+  assert step_a == step_b and not warn_a and not warn_b
+  assert meta_a[checkpointing.DIGEST_KEY] == meta_b[checkpointing.DIGEST_KEY]
+  for x, y in zip(jax.tree_util.tree_leaves(state_a), jax.tree_util.tree_leaves(state_b),
+                  strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 
 
 def write_idx(path, array, magic=None):
