@@ -21,14 +21,20 @@ fit the model, or does not restore, with one warning line each, and falls
 back to the one before it.
 """
 
+import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
+import shutil
+import sys
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from vae_jax import workdir as workdir_lib
 
 DIGEST_KEY = 'state_sha256'
 FILES_MANIFEST = 'vae_jax_files.sha256.json'
@@ -87,10 +93,8 @@ def _file_digests(step_dir):
 
 def _write_files_manifest(step_dir):
   digests = _file_digests(step_dir)
-  path = os.path.join(step_dir, FILES_MANIFEST)
-  with open(path + '.tmp', 'w') as f:
-    json.dump(digests, f, indent=1, sort_keys=True)
-  os.replace(path + '.tmp', path)
+  workdir_lib.atomic_write_text(os.path.join(step_dir, FILES_MANIFEST),
+                                json.dumps(digests, indent=1, sort_keys=True))
 
 
 def _check_files(step_dir):
@@ -112,22 +116,136 @@ def _check_files(step_dir):
   return None
 
 
+# ----------------------------------------------------------------------------
+# Space: a full disk is one line, checked before a save where that is cheap
+# ----------------------------------------------------------------------------
+_METADATA_BYTES = 64 << 10  # orbax's JSON and OCDBT manifests beside the arrays
+
+
+def _free_bytes(directory):
+  return shutil.disk_usage(directory).free
+
+
+def _size(n):
+  return f'{n / 1e9:.1f} GB' if n >= 1e9 else f'{n / 1e6:.1f} MB'
+
+
+def bytes_needed(mngr, abstract_state):
+  """About what a new checkpoint takes: the newest one's size, else the state's bytes."""
+  latest = mngr.latest_step()
+  if latest is not None:
+    return _METADATA_BYTES + sum(
+        os.path.getsize(os.path.join(root, f))
+        for root, _, files in os.walk(_step_dir(mngr, latest)) for f in files)
+  return _METADATA_BYTES + sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
+                               for x in jax.tree_util.tree_leaves(abstract_state))
+
+
+def disk_full_error(mngr, abstract_state, what):
+  """One line: what failed (``what``), the space a checkpoint needs, the last good one."""
+  last = mngr.latest_step()
+  kept = (f'the last good checkpoint is step {last} in {mngr.directory}' if last is not None
+          else 'no checkpoint was written yet')
+  need, free = bytes_needed(mngr, abstract_state), _free_bytes(mngr.directory)
+  return workdir_lib.DiskFullError(
+      f'disk full: {what}; a checkpoint needs about {_size(need)}, {_size(free)} are free '
+      f'in {mngr.directory}; {kept}: free some space, then rerun the same command to resume')
+
+
+def check_space(mngr, abstract_state, step=None):
+  """Raises :class:`workdir.DiskFullError` when checkpoint ``step`` cannot fit (one statvfs)."""
+  if _free_bytes(mngr.directory) < bytes_needed(mngr, abstract_state):
+    what = f'checkpoint {step}' if step is not None else 'the next checkpoint'
+    raise disk_full_error(mngr, abstract_state, f'no room for {what}')
+
+
+@contextlib.contextmanager
+def disk_full_as_error(mngr, abstract_state):
+  """Turns any write inside that fails for lack of space into one DiskFullError."""
+  try:
+    yield
+  except workdir_lib.DiskFullError:
+    raise
+  except Exception as e:
+    path = workdir_lib.no_space_file(e)
+    if path is None:
+      raise
+    raise disk_full_error(mngr, abstract_state,
+                          f'could not write {path or mngr.directory}') from e
+
+
+class _NoOrbaxTracebacks(logging.Filter):
+  """Orbax logs the traceback of a failed write from each of its threads before
+  re-raising it from ``save``; there it is reported once."""
+
+  def filter(self, record):
+    return not (record.exc_info and f'{os.sep}orbax{os.sep}' in record.pathname)
+
+
+def _drop_closed_loop_errors(previous_hook):
+  def hook(unraisable):
+    if not (unraisable.exc_type is RuntimeError
+            and 'Event loop is closed' in str(unraisable.exc_value)):
+      previous_hook(unraisable)
+  return hook
+
+
+@contextlib.contextmanager
+def _quiet_orbax_failures():
+  """Within: a failed save is reported once, by the exception ``save`` raises.
+
+  Besides orbax's log lines, the tensorstore writes still in flight when one
+  fails complete on an event loop orbax has closed, and each prints an
+  unraisable "RuntimeError: Event loop is closed" traceback, some of them
+  after ``save`` has returned: after a failure that filter stays installed.
+  """
+  logger, quiet = logging.getLogger('absl'), _NoOrbaxTracebacks()
+  previous_hook = sys.unraisablehook
+  logger.addFilter(quiet)
+  sys.unraisablehook = _drop_closed_loop_errors(previous_hook)
+  try:
+    yield
+  finally:
+    logger.removeFilter(quiet)
+  sys.unraisablehook = previous_hook  # reached only when the save succeeded
+
+
+def _remove_partial(mngr, step):
+  """Deletes what a failed save of ``step`` left (only orbax's tmp directories of it)."""
+  if jax.process_index() == 0:
+    for path in glob.glob(_step_dir(mngr, step) + '.orbax-checkpoint-tmp*'):
+      shutil.rmtree(path, ignore_errors=True)
+
+
 def save(mngr, step, state, meta):
   """Saves ``state`` (a pytree) and ``meta`` (JSON) as checkpoint ``step``.
 
   ``meta`` is stored with the state's digest added under :data:`DIGEST_KEY`;
   once orbax has committed the step, the checksums of its files are written
-  beside them.
+  beside them. Free space is checked first; a save that still fails for lack
+  of space raises :class:`workdir.DiskFullError`, and any failed save leaves
+  no partial checkpoint behind (older checkpoints are not touched).
   """
+  check_space(mngr, state, step)
   meta = {**meta, DIGEST_KEY: state_digest(state)}
-  saved = mngr.save(int(step), args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-  mngr.wait_until_finished()
+  try:
+    with _quiet_orbax_failures():
+      saved = mngr.save(int(step), args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+      mngr.wait_until_finished()
+  except Exception as e:
+    _remove_partial(mngr, step)
+    path = workdir_lib.no_space_file(e)
+    if path is None:
+      raise
+    raise disk_full_error(mngr, state, f'could not write {path or _step_dir(mngr, step)}; '
+                          f'removed the partial checkpoint {step}') from e
   if not saved:  # orbax skips, silently, a step at or below its latest one
     raise RuntimeError(f'checkpoint {step} was not written: {mngr.directory} '
                        f'already holds step {mngr.latest_step()}')
   if jax.process_index() == 0:
-    _write_files_manifest(_step_dir(mngr, step))
+    with disk_full_as_error(mngr, state):
+      _write_files_manifest(_step_dir(mngr, step))
 
 
 def restore(mngr, step, abstract_state):

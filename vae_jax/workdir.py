@@ -3,11 +3,22 @@
 ``metrics.jsonl`` holds one JSON object per line with ``step``, ``epoch``,
 ``split`` and the metric names; on resume the lines written after the
 restored checkpoint are dropped, so a resumed run's file equals an
-uninterrupted run's.
+uninterrupted run's. A line is appended in one write and cut back if the
+write fails, so the file never ends in half a line.
+
+A run holds the directory's lock (:func:`lock`) while it writes there.
 """
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import json
+import logging
 import os
+import re
+import socket
+import sys
 import tempfile
 
 import ml_collections
@@ -15,6 +26,7 @@ import ml_collections
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
 CHECKPOINT_DIR = 'checkpoints'
+LOCK_FILE = 'vae_jax.lock'
 # Damaged checkpoints newer than the one a run resumed from are moved here.
 DAMAGED_CHECKPOINT_DIR = 'checkpoints_damaged'
 # Fields a rerun may change without invalidating the checkpoints: they set how
@@ -36,6 +48,36 @@ class WorkdirError(ValueError):
   """The workdir cannot be used as asked; the message names the fix."""
 
 
+class WorkdirLockedError(WorkdirError):
+  """Another live process holds the directory's lock; the message names it."""
+
+
+class DiskFullError(WorkdirError):
+  """A write failed for lack of space or quota; the message names the file and what to do."""
+
+
+# tensorstore (under orbax) reports a full disk as a ValueError whose text ends
+# in "No space left on device [os_error_code='28']" (122: quota, on Linux).
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXT = re.compile(r"os_error_code='(28|122)'|No space left on device|"
+                            r'Disk quota exceeded')
+_FAILED_FILE = re.compile(r'Failed writing: "([^"]+)"')
+
+
+def no_space_file(e):
+  """The file a full disk kept ``e`` (or its causes) from writing, '' if unnamed, else None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _NO_SPACE_ERRNOS:
+      return e.filename or ''
+    if _NO_SPACE_TEXT.search(str(e)):
+      found = _FAILED_FILE.search(str(e))
+      return found.group(1) if found else ''
+    e = e.__cause__ or e.__context__
+  return None
+
+
 def prepare(workdir):
   """Creates ``workdir`` if needed and checks it is a writable directory."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
@@ -51,12 +93,41 @@ def prepare(workdir):
   return os.path.abspath(workdir)
 
 
-def atomic_write_text(path, text):
-  """Writes via a temporary file and rename, so readers never see half a file."""
+def atomic_write_bytes(path, data):
+  """Writes via a temporary file and rename, so readers never see half a file.
+
+  On failure (a full disk) the temporary file is removed and the OSError
+  names ``path``.
+  """
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', suffix='.tmp')
-  with os.fdopen(fd, 'w') as f:
-    f.write(text)
-  os.replace(tmp, path)
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise OSError(e.errno, e.strerror, path) from e
+
+
+def atomic_write_text(path, text):
+  atomic_write_bytes(path, text.encode())
+
+
+def append_line(path, line):
+  """Appends ``line`` in one write; if that fails the file is cut back to where it was."""
+  data = line.encode()
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    size = os.fstat(fd).st_size
+    try:
+      if os.write(fd, data) != len(data):  # a regular file writes short only when full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as e:
+      os.ftruncate(fd, size)
+      raise OSError(e.errno, e.strerror, path) from e
+  finally:
+    os.close(fd)
 
 
 def config_to_dict(config):
@@ -149,8 +220,7 @@ class MetricsLog:
   def write(self, step, epoch, split, metrics):
     row = {'step': int(step), 'epoch': int(epoch), 'split': split,
            **{k: float(v) for k, v in metrics.items()}}
-    with open(self.path, 'a') as f:
-      f.write(json.dumps(row, sort_keys=True) + '\n')
+    append_line(self.path, json.dumps(row, sort_keys=True) + '\n')
     if self.writer is not None:
       self.writer.write_scalars(int(step), {f'{split}/{k}': float(v)
                                             for k, v in metrics.items()})
@@ -166,3 +236,117 @@ class MetricsLog:
   def close(self):
     if self.writer is not None:
       self.writer.close()
+
+
+# ----------------------------------------------------------------------------
+# One writer per directory
+# ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def lock(directory, purpose='train'):
+  """Holds ``directory/vae_jax.lock`` while inside; raises :class:`WorkdirLockedError` if taken.
+
+  The file holds the holder's host, pid, purpose, start time and command
+  line, and is removed on exit. It is locked with ``flock``, which the kernel
+  releases when its process dies, even by SIGKILL: a file left by a dead
+  process is taken over (with one warning line naming it). Where the file
+  system has no ``flock``, a file whose pid no longer runs on this host is
+  taken over instead.
+  """
+  path = os.path.join(directory, LOCK_FILE)
+  fd = _acquire(path, purpose)
+  try:
+    yield
+  finally:
+    _release(path, fd)
+
+
+def _read_holder(fd):
+  try:
+    return json.loads(os.pread(fd, 1 << 16, 0).decode())
+  except (OSError, ValueError):
+    return {}
+
+
+def _describe(holder):
+  return (f'{holder.get("purpose", "a run")}, pid {holder.get("pid", "?")} on host '
+          f'{holder.get("host", "?")}, since {holder.get("started", "?")}')
+
+
+def _alive(holder):
+  """Whether the lock's process may still run (on another host: assume so)."""
+  if holder.get('host') != socket.gethostname():
+    return True
+  try:
+    os.kill(int(holder['pid']), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, KeyError, ValueError, TypeError):
+    return True
+  return True
+
+
+def _try_flock(fd):
+  """True when locked, False when another process holds it, None without flock support."""
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return True
+  except BlockingIOError:
+    return False
+  except OSError as e:
+    if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+      return None
+    raise
+
+
+def _acquire(path, purpose):
+  while True:
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise WorkdirError(f'cannot create the lock file {path} ({e.strerror}): make '
+                         f'{os.path.dirname(path)} writable or use another directory') from e
+    locked = _try_flock(fd)
+    holder = _read_holder(fd)  # a live holder's, or what a dead one left
+    if locked is None:  # no flock here: judge by the pid in the file
+      locked = not (holder and _alive(holder))
+    if not locked:
+      os.close(fd)
+      other_host = holder.get('host') not in (None, socket.gethostname())
+      raise WorkdirLockedError(
+          f'{os.path.dirname(path)} is in use by another run ({_describe(holder)}): '
+          'wait for it to end, or use another directory'
+          + (f'; if that process is gone, delete {path}' if other_host else ''))
+    # Its holder may have removed the file between our open and flock: then
+    # this lock is on a file no one else sees; open the new one.
+    try:
+      if os.stat(path).st_ino == os.fstat(fd).st_ino:
+        break
+    except FileNotFoundError:
+      pass
+    os.close(fd)
+  if holder:
+    logging.warning('took over %s from a process that is no longer running (%s)',
+                    path, _describe(holder))
+  info = {'host': socket.gethostname(), 'pid': os.getpid(), 'purpose': purpose,
+          'started': datetime.datetime.now().isoformat(sep=' ', timespec='seconds'),
+          'command': ' '.join(sys.argv)[:500]}
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + '\n').encode(), 0)
+  except OSError as e:
+    _release(path, fd)
+    if e.errno in _NO_SPACE_ERRNOS:
+      raise DiskFullError(f'disk full: could not write {path}: free some space, then '
+                          'rerun the same command') from e
+    raise
+  return fd
+
+
+def _release(path, fd):
+  try:
+    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+      os.remove(path)
+  except FileNotFoundError:
+    pass
+  finally:
+    os.close(fd)  # releases the flock
