@@ -5,6 +5,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,7 @@ class _Terminal(io.StringIO):
 
 
 @pytest.mark.parametrize('is_terminal', [True, False])
-def test_progress_bar_on_a_terminal_only_and_numbers_unchanged(monkeypatch, is_terminal):
+def test_progress_bar_on_a_terminal_plain_lines_in_a_log_same_numbers(monkeypatch, is_terminal):
   model, params, x, _ = _linear_gaussian(perturbed=True)
   kw = dict(num_samples=50, likelihood=GAUSS_LL, sample_chunk=20, example_chunk=16)
   quiet = evaluate.iwae_per_example(model, params, x, jax.random.key(3), **kw)
@@ -144,8 +145,12 @@ def test_progress_bar_on_a_terminal_only_and_numbers_unchanged(monkeypatch, is_t
     final = text.replace('\r', '\n').strip().splitlines()[-1]
     assert final.startswith('IWAE-50: 100%') and f'{len(x)}/{len(x)}' in final, final
     assert f'nll={-np.mean(shown["iwae"]):.2f}' in final, final
-  else:
-    assert text == ''
+  else:  # a log: plain lines after the first and the last chunk (and every 10 s)
+    assert '\r' not in text
+    lines = text.splitlines()
+    assert lines[0].startswith('IWAE-50: 16/300 images, NLL so far '), text
+    assert re.fullmatch(rf'IWAE-50: 300/300 images, NLL so far {-np.mean(shown["iwae"]):.2f}; '
+                        r'\d+:\d\d:\d\d elapsed, ETA 0:00:00', lines[-1]), text
 
 
 def test_evaluate_likelihood_units():

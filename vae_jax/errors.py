@@ -1,16 +1,19 @@
 """User errors end a command with one line and exit status 2, never a traceback.
 
-A *user* error is one the user can fix (a config value, a path, a file); it
-prints ``error: <what> ... <fix>``. Anything else is a bug and keeps its
-traceback.
+A *user* error is one the user can fix (a config value, a path, a file, a
+full disk, a workdir in use); it prints ``error: <what> ... <fix>``. An
+interrupted run prints its one line (``interrupted at step S; ...``) and exits
+130 (SIGINT) or 143 (SIGTERM). Anything else is a bug and keeps its traceback.
 """
 
 import contextlib
+import signal
 import sys
 
 from vae_jax.checkpointing import CheckpointError
 from vae_jax.config import ConfigError
 from vae_jax.data import DataError
+from vae_jax.interrupts import Interrupted
 from vae_jax.workdir import WorkdirError
 
 USER_ERRORS = (ConfigError, DataError, WorkdirError, CheckpointError)
@@ -32,7 +35,9 @@ def user_errors(extra=()):
   """Turns the known user errors (and ``extra`` types) into one line + exit 2.
 
   A non-finite loss ends with one line and exit 3: not the user's typo, but
-  not a crash of the program either.
+  not a crash of the program either. :class:`interrupts.Interrupted` (the
+  run saved its state) prints its line and exits 130 or 143; a Ctrl-C outside
+  a run (which takes the signals over) prints one line too.
   """
   try:
     yield
@@ -40,6 +45,13 @@ def user_errors(extra=()):
     exit_with(str(e))
   except NonFiniteError as e:
     exit_with(str(e), EXIT_NON_FINITE)
+  except Interrupted as e:
+    print(str(e), file=sys.stderr)
+    sys.exit(e.exit_code)
+  except KeyboardInterrupt:
+    print('interrupted; rerun the same command to resume from what was saved',
+          file=sys.stderr)
+    sys.exit(128 + signal.SIGINT)
 
 
 def run_absl_app(main, argv):

@@ -31,11 +31,17 @@ Command line::
       [--num_examples N] [--seed S]
 
 restores the latest checkpoint, prints the numbers and writes them to
-``<workdir>/eval_iwae<k>.json`` (``eval_iwae<k>_n<N>.json`` for a subset).
+``<workdir>/eval_iwae<k>.json`` (``eval_iwae<k>_n<N>.json`` for a subset),
+holding the workdir's lock while it writes there. Ctrl-C or SIGTERM stops it
+after the current chunk of images, keeping the results so far in
+``eval_iwae<k>[_n<N>].partial.npz`` beside the output; the same command
+again resumes from there (exit 130 / 143 with one line, as training).
 """
 
 import argparse
+import contextlib
 import functools
+import io
 import json
 import math
 import os
@@ -46,8 +52,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpointing, losses, models, optim
+from vae_jax import checkpointing, interrupts, losses, models, optim
+from vae_jax import progress as progress_lib
 from vae_jax import workdir as workdir_lib
+
+# Off a terminal, a progress line after the first chunk, then at most this
+# often, and after the last.
+LOG_EVERY_SECONDS = 10.0
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -153,7 +164,8 @@ def _accumulate(params, x, mean, logvar, example_keys, chunk_index, lse, recon_s
 
 def iwae_per_example(model, params, images, key, *, num_samples,
                      likelihood='bernoulli', gaussian_variance=1.0,
-                     example_chunk=50, sample_chunk=100, progress=False):
+                     example_chunk=50, sample_chunk=100, progress=False,
+                     done=None, after_chunk=None):
   """Per-example ELBO and IWAE-k bound (nats), as numpy arrays ``[N]``.
 
   Args:
@@ -166,8 +178,15 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     likelihood: 'bernoulli', 'gaussian' (sigmoid mean, ``gaussian_variance``)
       or a function ``(decoder_output [B, ...], targets [B, ...]) -> [B]``.
     example_chunk, sample_chunk: chunk sizes; memory grows with their product.
-    progress: show a bar over the images (ETA, images/s, running NLL) when
-      stderr is a terminal.
+    progress: a bar over the images (ETA, images/s, running NLL) when stderr
+      is a terminal, else plain lines: after the first chunk, then at most
+      every ``LOG_EVERY_SECONDS``, and after the last.
+    done: ``{'elbo': [M], 'iwae': [M]}`` of the first M images from an
+      interrupted call with the same arguments (M a multiple of
+      ``example_chunk``): they are kept, not recomputed.
+    after_chunk: called with ``{'elbo': [m], 'iwae': [m]}`` of the images done
+      so far after each chunk; it may raise to stop (as evaluate_workdir does
+      on a signal).
 
   Returns:
     ``{'elbo': [N], 'iwae': [N]}``: ELBO = mean_i log p(x|z_i) - KL(q||p),
@@ -180,12 +199,13 @@ def iwae_per_example(model, params, images, key, *, num_samples,
   log_lik = _log_likelihood_fn(likelihood, gaussian_variance)
   example_chunk = max(1, min(example_chunk, n))
   sample_chunk = max(1, min(sample_chunk, num_samples))
-  elbo, iwae = [], []
-  bar = None
-  if progress and sys.stderr.isatty():
-    from tqdm import tqdm
-    bar = tqdm(total=n, unit='img', dynamic_ncols=True, desc=f'IWAE-{num_samples}')
-  for start in range(0, n, example_chunk):
+  elbo, iwae = ([done['elbo']], [done['iwae']]) if done is not None else ([], [])
+  first = len(done['iwae']) if done is not None else 0
+  if first % example_chunk and first < n:
+    raise ValueError(f'done holds {first} images, not a multiple of '
+                     f'example_chunk={example_chunk}')
+  bar = progress_lib.Progress(f'IWAE-{num_samples}', n, first, enabled=progress)
+  for start in range(first, n, example_chunk):
     x = images[start:start + example_chunk]
     valid = x.shape[0]
     if valid < example_chunk:  # pad: one compiled shape for every chunk
@@ -206,11 +226,13 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     kl = losses.gaussian_kl(mean, logvar)
     elbo.append(np.asarray(recon_sum / num_samples - kl)[:valid])
     iwae.append(np.asarray(lse - math.log(num_samples))[:valid])
-    if bar is not None:
-      bar.update(valid)
-      bar.set_postfix(nll=f'{-np.mean(np.concatenate(iwae)):.2f}', refresh=False)
-  if bar is not None:
-    bar.close()
+    nll = -np.mean(np.concatenate(iwae))
+    bar.update(valid, nll=f'{nll:.2f}')
+    bar.log(f'{bar.done}/{n} images, NLL so far {nll:.2f}',
+            min_interval=0.0 if bar.done == n else LOG_EVERY_SECONDS)
+    if after_chunk is not None:
+      after_chunk({'elbo': np.concatenate(elbo), 'iwae': np.concatenate(iwae)})
+  bar.close()
   return {'elbo': np.concatenate(elbo).astype(np.float64),
           'iwae': np.concatenate(iwae).astype(np.float64)}
 
@@ -222,7 +244,7 @@ def _stderr(values):
 def evaluate_likelihood(model, params, images, key, *, num_samples,
                         likelihood='bernoulli', gaussian_variance=1.0,
                         binarize=None, example_chunk=50, sample_chunk=100,
-                        progress=False):
+                        progress=False, done=None, after_chunk=None):
   """Means over ``images`` of the ELBO and IWAE-k bound, in nats and bits/dim.
 
   Same arguments as :func:`iwae_per_example`; ``binarize`` (the data variant:
@@ -238,7 +260,7 @@ def evaluate_likelihood(model, params, images, key, *, num_samples,
   per = iwae_per_example(model, params, images, key, num_samples=num_samples,
                          likelihood=likelihood, gaussian_variance=gaussian_variance,
                          example_chunk=example_chunk, sample_chunk=sample_chunk,
-                         progress=progress)
+                         progress=progress, done=done, after_chunk=after_chunk)
   num_dims = int(np.prod(np.shape(images)[1:]))
   per_bit = 1.0 / (num_dims * math.log(2.0))
   elbo, iwae = float(np.mean(per['elbo'])), float(np.mean(per['iwae']))
@@ -268,38 +290,91 @@ DATA_NOTES = {
 
 
 def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
-                     data_dir=None, example_chunk=50, sample_chunk=100, progress=False):
+                     data_dir=None, example_chunk=50, sample_chunk=100, progress=False,
+                     progress_file=None):
   """Restores ``workdir``'s latest checkpoint and evaluates its test likelihood.
 
   The test set is the one the run was evaluated on during training (same
   ``data.num_test`` limit and binarisation); ``num_examples`` > 0 keeps its first
   ``num_examples`` images. Returns the :func:`evaluate_likelihood` dict plus the
-  run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``, ``note``).
+  run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
+  call, ``note``).
+
+  SIGINT or SIGTERM stops it after the current chunk of images with
+  :class:`interrupts.Interrupted`; with ``progress_file`` (an ``.npz`` path)
+  the results so far are saved there first, and a later call with the same
+  arguments resumes from them (to the same numbers). The caller removes the
+  file once it has the result.
   """
   from vae_jax import train as train_lib
 
-  config, params, step = restore_checkpoint(workdir)
-  if config.model.kind != 'vae':
-    raise EvaluateError(
-        f'{workdir} holds a model.kind={config.model.kind!r} run: the ELBO and '
-        'IWAE bounds need a VAE (an autoencoder defines no likelihood)')
-  if data_dir:
-    config.data.dir = data_dir
-  images, _ = train_lib.load_split(config, 'test')
-  if num_examples:
-    images = images[:num_examples]
-  model = models.build_model(config, IMAGE_SHAPE)
-  start = time.time()
-  result = evaluate_likelihood(
-      model, params, images, jax.random.key(seed), num_samples=num_samples,
-      likelihood=config.model.likelihood,
-      gaussian_variance=config.model.gaussian_variance,
-      binarize=config.data.binarize, example_chunk=example_chunk,
-      sample_chunk=sample_chunk, progress=progress)
+  with interrupts.stop_on_signals() as stop:
+    config, params, step = restore_checkpoint(workdir)
+    if config.model.kind != 'vae':
+      raise EvaluateError(
+          f'{workdir} holds a model.kind={config.model.kind!r} run: the ELBO and '
+          'IWAE bounds need a VAE (an autoencoder defines no likelihood)')
+    if data_dir:
+      config.data.dir = data_dir
+    images, _ = train_lib.load_split(config, 'test')
+    if num_examples:
+      images = images[:num_examples]
+    settings = dict(workdir=os.path.abspath(workdir), step=step, num_samples=num_samples,
+                    num_images=len(images), seed=seed, example_chunk=example_chunk,
+                    sample_chunk=sample_chunk, data=config.data.name,
+                    binarize=config.data.binarize)
+
+    def after_chunk(so_far):
+      if stop.requested():
+        raise stop.interrupted(_save_partial(progress_file, settings, so_far))
+
+    model = models.build_model(config, IMAGE_SHAPE)
+    start = time.time()
+    result = evaluate_likelihood(
+        model, params, images, jax.random.key(seed), num_samples=num_samples,
+        likelihood=config.model.likelihood,
+        gaussian_variance=config.model.gaussian_variance,
+        binarize=config.data.binarize, example_chunk=example_chunk,
+        sample_chunk=sample_chunk, progress=progress,
+        done=_load_partial(progress_file, settings), after_chunk=after_chunk)
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
                 seed=seed, seconds=time.time() - start,
                 note=DATA_NOTES[config.data.binarize])
   return result
+
+
+def partial_path(out):
+  """Where an interrupted evaluation writing ``out`` keeps its results so far."""
+  return os.path.splitext(out)[0] + '.partial.npz'
+
+
+def _save_partial(path, settings, so_far):
+  """Saves the per-example results so far; returns the line that says so."""
+  where = f'at test image {len(so_far["iwae"])} of {settings["num_images"]}'
+  if path is None:
+    return f'interrupted {where}; nothing saved; rerun the same command to start again'
+  buffer = io.BytesIO()
+  np.savez(buffer, settings=json.dumps(settings, sort_keys=True), **so_far)
+  try:
+    workdir_lib.atomic_write_bytes(path, buffer.getvalue())
+  except OSError as e:
+    return (f'interrupted {where}; could not save the results so far in {path} '
+            f'({e.strerror}); rerun the same command to start again')
+  return (f'interrupted {where}; saved the results so far in {path}; rerun the same '
+          'command to resume')
+
+
+def _load_partial(path, settings):
+  """The results an interrupted evaluation with the same ``settings`` saved, else None."""
+  if path is None or not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      if json.loads(str(f['settings'])) != json.loads(json.dumps(settings)):
+        return None  # another checkpoint, k, seed or chunking: start over
+      return {'elbo': f['elbo'], 'iwae': f['iwae']}
+  except (OSError, ValueError, KeyError):
+    return None  # unreadable: start over (it is replaced when next saved)
 
 
 def default_output_path(workdir, num_samples, num_examples=0):
@@ -350,21 +425,30 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
     parser.error('--num_examples must be ≥ 0')
 
   from vae_jax import errors
-  with errors.user_errors((EvaluateError,)):
+  out = args.out or default_output_path(args.workdir, args.iwae_samples, args.num_examples)
+  partial = partial_path(out)
+  with errors.user_errors((EvaluateError,)), _lock_if_writing(args.workdir, out):
     result = evaluate_workdir(
         args.workdir, num_samples=args.iwae_samples, num_examples=args.num_examples,
         seed=args.seed, data_dir=args.data_dir, example_chunk=args.example_chunk,
-        sample_chunk=args.sample_chunk, progress=not args.quiet)
-    out = args.out or default_output_path(args.workdir, args.iwae_samples,
-                                          args.num_examples)
+        sample_chunk=args.sample_chunk, progress=not args.quiet, progress_file=partial)
     try:
       workdir_lib.atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + '\n')
     except OSError as e:
       raise EvaluateError(f'cannot write {out} ({e.strerror}): pass --out to a '
                           'writable path') from e
+    if os.path.exists(partial):
+      os.remove(partial)
   print(format_result(result))
   print(f'wrote {out}')
   return result
+
+
+def _lock_if_writing(workdir, out):
+  """The workdir's lock when ``out`` goes into it (a run training there is not disturbed)."""
+  inside = os.path.isdir(workdir) and os.path.abspath(out).startswith(
+      os.path.join(os.path.abspath(workdir), ''))
+  return workdir_lib.lock(workdir, 'evaluate') if inside else contextlib.nullcontext()
 
 
 if __name__ == '__main__':

@@ -12,13 +12,12 @@ is constrained to be sharded along it; the compiler averages the gradients.
 On one device the same code runs unchanged.
 """
 
+import contextlib
 import dataclasses
 import functools
 import logging
 import math
 import os
-import sys
-import time
 from typing import Any
 
 import flax
@@ -29,6 +28,8 @@ import optax
 
 from vae_jax import checkpointing
 from vae_jax import diagnostics
+from vae_jax import interrupts
+from vae_jax import progress as progress_lib
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
@@ -293,26 +294,6 @@ def _chunk_end(step, epoch_start, epoch_end, config):
   return min(ends)
 
 
-class _Progress:
-  """A tqdm bar over images with the current loss; silent off a terminal."""
-
-  def __init__(self, total_images, done_images, enabled):
-    self.bar = None
-    if enabled and sys.stderr.isatty():
-      from tqdm import tqdm
-      self.bar = tqdm(total=total_images, initial=done_images, unit='img',
-                      unit_scale=True, dynamic_ncols=True, desc='train')
-
-  def update(self, images, loss):
-    if self.bar is not None:
-      self.bar.update(images)
-      self.bar.set_postfix(loss=f'{loss:.2f}', refresh=False)
-
-  def close(self):
-    if self.bar is not None:
-      self.bar.close()
-
-
 def _last_good(mngr):
   last = mngr.latest_step()
   return (f'the last good checkpoint is step {last} in {mngr.directory}'
@@ -367,48 +348,116 @@ def _image_summaries(exp, params, count=8):
 def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None):
   """Trains ``config`` in ``workdir``, resuming from its last checkpoint.
 
+  The run holds ``workdir``'s lock throughout: a second run on it raises
+  :class:`workdir.WorkdirLockedError` naming the holder. SIGINT or SIGTERM
+  stops it at the next chunk boundary, where it saves a checkpoint and raises
+  :class:`interrupts.Interrupted` (a BaseException: ``except Exception`` lets
+  it through); rerunning resumes bit for bit. A full disk raises
+  :class:`workdir.DiskFullError` with the last good checkpoint kept.
+
   Returns:
     dict with ``state`` (the final TrainState), ``experiment`` and ``test``
     (test-set metrics of the final parameters).
   """
   config_lib.validate(config)  # before anything is created on disk
   workdir = workdir_lib.prepare(workdir)
-  exp = build_experiment(config, mesh)
-  workdir_lib.check_config(workdir, config, allow_config_change)
-  is_main = jax.process_index() == 0
+  with _lock(workdir), interrupts.stop_on_signals() as stop:
+    return _train(config, workdir, stop, allow_config_change, mesh)
 
-  state = exp.init_state()
-  mngr = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-                               config.max_checkpoints)
-  abstract = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+@contextlib.contextmanager
+def _lock(workdir):
+  """The workdir's lock, taken by process 0 for every process (they share the workdir)."""
+  if jax.process_count() == 1:
+    with workdir_lib.lock(workdir, 'train'):
+      yield
+    return
+  from jax.experimental import multihost_utils
+  with contextlib.ExitStack() as held:
+    error = None
+    if jax.process_index() == 0:
+      try:
+        held.enter_context(workdir_lib.lock(workdir, 'train'))
+      except workdir_lib.WorkdirError as e:
+        error = e
+    # The others would otherwise wait for process 0 in their first collective.
+    if not multihost_utils.broadcast_one_to_all(np.int32(error is None)):
+      raise error or workdir_lib.WorkdirLockedError(
+          f'{workdir} is in use by another run (process 0 could not lock it): wait for '
+          'it to end, or use another directory')
+    yield
+
+
+def _restore(mngr, workdir, state):
+  """``(start_step, state)``: the newest good checkpoint's, or ``(0, state)``."""
+  abstract = _abstract(state)
   # Damaged checkpoints newer than the restored one are moved aside, so that
   # their steps can be saved again (one process only: it moves the files).
   restored = checkpointing.restore_latest(
       mngr, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
                                  if jax.process_count() == 1 else None))
-  if restored is not None:
-    start_step, state, _ = restored
-    logging.info('resuming %s from step %d', workdir, start_step)
-    if is_main:
-      workdir_lib.truncate_metrics(workdir, start_step)
-  else:
-    start_step = 0
-    if is_main:
-      workdir_lib.truncate_metrics(workdir, -1)
-  if is_main:  # only once the checkpoints are known good: a failed start changes nothing
-    workdir_lib.write_config(workdir, config)
+  if restored is None:
+    return 0, state
+  start_step, state, _ = restored
+  logging.info('resuming %s from step %d', workdir, start_step)
+  return start_step, state
 
+
+def _abstract(state):
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+
+
+def _interrupted(stop, step, mngr):
+  last = mngr.latest_step()
+  saved = (f'saved checkpoint {last} in {mngr.directory}' if last is not None
+           else 'no checkpoint was written yet')
+  return stop.interrupted(f'interrupted at step {step}; {saved}; rerun the same '
+                          'command to resume')
+
+
+def _train(config, workdir, stop, allow_config_change, mesh):
+  exp = build_experiment(config, mesh)
+  workdir_lib.check_config(workdir, config, allow_config_change)
+  is_main = jax.process_index() == 0
+  state = exp.init_state()
+  mngr = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
+                               config.max_checkpoints)
+  try:
+    start_step, state = _restore(mngr, workdir, state)
+    if start_step < config.num_epochs * exp.steps_per_epoch:
+      # A rerun on a full disk stops here at once, not after an epoch of work.
+      checkpointing.check_space(mngr, _abstract(state))
+    with checkpointing.disk_full_as_error(mngr, _abstract(state)):
+      if is_main:
+        workdir_lib.truncate_metrics(workdir, start_step if start_step else -1)
+        # Only once the checkpoints are known good: a failed start changes nothing.
+        workdir_lib.write_config(workdir, config)
+      if stop.requested():
+        raise _interrupted(stop, start_step, mngr)
+      state, step = _train_loop(exp, state, start_step, mngr, workdir, stop, is_main)
+    test = exp.evaluate(state.params)
+    if stop.requested():  # the signal came during the final evaluation
+      raise _interrupted(stop, step, mngr)
+  finally:
+    mngr.close()
+  return {'state': state, 'experiment': exp, 'test': test}
+
+
+def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main):
+  """Trains from ``start_step`` to the end; returns ``(state, step)``."""
+  config = exp.config
   spe = exp.steps_per_epoch
   total_steps = config.num_epochs * spe
   log = workdir_lib.MetricsLog(workdir, tensorboard=is_main) if is_main else None
-  progress = _Progress(total_steps * config.batch_size,
-                       min(start_step, total_steps) * config.batch_size,
-                       config.progress)
+  progress = progress_lib.Progress('train', total_steps * config.batch_size,
+                                   min(start_step, total_steps) * config.batch_size,
+                                   enabled=config.progress and is_main)
   pending = None  # metrics of the chunk in flight: fetched after the next dispatch
+  last_loss = float('nan')
 
   def flush():
-    nonlocal pending
+    nonlocal pending, last_loss
     if pending is None:
       return
     metrics, start, end = pending
@@ -418,10 +467,15 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
     means = {k: float(np.mean(v)) for k, v in rows.items()}
     if log is not None:
       log.write(end, (end - 1) // spe + 1, 'train', means)
-    progress.update((end - start) * config.batch_size, means['loss'])
+    last_loss = means['loss']
+    progress.update((end - start) * config.batch_size, loss=f'{last_loss:.2f}')
+
+  def save(step):
+    checkpointing.save(mngr, step, state, {
+        'step': step, 'epoch': step / spe,
+        'config': workdir_lib.config_to_dict(config)})
 
   step = start_step
-  order = None
   try:
     while step < total_steps:
       epoch = step // spe
@@ -442,30 +496,39 @@ def train_and_evaluate(config, workdir, *, allow_config_change=False, mesh=None)
           flush()
           _check_state_finite(state, step, mngr)  # before it is evaluated or saved
           if step == epoch_end:
-            test = exp.evaluate(state.params)
-            if log is not None:
-              log.write(step, epoch + 1, 'test', test)
-            if jax.process_count() == 1:  # eager encode needs every device addressable
-              # Active units, KL per dimension; warns when the posterior collapses.
-              latent_diag = diagnostics.latent_diagnostics(
-                  exp.model, state.params, exp.test_images,
-                  per_dim=config.latent_dim <= 64)
-              warning = diagnostics.collapse_warning(latent_diag)
-              if warning:
-                logging.warning('epoch %d: %s', epoch + 1, warning)
-              log.write(step, epoch + 1, 'latent', latent_diag)
-              if jax.process_count() == 1:
-                log.write_images(step, _image_summaries(exp, state.params))
-              log.flush()
-          checkpointing.save(mngr, step, state, {
-              'step': step, 'epoch': step / spe,
-              'config': workdir_lib.config_to_dict(config)})
+            test = _end_of_epoch(exp, state, step, epoch, log)
+            progress.log(f'epoch {epoch + 1}/{config.num_epochs} (step {step}/{total_steps}), '
+                         f'loss {last_loss:.2f}, test loss {test["loss"]:.2f}')
+          save(step)
+        # A flag read on the host between chunks: no device sync is added.
+        if stop.requested():
+          if mngr.latest_step() != step:
+            flush()
+            _check_state_finite(state, step, mngr)
+            save(step)
+          raise _interrupted(stop, step, mngr)
     flush()
   finally:
     progress.close()
     if log is not None:
       log.close()
-    mngr.close()
+  return state, step
 
+
+def _end_of_epoch(exp, state, step, epoch, log):
+  """Test metrics, latent diagnostics and images of the epoch; returns the test metrics."""
+  config = exp.config
   test = exp.evaluate(state.params)
-  return {'state': state, 'experiment': exp, 'test': test}
+  if log is not None:
+    log.write(step, epoch + 1, 'test', test)
+  if jax.process_count() == 1:  # eager encode needs every device addressable
+    # Active units, KL per dimension; warns when the posterior collapses.
+    latent_diag = diagnostics.latent_diagnostics(
+        exp.model, state.params, exp.test_images, per_dim=config.latent_dim <= 64)
+    warning = diagnostics.collapse_warning(latent_diag)
+    if warning:
+      logging.warning('epoch %d: %s', epoch + 1, warning)
+    log.write(step, epoch + 1, 'latent', latent_diag)
+    log.write_images(step, _image_summaries(exp, state.params))
+    log.flush()
+  return test
