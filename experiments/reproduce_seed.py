@@ -5,11 +5,15 @@ r"""The seed study: every figure of the article, and the numbers behind its clai
 
 Trains (or resumes, or reuses when finished) every model under
 ``<outdir>/models/<name>_seed<k>/``, then writes ``<outdir>/figures/*.png``,
-``<outdir>/summary.json`` (every number the figures and the table rest on) and
-``<outdir>/REPORT.md``. ``--quick`` trains the same models for one epoch on a
-slice of the data: minutes, for smoke tests; its numbers mean little.
-Full run on a 2-core CPU: 19 minutes on an idle Zen 5 EPYC (about twice that
-when another job shares the cores).
+``<outdir>/summary.json`` (every number the figures, captions, tables and
+verdicts rest on) and ``<outdir>/REPORT.md``. Every model must reach the
+quality gates its experiment file declares (vae_jax/gates.py) or the study
+stops with one line naming it. Each of the article's claims is judged from
+per-seed paired differences with a 95 % interval (study_claims.py).
+``--quick`` trains the same models for one epoch on a slice of the data:
+minutes, for smoke tests; its numbers mean nothing and gates are not enforced.
+The measured wall time of a full run is in summary.json (``wall_seconds``,
+``train_seconds_total``) and README.md.
 """
 
 import json
@@ -29,8 +33,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('outdir', None, 'Where models, figures, summary.json and REPORT.md go.')
 flags.DEFINE_string('data_dir', os.environ.get('VAE_JAX_DATA_DIR', ''),
                     'Directory of IDX files (default $VAE_JAX_DATA_DIR; empty: TFDS).')
-flags.DEFINE_list('seeds', None, 'Seeds of the table models (default 0,1,2; --quick: 0).')
+flags.DEFINE_list('seeds', None, 'Seeds of the study (default 0,1,2,3,4; --quick: 0).')
 flags.DEFINE_bool('quick', False, 'One epoch on 2048 images per model: a smoke test.')
+flags.DEFINE_bool('check_gates', None, 'Stop at the first model below a quality gate '
+                  '(default: on for a full study, off for --quick).')
 flags.DEFINE_bool('quiet', False, 'No progress bars.')
 
 
@@ -38,10 +44,39 @@ class StudyError(RuntimeError):
   """A model of the study failed; the message names it and why."""
 
 
-def train_one(spec, seed, outdir, data_dir, quick, quiet, table_metrics=None):
+def _status(message):
+  """One plain line on stderr when it is not a terminal (a log file under a scheduler)."""
+  if not sys.stderr.isatty():
+    print(message, file=sys.stderr, flush=True)
+
+
+def gate_values(trained):
+  """What a quality gate may test: the test metrics, recon per pixel, active units."""
+  from vae_jax import diagnostics
+  return dict(trained.test, recon_per_pixel=trained.test['recon'] / study_figures.num_pixels(trained),
+              active_units=diagnostics.summarize(trained.codes, per_dim=False)['active_units'])
+
+
+def check_gates(spec, trained, enforce):
+  """Rows ``{model, seed, gate, value, passed}``; with ``enforce`` a failed gate is a StudyError."""
+  from vae_jax import gates
+  rows = []
+  for gate, value, passed in gates.check(study_models.quality_gates(spec), gate_values(trained)):
+    rows.append({'model': spec.name, 'seed': trained.seed, 'gate': str(gate), 'value': value,
+                 'passed': passed})
+    if enforce and not passed:
+      raise StudyError(f'model {spec.name} (seed {trained.seed}) is below its quality gate '
+                       f'{gate}: measured {value:.4g}; train it longer (experiments/configs/'
+                       f'{spec.config}.py) or rerun with --nocheck_gates to draw nothing from '
+                       'it knowingly')
+  return rows
+
+
+def train_one(spec, seed, outdir, data_dir, quick, quiet):
   """Trains (or reuses) one model; returns a study_figures.Trained."""
   import jax
   from vae_jax import latent, train
+  from vae_jax import workdir as workdir_lib
 
   config = study_models.make_config(spec, seed, data_dir, quick)
   config.progress = not quiet
@@ -50,6 +85,8 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet, table_metrics=None):
   start = time.perf_counter()
   try:
     result = train.train_and_evaluate(config, workdir)
+  except workdir_lib.WorkdirError:
+    raise  # a locked workdir or a full disk: its own one line says what to do
   except Exception as e:
     raise StudyError(f'model {spec.name} (seed {seed}) failed to train: '
                      f'{type(e).__name__}: {e}') from e
@@ -69,49 +106,78 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet, table_metrics=None):
       json.dump(timing, f)
   exp, params = result['experiment'], jax.device_get(result['state'].params)
   codes, logvars = latent.encode(exp.model, params, exp.test_images)
-  trained = study_figures.Trained(spec.name, spec.label, seed, exp, params, codes, logvars,
-                                  dict(test, **timing))
-  if spec.all_seeds and table_metrics is not None:
-    trained.table = table_metrics(trained)
-  # Free the device copy of the training set: dozens of models stay in memory.
-  exp.train_images = None
-  return trained
+  return study_figures.Trained(spec.name, spec.label, seed, exp, params, codes, logvars,
+                               dict(test, **timing))
 
 
-def run_study(outdir, data_dir, seeds, quick, quiet=False):
+def add_seed_facts(trained, seeds):
+  """Per-seed facts that need two models (the walk) or a model's own data (denoising)."""
+  for seed in seeds:
+    ae, vae = trained.get(('mnist_ae_2d', seed)), trained.get(('mnist_vae_2d', seed))
+    if ae is not None and vae is not None:
+      walk = study_figures.walk_facts(ae, vae)
+      for m in (ae, vae):
+        m.facts['walk_evenness'] = walk[m.name]['evenness']
+    denoiser = trained.get(('mnist_denoising_ae', seed))
+    if denoiser is not None:
+      denoiser.facts.update(study_figures.denoising_facts(denoiser))
+
+
+def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
   """Runs the whole study; returns the summary dict (also written to disk)."""
+  from vae_jax import interrupts
+  from vae_jax import workdir as workdir_lib
+
+  enforce_gates = (not quick) if enforce_gates is None else enforce_gates
+  os.makedirs(outdir, exist_ok=True)
+  # One study per outdir at a time; Ctrl-C / SIGTERM save the model in training
+  # at its next chunk and stop between models (rerun to resume).
+  with workdir_lib.lock(outdir, 'study'), interrupts.stop_on_signals() as stop:
+    return _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop)
+
+
+def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
   import jax
   from tqdm import tqdm
 
   started = time.perf_counter()
   figdir = os.path.join(outdir, 'figures')
   os.makedirs(figdir, exist_ok=True)
-  jobs = [(spec, seed) for spec in study_models.SPECS
-          for seed in (seeds if spec.all_seeds else seeds[:1])]
-  trained = {}
+  jobs = [(spec, seed) for spec in study_models.SPECS for seed in spec.seed_list(seeds)]
+  trained, gate_rows = {}, []
   table_metrics = study_report.TableMetrics(outdir, data_dir, quick)
   bar = tqdm(jobs, desc='study', unit='model', disable=quiet or not sys.stderr.isatty())
-  for spec, seed in bar:
+  for done, (spec, seed) in enumerate(bar):
     bar.set_postfix_str(f'{spec.name} seed {seed}')
-    trained[(spec.name, seed)] = train_one(spec, seed, outdir, data_dir, quick, quiet,
-                                           table_metrics)
+    m = train_one(spec, seed, outdir, data_dir, quick, quiet)
+    gate_rows += check_gates(spec, m, enforce_gates)
+    if spec.table:
+      m.table = table_metrics(m)
+    m.exp.train_images = None  # free the device copy: dozens of models stay in memory
+    trained[(spec.name, seed)] = m
     jax.clear_caches()  # each model compiles its own functions: don't let them pile up
-  first = {name: trained[(name, seeds[0])] for name, _ in trained if (name, seeds[0]) in trained}
+    elapsed = time.perf_counter() - started
+    _status(f'study: {done + 1}/{len(jobs)} {spec.name} seed {seed} done '
+            f'(test recon {m.test["recon"]:.1f} nats); {elapsed / 60:.1f} min elapsed')
+    stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; every finished '
+                            'model is saved; rerun the same command to resume')
+  add_seed_facts(trained, seeds)
+  first = {name: m for (name, seed), m in trained.items() if seed == seeds[0]}
 
   facts = {}
   for make in study_figures.ALL:
-    facts.update(make(first, figdir))
+    facts.update(make(first, figdir, table_metrics.confident_share))
   missing = [f for f in study_figures.FIGURES
              if not os.path.exists(os.path.join(figdir, f'{f}.png'))]
   if missing:
     raise StudyError(f'figures not written: {missing}')
 
-  summary = study_report.summarise(trained, seeds, facts, table_metrics.classifiers,
+  summary = study_report.summarise(trained, seeds, facts, gate_rows, table_metrics.classifiers,
                                    quick, time.perf_counter() - started)
-  with open(os.path.join(outdir, 'summary.json'), 'w') as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
-  with open(os.path.join(outdir, 'REPORT.md'), 'w') as f:
-    f.write(study_report.report_markdown(summary))
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'summary.json'),
+                                json.dumps(summary, indent=2, sort_keys=True))
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'REPORT.md'),
+                                study_report.report_markdown(summary))
   return summary
 
 
@@ -121,9 +187,14 @@ def main(argv):
 
   if not FLAGS.outdir:
     errors.exit_with('--outdir is required, e.g. --outdir=runs/study')
-  seeds = [int(s) for s in (FLAGS.seeds or (['0'] if FLAGS.quick else ['0', '1', '2']))]
+  default = ['0'] if FLAGS.quick else [str(s) for s in study_models.DEFAULT_SEEDS]
+  try:
+    seeds = [int(s) for s in (FLAGS.seeds or default)]
+  except ValueError:
+    errors.exit_with(f'--seeds={",".join(FLAGS.seeds)} must be integers, e.g. --seeds=0,1,2')
   with errors.user_errors(extra=(StudyError,)):
-    summary = run_study(FLAGS.outdir, FLAGS.data_dir, seeds, FLAGS.quick, FLAGS.quiet)
+    summary = run_study(FLAGS.outdir, FLAGS.data_dir, seeds, FLAGS.quick, FLAGS.quiet,
+                        FLAGS.check_gates)
   print(f'wrote {FLAGS.outdir}/REPORT.md, summary.json and '
         f'{len(summary["figures"])} figures in {summary["wall_seconds"] / 60:.1f} min')
 

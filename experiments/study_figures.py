@@ -1,8 +1,12 @@
 """Every figure of the article, from the seed study's trained models.
 
 Each ``fig_*`` function writes its PNGs and returns ``{figure_name: facts}``,
-the numbers the figure rests on (they go to summary.json and REPORT.md).
-``models[name]`` is a :class:`Trained`: experiment, params, test codes.
+the numbers the figure rests on (they go to summary.json and REPORT.md), and
+each figure's caption is generated from those facts (:func:`captions`): no
+statement about a figure is typed by hand. ``models[name]`` is a
+:class:`Trained`: experiment, params, test codes. ``confident(dataset,
+images)`` is the share of images the study's independent classifier calls
+with confidence.
 """
 
 import dataclasses
@@ -25,7 +29,8 @@ class Trained:
   codes: np.ndarray        # test-set means [N, D]
   logvars: object          # test-set log-variances, None for an AE
   test: dict               # test-set metrics of the final params
-  table: dict = dataclasses.field(default_factory=dict)  # the table's metrics
+  table: dict = dataclasses.field(default_factory=dict)  # latent metrics (table models)
+  facts: dict = dataclasses.field(default_factory=dict)  # per-seed facts (walk, denoising)
 
   @property
   def dataset(self):
@@ -43,14 +48,18 @@ def _within_unit_box(codes):
   return float(np.mean(np.all(np.abs(codes) <= 1.0, axis=1)))
 
 
-def _code_facts(m):
-  c = m.codes
+def code_facts(m):
+  """Where the test codes lie: mean, spread, share in [-1, 1]², centre offset."""
+  c = np.asarray(m.codes, np.float64)
+  spread = float(np.sqrt(np.mean(c.var(0))))
   return {'code_mean': [float(v) for v in c.mean(0)],
           'code_std': [float(v) for v in c.std(0)],
-          'share_in_unit_box': _within_unit_box(c)}
+          'share_in_unit_box': _within_unit_box(c),
+          # |mean| in units of the codes' RMS spread: 0 when centred, scale-free.
+          'centre_offset': float(np.linalg.norm(c.mean(0)) / max(spread, 1e-30))}
 
 
-def fig_latents(models, outdir):
+def fig_latents(models, outdir, confident):
   """Figures 1, 3, 4, 7a, 8a: scatters of 2-D test codes."""
   facts = {}
   for fig_name, key, what in [
@@ -63,7 +72,7 @@ def fig_latents(models, outdir):
     plotting.save(plotting.latent_figure(m.codes, m.exp.test_labels, m.dataset,
                                          m.title(what)),
                   os.path.join(outdir, f'{fig_name}.png'))
-    facts[fig_name] = _code_facts(m)
+    facts[fig_name] = dict(code_facts(m), model=m.name, seed=m.seed)
   return facts
 
 
@@ -82,23 +91,29 @@ def _walk_change(m, z0, z1, steps=64):
           'evenness': float(d.max() / max(d.mean(), 1e-12))}
 
 
-def fig_walk(models, outdir):
+def walk_facts(ae, vae):
+  """The walk of figure 2 for one seed: from the AE's typical 0 to its typical 1, in both."""
+  i0, i1 = _class_anchor(ae, 0), _class_anchor(ae, 1)
+  return {'inputs': [i0, i1],
+          **{m.name: _walk_change(m, m.codes[i0], m.codes[i1]) for m in (ae, vae)}}
+
+
+def fig_walk(models, outdir, confident):
   """Figure 2: the same two test images, walked between in the AE and the VAE."""
   ae, vae = models['mnist_ae_2d'], models['mnist_vae_2d']
-  i0, i1 = _class_anchor(ae, 0), _class_anchor(ae, 1)
-  panels, facts = [], {'inputs': [i0, i1]}
+  facts = walk_facts(ae, vae)
+  i0, i1 = facts['inputs']
+  panels = []
   for m in (ae, vae):
-    z0, z1 = m.codes[i0], m.codes[i1]
     panels.append(dict(name=m.title('walk'), codes=m.codes, labels=m.exp.test_labels,
-                       z0=z0, z1=z1, decode_fn=m.decode))
-    facts[m.name] = _walk_change(m, z0, z1)
+                       z0=m.codes[i0], z1=m.codes[i1], decode_fn=m.decode))
   plotting.save(plotting.walk_figure(panels, 'mnist',
                                      'A straight walk from a 0 to a 1, decoded'),
                 os.path.join(outdir, 'classic_ae_walk.png'))
-  return {'classic_ae_walk': facts}
+  return {'classic_ae_walk': dict(facts, seed=ae.seed)}
 
 
-def fig_posterior_cloud(models, outdir, count=6, draws=300):
+def fig_posterior_cloud(models, outdir, confident, count=6, draws=300):
   """Figure 5: samples of q(z|x) for a few inputs over the VAE's means."""
   m = models['mnist_vae_2d']
   chosen = [_class_anchor(m, c) for c in range(0, 10, 10 // count)][:count]
@@ -108,12 +123,12 @@ def fig_posterior_cloud(models, outdir, count=6, draws=300):
                                         m.title('posterior samples'))
   plotting.save(fig, os.path.join(outdir, 'posterior_cloud.png'))
   sigma = np.exp(0.5 * m.logvars)
-  return {'posterior_cloud': {'inputs': chosen,
+  return {'posterior_cloud': {'inputs': chosen, 'seed': m.seed,
                               'median_posterior_std': float(np.median(sigma)),
                               'median_code_spread': float(np.median(m.codes.std(0)))}}
 
 
-def fig_manifolds(models, outdir):
+def fig_manifolds(models, outdir, confident):
   """Figures 6, 7b, 8b: scatter + decoded 30x30 grids, linear and Gaussian spacing."""
   facts = {}
   for fig_name, key in [('mnist_vae_manifold', 'mnist_vae_2d'),
@@ -123,11 +138,14 @@ def fig_manifolds(models, outdir):
     plotting.save(plotting.manifold_figure(m.decode, m.codes, m.exp.test_labels,
                                            m.dataset, m.title('latent space and decoded grid')),
                   os.path.join(outdir, f'{fig_name}.png'))
-    facts[fig_name] = {'test_elbo': m.test['elbo'], **_code_facts(m)}
+    grids = {spacing: confident(m.dataset, m.decode(plotting.grid_points(30, spacing)[0]))
+             for spacing in ('linear', 'gaussian')}
+    facts[fig_name] = {'test_elbo': m.test['elbo'], 'model': m.name, 'seed': m.seed,
+                       'grid_confident_share': grids, **code_facts(m)}
   return facts
 
 
-def fig_blend(models, outdir):
+def fig_blend(models, outdir, confident):
   """Figure 9: two inputs blended in latent space, classic AE vs VAE."""
   facts = {}
   for fig_name, short, classes in [('blend_mnist', 'mnist', (3, 7)),
@@ -151,7 +169,7 @@ RECONSTRUCTION_ROWS = ('mnist_ae_2d', 'mnist_ae_32', 'mnist_sparse_ae',
                        'mnist_rnn_ae', 'mnist_vae_2d')
 
 
-def fig_reconstructions(models, outdir, count=12):
+def fig_reconstructions(models, outdir, confident, count=12):
   """Figure 10a: the same test digits reconstructed by every kind of autoencoder."""
   ref = models['mnist_ae_2d']
   x = ref.exp.test_images[:count]
@@ -160,10 +178,16 @@ def fig_reconstructions(models, outdir, count=12):
     m = models[key]
     rows.append(latent.reconstruct(m.exp.model, m.params, x))
     names.append(m.label)
+  per_pixel = {m: models[m].test['recon'] / num_pixels(models[m]) for m in RECONSTRUCTION_ROWS}
   plotting.save(plotting.image_rows_figure(rows, names,
                                            f'Test reconstructions, MNIST, seed {ref.seed}'),
                 os.path.join(outdir, 'reconstructions.png'))
-  return {'reconstructions': {'rows': list(names)}}
+  return {'reconstructions': {'rows': list(names), 'recon_per_pixel': per_pixel,
+                              'seed': ref.seed}}
+
+
+def num_pixels(m):
+  return int(np.prod(m.exp.test_images.shape[1:]))
 
 
 def psnr(a, b):
@@ -172,49 +196,118 @@ def psnr(a, b):
   return 10 * np.log10(1.0 / np.maximum(mse, 1e-12))
 
 
-def fig_denoising(models, outdir, count=12):
-  """Figure 10b: noisy / denoised / clean, and the PSNR gain on the test set."""
-  m = models['mnist_denoising_ae']
+def _denoise(m):
   cfg = m.exp.config.model
   clean = m.exp.test_images
   noisy = np.asarray(corrupt(jax.random.key(1000 + m.seed), clean, cfg.noise,
                              cfg.noise_level))
-  denoised = latent.reconstruct(m.exp.model, m.params, noisy)
+  return noisy, latent.reconstruct(m.exp.model, m.params, noisy), clean
+
+
+def denoising_facts(m):
+  """Mean PSNR of the noisy and the denoised test images against the clean ones."""
+  noisy, denoised, clean = _denoise(m)
   before, after = psnr(noisy, clean), psnr(denoised, clean)
+  return {'psnr_noisy_db': float(before.mean()), 'psnr_denoised_db': float(after.mean()),
+          'psnr_gain_db': float(after.mean() - before.mean()),
+          'noise_std': float(m.exp.config.model.noise_level)}
+
+
+def fig_denoising(models, outdir, confident, count=12):
+  """Figure 10b: noisy / denoised / clean, and the PSNR gain on the test set."""
+  m = models['mnist_denoising_ae']
+  noisy, denoised, clean = _denoise(m)
   plotting.save(plotting.image_rows_figure(
       [noisy[:count], denoised[:count], clean[:count]], ['noisy input', 'denoised', 'clean'],
-      m.title(f'Denoising (Gaussian noise, std {cfg.noise_level})')),
+      m.title(f'Denoising (Gaussian noise, std {m.exp.config.model.noise_level})')),
       os.path.join(outdir, 'denoising.png'))
-  return {'denoising': {'psnr_noisy_db': float(before.mean()),
-                        'psnr_denoised_db': float(after.mean()),
-                        'psnr_gain_db': float(after.mean() - before.mean())}}
+  return {'denoising': dict(denoising_facts(m), model=m.name, seed=m.seed)}
 
 
 ALL = (fig_latents, fig_walk, fig_posterior_cloud, fig_manifolds, fig_blend,
        fig_reconstructions, fig_denoising)
 
-# name -> one line saying what it demonstrates (REPORT.md).
+# name -> what the figure shows (a description; the measured facts are added
+# by captions()).
 FIGURES = {
-    'classic_ae_latent': 'Classic AE, 2-D codes of the MNIST test set: classes form separate, '
-                         'uncentred regions with gaps (article fig. "classic autoencoder").',
-    'classic_ae_walk': 'A straight walk from a 0 to a 1: the classic AE crosses other classes '
-                       'and empty space; the VAE changes gradually.',
-    'vae_rl_only_latent': 'VAE trained on reconstruction loss only: similar digits sit '
-                          'together (continuous) but the space is uncentred with holes '
-                          '(not complete).',
-    'vae_rl_kl_latent': 'VAE with the KL term: codes centred on 0, mostly within [-1, 1] '
-                        '(continuous and complete).',
-    'posterior_cloud': 'Each input is a Gaussian cloud, not a point: samples of q(z|x) '
-                       'overlap their neighbours.',
-    'mnist_vae_manifold': 'MNIST VAE latent space and decoded 30x30 grids (linear over ±4 and '
-                          'Gaussian quantiles): every grid point decodes to a digit.',
-    'fashion_mnist_latent': 'Fashion-MNIST conv VAE: codes of the test set.',
-    'fashion_mnist_manifold': 'Fashion-MNIST conv VAE: decoded grid of the latent space.',
-    'fashion_mnist_dmax_latent': 'Fashion-MNIST conv VAE with dropout 0.5 + max-norm 2: codes.',
-    'fashion_mnist_dmax_manifold': 'Fashion-MNIST conv VAE with dropout + max-norm: decoded grid.',
+    'classic_ae_latent': 'Classic AE: 2-D codes of the MNIST test set, coloured by class.',
+    'classic_ae_walk': 'A straight walk from a typical 0 to a typical 1 (the AE\'s class '
+                       'medians), decoded by the classic AE and by the VAE.',
+    'vae_rl_only_latent': 'VAE trained on reconstruction loss only (KL weight 0): posterior '
+                          'means of the MNIST test set.',
+    'vae_rl_kl_latent': 'VAE with the KL term: posterior means of the MNIST test set.',
+    'posterior_cloud': 'Samples of q(z|x) for a few test inputs, over the VAE\'s means.',
+    'mnist_vae_manifold': 'MNIST VAE: codes and decoded 30x30 grids (linear over ±4 and '
+                          'Gaussian quantiles).',
+    'fashion_mnist_latent': 'Fashion-MNIST conv ("deconv") VAE: posterior means of the test set.',
+    'fashion_mnist_manifold': 'Fashion-MNIST conv VAE: decoded grids of the latent space.',
+    'fashion_mnist_dmax_latent': 'Fashion-MNIST conv VAE with dropout 0.5 + max-norm 2: '
+                                 'posterior means.',
+    'fashion_mnist_dmax_manifold': 'Fashion-MNIST conv VAE with dropout 0.5 + max-norm 2: '
+                                   'decoded grids.',
     'blend_mnist': 'Blending a 3 and a 7 in latent space: classic AE vs VAE.',
-    'blend_fashion_mnist': 'Blending a T-shirt and a dress: classic AE vs VAE.',
+    'blend_fashion_mnist': 'Blending a T-shirt and a dress in latent space: classic AE vs VAE.',
     'reconstructions': 'The same test digits reconstructed by every kind of autoencoder the '
                        'article names.',
     'denoising': 'Denoising AE: noisy input, its reconstruction, the clean digit.',
 }
+
+
+def _pct(x):
+  return f'{100 * x:.0f} %'
+
+
+def _where(f):
+  mean = ', '.join(f'{v:.2f}' for v in f['code_mean'])
+  std = ', '.join(f'{v:.2f}' for v in f['code_std'])
+  return (f'Code mean ({mean}), std ({std}); {_pct(f["share_in_unit_box"])} of the codes lie '
+          f'in [-1, 1]²')
+
+
+def _verdict(claims, claim_id):
+  c = claims.get(claim_id)
+  return '' if c is None else f' Over {c["n"]} seeds the claim "{c["text"]}" is **{c["verdict"]}**.'
+
+
+def captions(facts, claims, prior_share_in_box, real_confident):
+  """``{figure: caption}``: FIGURES' description plus the numbers measured for it.
+
+  ``claims`` maps claim id -> judged claim (study_claims.judge_all);
+  ``real_confident`` maps data set -> the classifier's confident share on real
+  test images (the ceiling for decoded images).
+  """
+  out = {}
+  for name, text in FIGURES.items():
+    f = facts.get(name, {})
+    extra = ''
+    if name in ('classic_ae_latent', 'vae_rl_only_latent', 'fashion_mnist_latent',
+                'fashion_mnist_dmax_latent'):
+      extra = _where(f) + '.'
+    elif name == 'vae_rl_kl_latent':
+      extra = (_where(f) + f' (N(0, I) itself: {_pct(prior_share_in_box)}).'
+               + _verdict(claims, 'kl_majority_in_box'))
+    elif name == 'classic_ae_walk':
+      extra = ('Largest / mean decoded step along the walk: AE '
+               f'{f["mnist_ae_2d"]["evenness"]:.2f}, VAE {f["mnist_vae_2d"]["evenness"]:.2f} '
+               '(1 = even).' + _verdict(claims, 'walk_jumps'))
+    elif name == 'posterior_cloud':
+      extra = (f'Median posterior std {f["median_posterior_std"]:.3f} against a median spread '
+               f'of the means of {f["median_code_spread"]:.3f}.')
+    elif name.endswith('_manifold'):
+      data = 'fashion_mnist' if name.startswith('fashion') else 'mnist'
+      g = f['grid_confident_share']
+      extra = (f'The independent classifier calls {_pct(g["linear"])} of the linear grid and '
+               f'{_pct(g["gaussian"])} of the Gaussian grid confidently (real test images: '
+               f'{_pct(real_confident[data])}); test ELBO {f["test_elbo"]:.1f} nats.')
+    elif name.startswith('blend_'):
+      extra = 'Largest / mean step along the blend: ' + ', '.join(
+          f'{m} {v["evenness"]:.2f}' for m, v in f.items()) + '.'
+    elif name == 'reconstructions':
+      extra = 'Test loss per pixel (BCE): ' + ', '.join(
+          f'{m} {v:.3f}' for m, v in f['recon_per_pixel'].items()) + '.'
+    elif name == 'denoising':
+      extra = (f'Gaussian noise of std {f["noise_std"]}: PSNR {f["psnr_noisy_db"]:.1f} dB noisy, '
+               f'{f["psnr_denoised_db"]:.1f} dB denoised.' + _verdict(claims, 'denoising'))
+    seed = f' Seed {f["seed"]}.' if 'seed' in f else ''
+    out[name] = f'{text} {extra}{seed}'.strip()
+  return out

@@ -1,16 +1,14 @@
-"""The seed study's numbers: the metrics table, the article's claims checked, REPORT.md."""
+"""The seed study's numbers: latent metrics per model and seed, the claims judged, REPORT.md."""
 
 import os
 import platform
 
 import numpy as np
 
+import study_claims
 import study_figures
 import study_models
-
-NUM_PIXELS = 28 * 28
-ARTICLE_AE_2D_LOSS = 0.25   # "the loss value stalled at around 0.25"
-ARTICLE_AE_WIDE_LOSS = 0.09  # "in a similar network a loss of 0.09 could be achieved"
+from vae_jax import samplers
 
 
 class TableMetrics:
@@ -21,33 +19,41 @@ class TableMetrics:
     self.classifiers = {}   # dataset -> the classifier's meta (test accuracy, time)
     self._fns = {}
 
-  def classifier_fn(self, dataset):
-    """The independent classifier of ``dataset``, trained once and cached on disk."""
+  def classifier_fns(self, dataset):
+    """``(logits_fn, features_fn)`` of ``dataset``'s independent classifier (trained once, cached)."""
     if dataset not in self._fns:
-      from vae_jax import classifier
+      from vae_jax import classifier, data, metrics
       path = os.path.join(self.outdir, 'classifiers',
                           f'{dataset}{"_quick" if self.quick else ""}.npz')
       os.makedirs(os.path.dirname(path), exist_ok=True)
       cfg = classifier.ClassifierConfig(epochs=1) if self.quick else classifier.ClassifierConfig()
       params, meta = classifier.train_or_load(path, dataset, data_dir=self.data_dir or None,
                                               cfg=cfg)
+      logits_fn = classifier.make_logits_fn(params, meta)
+      test_images, _ = data.load(dataset, 'test', data_dir=self.data_dir or None)
+      # The ceiling for decoded images: how often real test images are called confidently.
+      meta = dict(meta, real_confident_share=metrics.classifier_scores(
+          logits_fn, test_images)['confident_share'])
       self.classifiers[dataset] = meta
-      self._fns[dataset] = classifier.make_logits_fn(params, meta)
+      self._fns[dataset] = (logits_fn, classifier.make_features_fn(params, meta))
     return self._fns[dataset]
+
+  def confident_share(self, dataset, images):
+    from vae_jax import metrics
+    return metrics.classifier_scores(self.classifier_fns(dataset)[0], images)['confident_share']
 
   def __call__(self, m):
     import jax
     from vae_jax import metrics
 
     exp = m.exp
+    logits_fn, features_fn = self.classifier_fns(m.dataset)
     row = metrics.latent_space_metrics(
-        exp.model, m.params, exp.config.model.kind, np.asarray(exp.train_images),
-        exp.train_labels, exp.test_images, exp.test_labels,
-        self.classifier_fn(m.dataset), jax.random.key(10_000 + m.seed))
-    row['recon'] = m.test['recon']
-    if 'elbo' in m.test:
-      row['elbo'] = m.test['elbo']
-    return row
+        exp.model, m.params, np.asarray(exp.train_images), exp.train_labels,
+        exp.test_images, exp.test_labels, jax.random.key(10_000 + m.seed),
+        classifier_fn=logits_fn, features_fn=features_fn,
+        num_samples=1000 if self.quick else 5000)
+    return dict(row, **study_figures.code_facts(m))
 
 
 def mean_std(values):
@@ -56,114 +62,191 @@ def mean_std(values):
           'n': int(v.size), 'values': [float(x) for x in v]}
 
 
-def table_rows(trained, seeds):
-  """``{dataset: {kind: {metric: mean_std}}}`` over the seeds of the table models."""
+# Columns of the metrics table: (per-seed key, header, decimals).
+TABLE_COLUMNS = [
+    ('recon', 'test recon (nats)', 1),
+    ('elbo', 'test ELBO (nats)', 1),
+    ('knn_accuracy', 'kNN acc. ↑', 3),
+    ('path_jump_ratio', 'jump ratio ↓', 2),
+    ('lipschitz_p99_relative', 'rel. Lipschitz p99 ↓', 2),
+    ('prior/confident_share', 'N(0,I): confident ↑', 3),
+    ('prior/hole_share', 'N(0,I): holes ↓', 3),
+    ('prior/frechet_distance', 'N(0,I): Fréchet ↓', 1),
+    ('prior/precision', 'N(0,I): precision ↑', 3),
+    ('prior/recall', 'N(0,I): recall ↑', 3),
+]
+SAMPLER_COLUMNS = [('confident_share', 'confident ↑', 3), ('hole_share', 'holes ↓', 3),
+                   ('frechet_distance', 'Fréchet ↓', 1), ('precision', 'precision ↑', 3),
+                   ('recall', 'recall ↑', 3)]
+
+
+def table_rows(per_seed):
+  """``{dataset: {model: {label, key: mean_std}}}`` over the seeds of every table model."""
   table = {}
-  for dataset, short in (('mnist', 'mnist'), ('fashion_mnist', 'fmnist')):
-    for kind in study_models.TABLE_KINDS:
-      name = f'{short}_{kind}'
-      per_seed = [trained[(name, s)] for s in seeds]
-      keys = sorted(set.intersection(*(set(m.table) for m in per_seed)))
-      table.setdefault(dataset, {})[kind] = {
-          'label': per_seed[0].label,
-          **{k: mean_std([m.table[k] for m in per_seed]) for k in keys}}
+  for spec in study_models.SPECS:
+    if not spec.table or spec.name not in per_seed:
+      continue
+    rows = list(per_seed[spec.name].values())
+    keys = sorted(set.intersection(*(set(r) for r in rows)))
+    table.setdefault(spec.dataset, {})[spec.name] = {
+        'label': spec.label, **{k: mean_std([r[k] for r in rows]) for k in keys
+                                if isinstance(rows[0][k], (int, float))}}
   return table
 
 
+def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
+  per_seed = {}
+  for (name, seed), m in trained.items():
+    row = dict(m.test, recon_per_pixel=m.test['recon'] / study_figures.num_pixels(m),
+               **m.table, **m.facts)
+    per_seed.setdefault(name, {})[str(seed)] = row
+  models = {name: {k: mean_std([r[k] for r in rows.values()])
+                   for k in ('recon', 'kl', 'elbo', 'recon_per_pixel', 'train_seconds')
+                   if k in next(iter(rows.values()))}
+            for name, rows in per_seed.items()}
+  claims = study_claims.judge_all(per_seed)
+  summary = {
+      'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
+      'machine': machine_description(),
+      'figures': sorted(study_figures.FIGURES), 'figures_facts': facts,
+      'models': models, 'per_seed': per_seed, 'table': table_rows(per_seed),
+      'gates': gates, 'classifiers': classifiers, 'claims': claims,
+      'prior_share_in_unit_box': study_claims.PRIOR_SHARE_IN_UNIT_BOX,
+      'train_seconds_total': float(sum(r.get('train_seconds', 0.0) for rows in per_seed.values()
+                                       for r in rows.values()))}
+  summary['captions'] = study_figures.captions(
+      facts, {c['id']: c for c in claims}, study_claims.PRIOR_SHARE_IN_UNIT_BOX,
+      {d: m['real_confident_share'] for d, m in classifiers.items()})
+  return summary
+
+
+def machine_description():
+  """The CPU model and core count, as the benchmark and the study report them."""
+  model = platform.processor() or 'cpu'
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('model name'):
+          model = line.split(':', 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return f'{model}, {os.cpu_count()} cores, {platform.machine()}'
+
+
+# ----------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------
 def _fmt(ms, digits=3):
   return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
 
 
-def claims(summary):
-  """Each claim of the article next to the number that tests it, and a verdict."""
-  f, t, m = summary['figures_facts'], summary['table'], summary['models']
-  out = []
-
-  def add(claim, number, holds):
-    out.append({'claim': claim, 'measured': number, 'supported': bool(holds)})
-
-  ae2 = m['mnist_ae_2d']['recon_per_pixel']['mean']
-  ae32 = m['mnist_ae_32']['recon_per_pixel']['mean']
-  add(f'2-D classic AE loss stalls near {ARTICLE_AE_2D_LOSS} while a wider code reaches '
-      f'~{ARTICLE_AE_WIDE_LOSS} (mean per-pixel BCE)',
-      f'2-D: {ae2:.3f}, 32-D: {ae32:.3f}', ae32 < ae2)
-  kl = f['vae_rl_kl_latent']
-  add('VAE with KL: codes centred on (0, 0), the majority within [-1, 1]',
-      f"mean {np.round(kl['code_mean'], 2).tolist()}, share in [-1,1]²: "
-      f"{kl['share_in_unit_box']:.2f}",
-      kl['share_in_unit_box'] > 0.5 and max(abs(v) for v in kl['code_mean']) < 0.25)
-  rl = f['vae_rl_only_latent']
-  add('VAE with reconstruction loss only: not centred, spread far beyond [-1, 1]',
-      f"std {np.round(rl['code_std'], 2).tolist()}, share in [-1,1]²: "
-      f"{rl['share_in_unit_box']:.2f}", rl['share_in_unit_box'] < kl['share_in_unit_box'])
-  walk = f['classic_ae_walk']
-  add('Walking the classic AE latent space jumps; the VAE changes smoothly '
-      '(evenness = largest step / mean step along the walk)',
-      f"AE {walk['mnist_ae_2d']['evenness']:.2f}, VAE {walk['mnist_vae_2d']['evenness']:.2f}",
-      walk['mnist_ae_2d']['evenness'] > walk['mnist_vae_2d']['evenness'])
-  d = f['denoising']
-  add('A denoising AE removes noise', f"PSNR {d['psnr_noisy_db']:.1f} → "
-      f"{d['psnr_denoised_db']:.1f} dB (gain {d['psnr_gain_db']:.1f} dB)", d['psnr_gain_db'] > 0)
-  for dataset in ('mnist', 'fashion_mnist'):
-    rows = t.get(dataset, {})
-    for metric, better, text in study_models.CLAIM_METRICS:
-      if metric not in rows.get('ae_2d', {}):
-        continue
-      vals = {k: rows[k][metric]['mean'] for k in study_models.TABLE_KINDS}
-      order = sorted(vals, key=vals.get, reverse=(better == 'high'))
-      holds = study_models.claim_holds(metric, vals)
-      add(f'{dataset}: {text}', ', '.join(f'{k} {vals[k]:.3f}' for k in study_models.TABLE_KINDS)
-          + f' (best: {order[0]})', holds)
-  return out
+def _num(x, digits=3):
+  return f'{x:.{digits}g}' if abs(x) < 1e-2 and x != 0 else f'{x:.{digits}f}'
 
 
-def summarise(trained, seeds, facts, classifiers, quick, wall_seconds):
-  models = {}
-  for (name, seed), m in trained.items():
-    row = dict(m.test, recon_per_pixel=m.test['recon'] / NUM_PIXELS)
-    models.setdefault(name, {})[str(seed)] = row
-  aggregated = {name: {k: mean_std([r[k] for r in per_seed.values()])
-                       for k in next(iter(per_seed.values()))}
-                for name, per_seed in models.items()}
-  summary = {
-      'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
-      'machine': f'{platform.machine()}, {platform.processor() or "cpu"}',
-      'figures': sorted(study_figures.FIGURES), 'figures_facts': facts,
-      'models': aggregated, 'per_seed': models, 'table': table_rows(trained, seeds),
-      'classifiers': classifiers}
-  summary['claims'] = claims(summary)
-  return summary
+def _side(c):
+  if isinstance(c['b'], str):
+    return f"{c['a']} vs {c['b']}"
+  return f"{c['a']} vs {c['b']:g}"
 
 
-def report_markdown(s):
-  lines = ['# Seed study report', '',
-           f"{'QUICK smoke run: numbers are not meaningful. ' if s['quick'] else ''}"
-           f"Seeds {s['seeds']}; wall time {s['wall_seconds'] / 60:.1f} min.", '',
-           '## Figures', '']
-  for name, line in study_figures.FIGURES.items():
-    lines += [f'### {name}', '', line, '', f'![{name}](figures/{name}.png)', '']
-  lines += ['## The article\'s claims, measured', '',
-            '| claim | measured | supported |', '|---|---|---|']
-  for c in s['claims']:
-    lines.append(f"| {c['claim']} | {c['measured']} | {'yes' if c['supported'] else '**no**'} |")
-  lines += ['', '## Table (mean ± std over seeds)', '']
-  lines += table_markdown(s['table'])
-  lines += ['', '## Test metrics of every model (nats per image, mean over seeds)', '',
-            '| model | recon | recon / pixel | KL | ELBO | train s |', '|---|---|---|---|---|---|']
-  for name, r in sorted(s['models'].items()):
-    def g(k, d=2):
-      return f"{r[k]['mean']:.{d}f}" if k in r else '–'
-    lines.append(f"| {name} | {g('recon')} | {g('recon_per_pixel', 4)} | {g('kl')} | "
-                 f"{g('elbo')} | {g('train_seconds', 0)} |")
-  return '\n'.join(lines) + '\n'
+def claims_markdown(claims, group='article'):
+  lines = ['| claim | metric | A vs B | mean A | mean B | A − B [95 % CI] | seeds | verdict |',
+           '|---|---|---|---:|---:|---|---:|---|']
+  for c in claims:
+    if c['group'] != group:
+      continue
+    b = np.mean(c['values_b']) if c['values_b'] is not None else c['b']
+    ci = (f"{_num(c['difference'])} [{_num(c['low'])}, {_num(c['high'])}]"
+          if np.isfinite(c['low']) else f"{_num(c['difference'])} [no interval]")
+    text = c['text'] + (f" ({c['reference']})" if c.get('reference') else '')
+    verdict = c['verdict'] if c['verdict'] == 'supported' else f"**{c['verdict']}**"
+    lines.append(f"| {text} | `{c['metric']}` | {_side(c)} | {_num(np.mean(c['values_a']))} "
+                 f"| {_num(b)} | {ci} | {c['n']} | {verdict} |")
+  return lines
 
 
 def table_markdown(table):
-  cols = study_models.TABLE_COLUMNS
+  cols = TABLE_COLUMNS
   lines = ['| data | model | ' + ' | '.join(c[1] for c in cols) + ' |',
            '|---|---|' + '---|' * len(cols)]
   for dataset, rows in table.items():
-    for kind, row in rows.items():
+    for row in rows.values():
+      n = next(v['n'] for v in row.values() if isinstance(v, dict))
       cells = [_fmt(row[k], d) if k in row else '–' for k, _, d in cols]
-      lines.append(f"| {dataset} | {row['label']} | " + ' | '.join(cells) + ' |')
+      lines.append(f"| {dataset} | {row['label']} ({n} seeds) | " + ' | '.join(cells) + ' |')
   return lines
+
+
+def sampler_markdown(table):
+  lines = ['| data | model | sampler | ' + ' | '.join(c[1] for c in SAMPLER_COLUMNS) + ' |',
+           '|---|---|---|' + '---|' * len(SAMPLER_COLUMNS)]
+  for dataset, rows in table.items():
+    for row in rows.values():
+      for sampler in samplers.SAMPLERS:
+        cells = [_fmt(row[f'{sampler}/{k}'], d) if f'{sampler}/{k}' in row else '–'
+                 for k, _, d in SAMPLER_COLUMNS]
+        lines.append(f"| {dataset} | {row['label']} | {study_claims.SAMPLER_TEXT[sampler]} | "
+                     + ' | '.join(cells) + ' |')
+  return lines
+
+
+def gates_markdown(gates):
+  lines = ['| model | gate | worst value over seeds | seeds | passed |', '|---|---|---:|---:|---|']
+  by = {}
+  for g in gates:
+    by.setdefault((g['model'], g['gate']), []).append(g)
+  for (model, gate), rows in by.items():
+    worst = (min if '>=' in gate else max)(r['value'] for r in rows)
+    ok = all(r['passed'] for r in rows)
+    lines.append(f"| {model} | `{gate}` | {_num(worst)} | {len(rows)} | "
+                 f"{'yes' if ok else '**no**'} |")
+  return lines
+
+
+def verdict_counts(claims, group='article'):
+  rows = [c['verdict'] for c in claims if c['group'] == group]
+  return {v: rows.count(v) for v in ('supported', 'contradicted', 'inconclusive')}
+
+
+def report_markdown(s):
+  counts = verdict_counts(s['claims'])
+  acc = ', '.join(f"{d} {m['test_accuracy'] * 100:.2f} % (confident on "
+                  f"{m['real_confident_share'] * 100:.1f} % of real test images)"
+                  for d, m in s['classifiers'].items())
+  lines = ['# Seed study report', '',
+           f"{'QUICK smoke run: numbers are not meaningful. ' if s['quick'] else ''}"
+           f"Seeds {s['seeds']}; wall time {s['wall_seconds'] / 60:.1f} min "
+           f"({s['train_seconds_total'] / 60:.1f} min of it training) on {s['machine']}.", '',
+           '## The article\'s claims, measured', '',
+           f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
+           f"{counts['inconclusive']} inconclusive. Each verdict comes from the per-seed "
+           'paired differences A − B and their 95 % Student-t interval (vae_jax/verdicts.py): '
+           'supported when the interval lies on the claimed side, contradicted when it lies on '
+           'the other, inconclusive otherwise.', '']
+  lines += claims_markdown(s['claims'], 'article')
+  lines += ['', '## Where the completeness claims hold: the same claims under fitted samplers',
+            '']
+  lines += claims_markdown(s['claims'], 'samplers')
+  lines += ['', '## Metrics table (mean ± std over seeds)', '',
+            f'Nats per test image; the independent classifier scores {acc}.', '']
+  lines += table_markdown(s['table'])
+  lines += ['', '## Every sampler, every table model (mean ± std over seeds)', '']
+  lines += sampler_markdown(s['table'])
+  lines += ['', '## Quality gates', '',
+            'Every model must reach the gates its experiment file declares before any figure '
+            'or number is drawn from it.', '']
+  lines += gates_markdown(s['gates'])
+  lines += ['', '## Figures', '']
+  for name in study_figures.FIGURES:
+    lines += [f'### {name}', '', s['captions'][name], '', f'![{name}](figures/{name}.png)', '']
+  lines += ['## Test metrics of every model (nats per image, mean over seeds)', '',
+            '| model | seeds | recon | recon / pixel | KL | ELBO | train s |',
+            '|---|---:|---|---|---|---|---|']
+  for name, r in sorted(s['models'].items()):
+    def g(k, d=2):
+      return f"{r[k]['mean']:.{d}f}" if k in r else '–'
+    lines.append(f"| {name} | {r['recon']['n']} | {g('recon')} | {g('recon_per_pixel', 4)} | "
+                 f"{g('kl')} | {g('elbo')} | {g('train_seconds', 0)} |")
+  return '\n'.join(lines) + '\n'

@@ -36,6 +36,8 @@ def study(tmp_path_factory, data_dir):
        f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(outdir, 'stderr.txt'), 'w') as f:
+    f.write(proc.stderr)
   return outdir
 
 
@@ -59,18 +61,46 @@ def test_summary_has_every_key(study):
   with open(os.path.join(study, 'summary.json')) as f:
     s = json.load(f)
   for key in ('quick', 'seeds', 'wall_seconds', 'figures', 'figures_facts', 'models',
-              'per_seed', 'table', 'claims', 'classifiers'):
+              'per_seed', 'table', 'claims', 'classifiers', 'gates', 'captions', 'machine'):
     assert key in s, key
   assert s['quick'] is True and s['seeds'] == [0, 1]
-  assert set(s['figures']) == set(study_figures.FIGURES)
+  assert set(s['figures']) == set(study_figures.FIGURES) == set(s['captions'])
   for dataset in ('mnist', 'fashion_mnist'):
     for kind in ('ae_2d', 'vae_rl_only_2d', 'vae_2d', 'vae_dmax_2d'):
-      row = s['table'][dataset][kind]
+      short = 'mnist' if dataset == 'mnist' else 'fmnist'
+      row = s['table'][dataset][f'{short}_{kind}']
       assert row['recon']['n'] == 2 and np.isfinite(row['recon']['mean'])
-  assert s['figures_facts']['denoising']['psnr_gain_db'] == pytest.approx(
-      s['figures_facts']['denoising']['psnr_denoised_db']
-      - s['figures_facts']['denoising']['psnr_noisy_db'])
-  assert all({'claim', 'measured', 'supported'} <= set(c) for c in s['claims'])
+      for sampler in ('prior', 'gaussian', 'gmm'):   # one protocol for every model
+        for metric in ('hole_share', 'confident_share', 'frechet_distance', 'precision'):
+          assert row[f'{sampler}/{metric}']['n'] == 2, (kind, sampler, metric)
+  assert s['table']['fashion_mnist']['fmnist_conv_vae_dmax_2d']['knn_accuracy']['n'] == 2
+  facts = s['figures_facts']['denoising']
+  assert facts['psnr_gain_db'] == pytest.approx(facts['psnr_denoised_db'] - facts['psnr_noisy_db'])
+  # Every claim is judged from per-seed values, with its interval and a verdict.
+  assert len(s['claims']) >= 20
+  for c in s['claims']:
+    assert c['verdict'] in ('supported', 'contradicted', 'inconclusive')
+    assert len(c['values_a']) == c['n'] == len(c['seeds']) == 2
+    assert c['difference'] == pytest.approx(
+        np.mean(np.asarray(c['values_a']) - np.asarray(c['values_b'] if c['values_b']
+                                                        is not None else c['b'])))
+  # Every model's gates were evaluated (and, --quick, not enforced).
+  assert {g['model'] for g in s['gates']} == set(s['models'])
+  # Captions state the measured facts they rest on.
+  share = s['figures_facts']['vae_rl_kl_latent']['share_in_unit_box']
+  assert f'{100 * share:.0f} %' in s['captions']['vae_rl_kl_latent']
+
+
+def test_a_log_gets_one_plain_line_per_model(study):
+  """Under a scheduler stderr is a file: the study says which model is done, with the time."""
+  with open(os.path.join(study, 'stderr.txt')) as f:
+    lines = [l for l in f.read().splitlines() if l.startswith('study: ')]
+  with open(os.path.join(study, 'summary.json')) as f:
+    s = json.load(f)
+  trained = sum(len(per_seed) for per_seed in s['per_seed'].values())
+  assert len(lines) == trained, lines
+  assert re.match(rf'study: 1/{trained} mnist_ae_2d seed 0 done \(test recon [\d.]+ nats\); '
+                  r'[\d.]+ min elapsed$', lines[0]), lines[0]
 
 
 def test_report_lists_every_figure(study):
@@ -116,6 +146,20 @@ def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
   assert len(errors) == 1 and 'mnist_ae_2d' in errors[0] and 'does not exist' in errors[0]
 
 
+def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
+  """A model trained for one quick epoch is far below its gate: one line names model, gate, value."""
+  proc = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+       f'--outdir={tmp_path}', '--quick', '--quiet', '--check_gates'],
+      capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=600)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1, proc.stderr[-2000:]
+  assert re.search(r'model mnist_ae_2d \(seed 0\) is below its quality gate '
+                   r'recon_per_pixel <= 0\.2: measured 0\.\d+', errors[0]), errors[0]
+  assert not os.path.exists(os.path.join(tmp_path, 'figures', 'classic_ae_latent.png'))
+
+
 def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(study, tmp_path):
   readme = shlex.split(readme_command('python experiments/publish_study.py '))
   publish = [sys.executable, os.path.join(ROOT, readme[1])]
@@ -145,7 +189,10 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
   assert after.split(end)[1] == before.split(end)[1]
   section = after.split(begin)[1].split(end)[0]
   for claim in summary['claims']:
-    assert claim['claim'] in section
+    assert claim['text'] in section
+  for name in study_figures.FIGURES:
+    assert summary['captions'][name] in section
+  assert (root / 'docs' / 'study_report.md').read_text().startswith('# Seed study report')
   links = re.findall(r'!\[(\w+)\]\(docs/figures/(\w+)\.png\)', section)
   assert sorted(a for a, _ in links) == sorted(study_figures.FIGURES)
   for name in study_figures.FIGURES:

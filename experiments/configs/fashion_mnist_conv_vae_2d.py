@@ -1,16 +1,22 @@
 r"""The article's Fashion-MNIST VAE (Keras 'deconv' example), 2-D code.
 
 Encoder: Conv 32 and 64 (3x3, stride 2, ReLU), Dense 16; decoder: Dense 7*7*64,
-ConvTranspose 64 and 32 (stride 2), ConvTranspose 1. Batch 128, Adam, 30 epochs.
-Runtime on a 2-core CPU: about a minute per epoch (XLA CPU convolutions).
-Expected test metrics: the seed study trains this model for 2 epochs; its
-numbers are in docs/study_summary.json (models.fmnist_conv_vae*).
+ConvTranspose 64 and 32 (stride 2), ConvTranspose 1. Batch 128, Adam. The
+Keras example trains 30 epochs at a constant rate; here 15 epochs with the
+rate decayed to 0 (cosine), which a 2-core CPU affords for 3 seeds of both
+variants. Runtime and the test metrics of the study's 3 seeds:
+docs/study_summary.json (models.fmnist_conv_vae_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_2d
 """
 
 from vae_jax.config import base_config
+
+# What the seed study requires of this model on the test set before it draws
+# a figure or a number from it (vae_jax/gates.py; per data set where the study
+# trains it on both). The measured values are in the study's REPORT.md.
+QUALITY_GATES = ('elbo >= -270', 'active_units >= 2')
 
 
 def get_config():
@@ -21,6 +27,7 @@ def get_config():
   c.model.conv_features = (32, 64)
   c.model.dense_size = 16
   c.latent_dim = 2
-  c.num_epochs = 30
+  c.num_epochs = 15
+  c.lr_schedule = 'cosine'  # decayed to 0 over the 15 epochs: converges in half the Keras 30
   c.lock()
   return c

@@ -2,15 +2,20 @@ r"""The Fashion-MNIST conv VAE with the article's extra regularisation.
 
 Dropout 0.5 after every hidden layer and a max-norm constraint of 2.0 on each
 unit's incoming weights (projected after every Adam update).
-Runtime on a 2-core CPU: about a minute per epoch.
-Expected test metrics: the seed study trains this model for 2 epochs; its
-numbers are in docs/study_summary.json (models.fmnist_conv_vae*).
+Trained like fashion_mnist_conv_vae_2d (15 epochs, cosine decay). Runtime and
+the test metrics of the study's 3 seeds: docs/study_summary.json
+(models.fmnist_conv_vae_dmax_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_dropout_maxnorm_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_dropout_maxnorm_2d
 """
 
 from vae_jax.config import base_config
+
+# What the seed study requires of this model on the test set before it draws
+# a figure or a number from it (vae_jax/gates.py; per data set where the study
+# trains it on both). The measured values are in the study's REPORT.md.
+QUALITY_GATES = ('elbo >= -295', 'active_units >= 2')
 
 
 def get_config():
@@ -23,6 +28,7 @@ def get_config():
   c.model.dropout_rate = 0.5
   c.model.max_norm = 2.0
   c.latent_dim = 2
-  c.num_epochs = 30
+  c.num_epochs = 15
+  c.lr_schedule = 'cosine'  # decayed to 0 over the 15 epochs: converges in half the Keras 30
   c.lock()
   return c
