@@ -199,3 +199,35 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
     assert (root / 'docs' / 'figures' / f'{name}.png').read_bytes() == (
         full / 'figures' / f'{name}.png').read_bytes()
   assert json.loads((root / 'docs' / 'study_summary.json').read_text()) == summary
+
+
+def _study_until(outdir, data_dir, models_done, sig):
+  """Starts a --quick study, sends ``sig`` once ``models_done`` models are done, waits."""
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+       f'--outdir={outdir}', '--quick', '--quiet'],
+      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(data_dir),
+      cwd=ROOT)
+  lines = []
+  for line in proc.stderr:
+    lines.append(line.rstrip('\n'))
+    if line.startswith(f'study: {models_done}/'):
+      proc.send_signal(sig)
+  return proc.wait(timeout=300), lines
+
+
+def test_ctrl_c_stops_the_study_between_models_and_a_rerun_resumes(tmp_path, data_dir):
+  import signal
+  code, lines = _study_until(tmp_path, data_dir, 1, signal.SIGINT)
+  assert code == 130, lines[-20:]
+  assert not any('Traceback' in l for l in lines), lines
+  assert re.match(r'interrupted after mnist_ae_2d seed 0; every finished model is saved; '
+                  r'rerun the same command to resume$', lines[-1]) or \
+      lines[-1].startswith('interrupted at step'), lines[-1]
+  first = os.path.join(tmp_path, 'models', 'mnist_ae_2d_seed0', 'checkpoints')
+  kept = sorted(os.listdir(first))
+  assert not os.path.exists(os.path.join(tmp_path, 'vae_jax.lock'))   # lock released
+  # SIGTERM (a scheduler's preemption) after the next model: exit 143, nothing retrained.
+  code, lines = _study_until(tmp_path, data_dir, 2, signal.SIGTERM)
+  assert code == 143, lines[-20:]
+  assert sorted(os.listdir(first)) == kept
