@@ -11,6 +11,9 @@ from vae_jax import data as data_lib
 from vae_jax import models, objective
 
 
+KL_SCHEDULES = ('warmup', 'cyclical')
+
+
 class ConfigError(ValueError):
   """A config value is unusable; the message names the field and the fix."""
 
@@ -25,7 +28,12 @@ def base_config():
   c.lr_schedule = 'constant'    # 'constant', or 'cosine': decayed to 0 over num_epochs
   c.latent_dim = 2              # size of the code z
   c.kl_weight = 1.0             # β on the KL term (0 = reconstruction-only VAE)
-  c.kl_warmup_steps = 0         # linear warm-up of β over this many steps
+  # How β moves during training (docs/kl_schedules.md); evaluation uses kl_weight.
+  c.kl_schedule = 'warmup'      # 'warmup' (linear from 0, then kl_weight) or 'cyclical'
+  c.kl_warmup_steps = 0         # warmup: steps from β = 0 to kl_weight (0: kl_weight throughout)
+  c.kl_cycles = 4               # cyclical: cycles M over the run (Fu et al. 2019: 4)
+  c.kl_cycle_ratio = 0.5        # cyclical: share R of each cycle over which β rises from 0
+  c.free_bits = 0.0             # λ nats per latent dim: KL term Σ_d max(λ, KL_d) (0: off)
   c.iwae_samples = 1            # k of the IWAE training bound (1 = plain ELBO)
   c.eval_batch_size = 1000      # test-set chunk size for evaluation
   c.log_every_steps = 100       # train metrics fetched and written this often
@@ -79,6 +87,22 @@ def _non_negative(field, value, integer=False):
     raise ConfigError(f'config.{field}={value!r} must be ≥ 0')
 
 
+def _validate_kl(c):
+  """The KL schedule's fields fit together and act on this model."""
+  ratio = c.kl_cycle_ratio
+  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+    raise ConfigError(f'config.kl_cycle_ratio={ratio!r} must be in (0, 1]')
+  if c.kl_schedule == 'cyclical' and c.kl_warmup_steps:
+    raise ConfigError(f'config.kl_warmup_steps={c.kl_warmup_steps} belongs to '
+                      "kl_schedule='warmup': set it to 0 with kl_schedule='cyclical'")
+  # Without this, β and free bits would be ignored without a word.
+  shaped = [f for f, on in (("kl_schedule='cyclical'", c.kl_schedule == 'cyclical'),
+                            (f'free_bits={c.free_bits}', c.free_bits > 0)) if on]
+  if shaped and (c.model.kind != 'vae' or c.iwae_samples > 1):
+    raise ConfigError(f'config.{shaped[0]} needs a VAE trained on the ELBO '
+                      '(model.kind=vae, iwae_samples=1)')
+
+
 def validate(c):
   """Raises :class:`ConfigError` on the first unusable value."""
   _choice('model.kind', c.model.kind, models.KINDS)
@@ -88,14 +112,15 @@ def validate(c):
   _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
   _choice('train_loop', c.train_loop, ('auto', 'scan', 'python'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
+  _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
   _choice('data.name', c.data.name, data_lib.DATASETS)
   _choice('data.binarize', c.data.binarize, data_lib.BINARIZE_MODES)
   for f in ('num_epochs', 'batch_size', 'latent_dim', 'eval_batch_size',
-            'log_every_steps', 'max_checkpoints', 'iwae_samples'):
+            'log_every_steps', 'max_checkpoints', 'iwae_samples', 'kl_cycles'):
     _positive(f, c[f])
   _positive('learning_rate', c.learning_rate, integer=False)
   _positive('model.gaussian_variance', c.model.gaussian_variance, integer=False)
-  for f in ('kl_weight',):
+  for f in ('kl_weight', 'free_bits'):
     _non_negative(f, c[f])
   for f in ('model.max_norm', 'model.l1_activity', 'model.noise_level'):
     _non_negative(f, c.model[f.split('.')[1]])
@@ -103,6 +128,7 @@ def validate(c):
     _non_negative(f, c[f], integer=True)
   for f in ('num_train', 'num_test'):
     _non_negative(f'data.{f}', c.data[f], integer=True)
+  _validate_kl(c)
   rate = c.model.dropout_rate
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
     raise ConfigError(f'config.model.dropout_rate={rate!r} must be in [0, 1)')

@@ -89,4 +89,5 @@ def collapse_warning(diag, *, min_kl=COLLAPSE_KL_NATS):
   if not problems:
     return None
   return ('latent collapse: ' + ' and '.join(problems) + ': the decoder ignores z. '
-          'Try KL warm-up (kl_warmup_steps), a smaller kl_weight or a weaker decoder')
+          'Try KL warm-up (kl_warmup_steps), kl_schedule=cyclical, free_bits, a smaller '
+          'kl_weight or a weaker decoder')

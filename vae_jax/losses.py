@@ -115,6 +115,34 @@ def kl_weight_at(step, kl_weight, warmup_steps):
   return kl_weight * frac
 
 
+def cyclical_kl_weight_at(step, kl_weight, total_steps, cycles, ratio):
+  """Cyclical KL annealing (Fu et al. 2019, eq. 5), ``step`` counted from 0.
+
+  The run's ``total_steps`` T are cut into ``cycles`` M cycles; within each,
+  β rises linearly from 0 to ``kl_weight`` over the first ``ratio`` R of the
+  cycle and then stays there: β = kl_weight · min(1, τ / R) with
+  τ = mod(step, ⌈T/M⌉) / (T/M). Each new cycle starts again from β = 0, so
+  the decoder keeps being pushed to use the code.
+  """
+  period = math.ceil(total_steps / cycles)
+  tau = (jnp.asarray(step) % period).astype(jnp.float32) / (total_steps / cycles)
+  return kl_weight * jnp.minimum(1.0, tau / ratio)
+
+
+def free_bits_kl(kl_per_dim, free_bits):
+  """KL with free bits per latent dimension (Kingma et al. 2016), ``[B, D] -> [B]``.
+
+  Its batch mean is Σ_d max(λ, KL_d), where KL_d is the batch-mean KL of
+  dimension d and λ = ``free_bits`` nats: a dimension below λ contributes the
+  constant λ, so the KL term gives it exactly zero gradient (the code may use
+  those nats for free); above λ it contributes its KL unchanged. Written per
+  example (each example's own KL in the dimensions above λ) so that the
+  caller can reduce like every other term.
+  """
+  above = jnp.mean(kl_per_dim, axis=0) > free_bits
+  return jnp.sum(jnp.where(above, kl_per_dim, free_bits), axis=-1)
+
+
 def iwae_log_weights(recon_ll, z, mean, logvar):
   """log p(x, z_k) - log q(z_k | x) for K posterior samples.
 

@@ -1,7 +1,9 @@
 """The training objective: per-example terms for a batch, from a config.
 
 ``loss_terms`` returns a dict of ``[B]`` arrays in nats (see losses.py for the
-conventions): ``loss`` (what is minimised), ``recon`` (-log p(x|z), summed over
+conventions): ``loss`` (what is minimised: recon + β·KL with β from the
+schedule and, while training, the KL with free bits; docs/kl_schedules.md),
+``recon`` (-log p(x|z), summed over
 pixels), and for a VAE ``kl`` and ``elbo`` (= -(recon + kl), the evidence lower
 bound at kl_weight 1 whatever the weight used for training).
 """
@@ -23,20 +25,44 @@ class Objective:
   likelihood: str = 'bernoulli'     # decoder observation model
   gaussian_variance: float = 1.0    # variance of the gaussian likelihood
   kl_weight: float = 1.0            # β; 0 gives the reconstruction-only VAE
-  kl_warmup_steps: int = 0          # linear warm-up of β from 0
+  kl_schedule: str = 'warmup'       # β over training: 'warmup' or 'cyclical'
+  kl_warmup_steps: int = 0          # 'warmup': linear warm-up of β from 0
+  kl_cycles: int = 4                # 'cyclical': number of cycles M in the run
+  kl_cycle_ratio: float = 0.5       # 'cyclical': share R of a cycle over which β rises
+  total_steps: int = 0              # 'cyclical': steps T of the whole run
+  free_bits: float = 0.0            # λ nats per latent dimension (0: off)
   l1_activity: float = 0.0          # sparse-AE penalty weight on |code|
   iwae_samples: int = 1             # k of the IWAE bound; 1 is the usual ELBO
   noise: str = 'none'               # input corruption for a denoising AE
   noise_level: float = 0.0          # std (gaussian) or drop probability (masking)
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls, config, total_steps=0):
+    """``total_steps``: the run's length, which a cyclical schedule needs."""
     m = config.model
     return cls(kind=m.kind, likelihood=m.likelihood,
                gaussian_variance=m.gaussian_variance,
-               kl_weight=config.kl_weight, kl_warmup_steps=config.kl_warmup_steps,
-               l1_activity=m.l1_activity, iwae_samples=config.iwae_samples,
-               noise=m.noise, noise_level=m.noise_level)
+               kl_weight=config.kl_weight, kl_schedule=config.kl_schedule,
+               kl_warmup_steps=config.kl_warmup_steps, kl_cycles=config.kl_cycles,
+               kl_cycle_ratio=config.kl_cycle_ratio, total_steps=total_steps,
+               free_bits=config.free_bits, l1_activity=m.l1_activity,
+               iwae_samples=config.iwae_samples, noise=m.noise, noise_level=m.noise_level)
+
+  @property
+  def weights_kl(self):
+    """Whether β and free bits act: a VAE trained on the ELBO (IWAE-k has no β)."""
+    return self.kind == 'vae' and self.iwae_samples == 1
+
+  def beta(self, step=None):
+    """β in effect at training ``step``; None: the full ``kl_weight`` (evaluation)."""
+    if step is None:
+      return self.kl_weight
+    if self.kl_schedule == 'cyclical':
+      if self.total_steps <= 0:
+        raise ValueError('a cyclical KL schedule needs Objective.total_steps > 0')
+      return losses.cyclical_kl_weight_at(step, self.kl_weight, self.total_steps,
+                                          self.kl_cycles, self.kl_cycle_ratio)
+    return losses.kl_weight_at(step, self.kl_weight, self.kl_warmup_steps)
 
 
 def corrupt(key, images, noise, level):
@@ -64,7 +90,8 @@ def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
     key: PRNG key for the reparameterisation and dropout (used once here).
     obj: the static :class:`Objective`.
     train: enables dropout.
-    step: training step, for the KL warm-up (None: full weight).
+    step: training step, for the β schedule and free bits (None: full β and
+      the plain KL, as evaluation reports it).
 
   Returns:
     dict of ``[B]`` arrays, in nats.
@@ -72,8 +99,7 @@ def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
   z_key, dropout_key = jax.random.split(key)
   variables = {'params': params}
   rngs = {'dropout': dropout_key}
-  beta = obj.kl_weight if step is None else losses.kl_weight_at(
-      step, obj.kl_weight, obj.kl_warmup_steps)
+  beta = obj.beta(step)
 
   if obj.kind == 'vae' and obj.iwae_samples > 1:
     return _iwae_terms(model, variables, inputs, targets, z_key, rngs, obj, train)
@@ -86,13 +112,25 @@ def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
   if obj.kind == 'vae':
     kl = losses.gaussian_kl(out.mean, out.logvar)
     terms.update(kl=kl, elbo=-(recon + kl))
-    loss = loss + beta * kl
+    loss = loss + beta * _weighted_kl(out, kl, obj, step)
   if obj.l1_activity > 0:
     l1 = losses.l1_activity(out.z)
     terms['l1'] = l1
     loss = loss + obj.l1_activity * l1
   terms['loss'] = loss
   return terms
+
+
+def _weighted_kl(out, kl, obj, step):
+  """The KL that β multiplies: with free bits while training, else the plain KL.
+
+  Evaluation (``step`` None) reports the plain KL: free bits change which
+  gradient training follows, not the model's ELBO.
+  """
+  if obj.free_bits > 0 and step is not None:
+    return losses.free_bits_kl(losses.gaussian_kl_per_dim(out.mean, out.logvar),
+                               obj.free_bits)
+  return kl
 
 
 def _iwae_terms(model, variables, inputs, targets, key, rngs, obj, train):

@@ -59,7 +59,8 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
 
   ``batch`` is ``[B, H, W, C]`` in [0, 1]; ``key`` is the run's training key,
   folded with the step inside, so the same key is passed every step. Metrics
-  are batch means of the per-example terms (nats) plus the gradient norm.
+  are batch means of the per-example terms (nats) plus the gradient norm and,
+  for a VAE trained on the ELBO, ``kl_weight``: the β this step used.
   """
 
   def train_step(state, batch, key):
@@ -81,6 +82,8 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
     params = optax.apply_updates(state.params, updates)
     metrics = {k: jnp.mean(v) for k, v in terms.items()}
     metrics['grad_norm'] = optax.tree_utils.tree_norm(grads)
+    if obj.weights_kl:  # the β this step used, so a schedule can be read off the log
+      metrics['kl_weight'] = jnp.asarray(obj.beta(state.step), jnp.float32)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, metrics
@@ -260,8 +263,12 @@ def build_experiment(config, mesh=None):
         'training images: lower it (or raise data.num_train)')
   model = models.build_model(config, train_images.shape[1:])
   total_steps = train_images.shape[0] // config.batch_size * config.num_epochs
+  if config.kl_schedule == 'cyclical' and config.kl_cycles > total_steps:
+    raise config_lib.ConfigError(
+        f'config.kl_cycles={config.kl_cycles} exceeds the {total_steps} training steps: '
+        'lower kl_cycles or train longer')
   tx = optim.make_optimizer(config, total_steps)
-  obj = objective.Objective.from_config(config)
+  obj = objective.Objective.from_config(config, total_steps)
   batch_sharding = parallel.batch_sharded(mesh)
   train_step = make_train_step(model, tx, obj, config.data.binarize, batch_sharding)
   names = ('init', 'train', 'order', 'eval')

@@ -37,7 +37,8 @@ RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
 
 # Fields added to the config after runs were made, with the value those older
 # runs implicitly used: their config.json reads as if it had them.
-ADDED_FIELDS = {'lr_schedule': 'constant'}
+ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
+                'kl_cycle_ratio': 0.5, 'free_bits': 0.0}
 
 
 def _with_added_fields(d):
@@ -147,10 +148,12 @@ def _flatten(d, prefix=''):
 
 def config_differences(old, new):
   """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`
-  (except ``num_epochs`` of a cosine-schedule run, which sets the decay)."""
+  (except ``num_epochs`` of a run with a cosine learning rate or a cyclical
+  KL schedule: it sets the decay's length, or the cycles')."""
   a, b = _flatten(_with_added_fields(old)), _flatten(new)
   resumable = RESUMABLE_FIELDS
-  if 'cosine' in (a.get('lr_schedule'), b.get('lr_schedule')):
+  if ('cosine' in (a.get('lr_schedule'), b.get('lr_schedule'))
+      or 'cyclical' in (a.get('kl_schedule'), b.get('kl_schedule'))):
     resumable = resumable - {'num_epochs'}  # the schedule's length depends on it
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
           if a.get(k) != b.get(k) and k not in resumable}
