@@ -8,8 +8,9 @@ One run measures, on the machine it runs on:
 * the float32 matmul rate (GFLOP/s) of ``jnp.dot`` at the MLP VAE's shapes
   ([128,784]x[784,512] and [128,512]x[512,784]) and at 2048x2048, and of
   NumPy at 2048x2048. The fastest median is the machine's *matmul limit*;
-* training images/s of the article's MLP VAE (784-512-2, batch 128, MNIST)
-  and of the convolutional Fashion-MNIST VAE (batch 128), through
+* training images/s of the article's MLP VAE (784-512-2, batch 128, MNIST),
+  of the convolutional Fashion-MNIST VAE and of the recurrent AE (an LSTM
+  over the 28 rows, MNIST; batch 128 each), through
   ``train.build_experiment`` and its scanned ``train_chunk`` on the real data;
 * importance-weighted evaluation images/s at k = 5000 (``vae_jax.evaluate``);
 * the matmul FLOPs per image of each (counted from the jaxpr: every
@@ -45,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, 'experiments', 'configs')
 MLP_CONFIG = 'mnist_vae_2d'
 CONV_CONFIG = 'fashion_mnist_conv_vae_2d'
+RNN_CONFIG = 'mnist_rnn_ae'
 
 
 # ----------------------------------------------------------------------------
@@ -402,6 +404,8 @@ def markdown(results):
 
   rows.append(work_row('train MLP VAE 784-512-2, batch 128 (MNIST)', results['train_mlp']))
   rows.append(work_row('train conv VAE, batch 128 (Fashion-MNIST)', results['train_conv']))
+  rows.append(work_row('train recurrent AE (LSTM 128, 32-D code), batch 128 (MNIST)',
+                       results['train_rnn']))
   k = results['eval_iwae']['num_samples']
   rows.append(work_row(f'IWAE evaluation, k={k}, MLP VAE', results['eval_iwae']))
   keras = results.get('keras')
@@ -449,6 +453,8 @@ def main(argv=None):
       MLP_CONFIG, data_dir, steps=16 if quick else 468, reps=3 if quick else 5, **overrides)
   results['train_conv'], _, _ = bench_train(
       CONV_CONFIG, data_dir, steps=2 if quick else 40, reps=2 if quick else 5, **overrides)
+  results['train_rnn'], _, _ = bench_train(
+      RNN_CONFIG, data_dir, steps=2 if quick else 40, reps=2 if quick else 5, **overrides)
   k = args.iwae_samples or (100 if quick else 5000)
   results['eval_iwae'] = bench_iwae(mlp_exp, mlp_state.params, k,
                                     num_images=10 if quick else 100, reps=2 if quick else 3)
@@ -456,7 +462,7 @@ def main(argv=None):
     results['keras'] = bench_keras(data_dir, quick)
   results['load_average_after'] = os.getloadavg()
   results['seconds'] = time.time() - started
-  for key in ('train_mlp', 'train_conv', 'eval_iwae'):
+  for key in ('train_mlp', 'train_conv', 'train_rnn', 'eval_iwae'):
     r = results[key]
     r['matmul_gflops'] = r['images_per_s']['median'] * r['matmul_flops_per_image'] / 1e9
     r['percent_of_matmul_limit'] = 100 * r['matmul_gflops'] / results['matmul_limit_gflops']

@@ -42,7 +42,7 @@ def test_quick_benchmark_writes_positive_numbers(tmp_path, data_dir):
   for m in r['matmul'].values():
     _rate_ok(m['gflops'])
   assert r['matmul_limit_gflops'] == max(m['gflops']['median'] for m in r['matmul'].values())
-  for key in ('train_mlp', 'train_conv', 'eval_iwae'):
+  for key in ('train_mlp', 'train_conv', 'train_rnn', 'eval_iwae'):
     section = r[key]
     _rate_ok(section['images_per_s'])
     assert section['matmul_flops_per_image'] > 0 and section['xla_flops_per_image'] > 0
@@ -55,6 +55,7 @@ def test_quick_benchmark_writes_positive_numbers(tmp_path, data_dir):
   assert r['train_conv']['train_loop'] == 'scan'
   assert r['eval_iwae']['num_samples'] == 100
   assert '| train MLP VAE 784-512-2, batch 128 (MNIST) |' in stdout
+  assert '| train recurrent AE (LSTM 128, 32-D code), batch 128 (MNIST) |' in stdout
 
 
 @pytest.mark.slow
