@@ -231,3 +231,16 @@ def test_ctrl_c_stops_the_study_between_models_and_a_rerun_resumes(tmp_path, dat
   code, lines = _study_until(tmp_path, data_dir, 2, signal.SIGTERM)
   assert code == 143, lines[-20:]
   assert sorted(os.listdir(first)) == kept
+
+
+def test_a_second_study_on_an_outdir_in_use_exits_2(tmp_path, data_dir):
+  from vae_jax import workdir as workdir_lib
+  with workdir_lib.lock(str(tmp_path), 'study'):   # held by this (live) process
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+         f'--outdir={tmp_path}', '--quick', '--quiet'],
+        capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=300)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1 and 'is in use by another run (study, pid' in errors[0], errors
+  assert not os.path.exists(os.path.join(tmp_path, 'models'))
