@@ -27,8 +27,9 @@ on constructed cases:
 * ``classifier_fn(images [N, H, W, C]) -> logits [N, classes]``;
 * ``features_fn(images) -> features [N, F]`` (sample quality).
 
-:func:`latent_space_metrics` runs them all for a trained model and returns a
-flat dict of floats.
+:func:`latent_metrics` runs them all for a model given as two such functions
+(``encode_fn(images) -> codes``, any framework) and returns a flat dict of
+floats; :func:`latent_space_metrics` does the same for a trained vae_jax model.
 """
 
 import math
@@ -80,8 +81,11 @@ def fit_normalizer(codes, rel_floor=1e-6):
 # ----------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------
-def _decode(decode_fn, z, batch_size=None):
-  """Decoded images of ``z [N, D]`` as a float64 array ``[N, ...]`` (shape kept)."""
+def decode_codes(decode_fn, z, batch_size=None):
+  """Decoded images of ``z [N, D]`` as a float64 array ``[N, ...]`` (shape kept).
+
+  ``decode_fn`` is called on at most ``batch_size`` codes at a time (None: all).
+  """
   z = np.asarray(z, np.float32)
   if batch_size:
     parts = [np.asarray(decode_fn(z[i:i + batch_size]))
@@ -90,6 +94,27 @@ def _decode(decode_fn, z, batch_size=None):
   else:
     images = np.asarray(decode_fn(z))
   return images.astype(np.float64)
+
+
+def encode_codes(encode_fn, images, batch_size=None):
+  """``(codes [N, D], logvar [N, D] or None)`` as float64 arrays.
+
+  ``encode_fn(images) -> codes``, or ``-> (codes, logvars)`` for a model with
+  a Gaussian posterior (codes are then its means); ``(codes, None)`` is read
+  as codes only. Called on at most ``batch_size`` images at a time (None: all
+  at once).
+  """
+  images = np.asarray(images)
+  step = batch_size or max(images.shape[0], 1)
+  parts = [encode_fn(images[i:i + step]) for i in range(0, images.shape[0], step)]
+  pairs = [p if isinstance(p, (tuple, list)) else (p, None) for p in parts]
+  codes = np.concatenate([np.asarray(c, np.float64) for c, _ in pairs])
+  if codes.ndim != 2:
+    raise ValueError(f'encode_fn must return codes of shape [N, D], got {codes.shape}')
+  logvars = [v for _, v in pairs]
+  if any(v is None for v in logvars):
+    return codes, None
+  return codes, np.concatenate([np.asarray(v, np.float64) for v in logvars])
 
 
 def _flat(images):
@@ -167,7 +192,7 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
                                              (num_paths,), 0, max(n - 1, 1)))) % n
   t = np.linspace(0.0, 1.0, path_steps + 1)[None, :, None]
   paths = codes[a][:, None, :] + t * (codes[b] - codes[a])[:, None, :]  # [P, T+1, D]
-  images = _decode(decode_fn, paths.reshape(-1, dim), batch_size)
+  images = decode_codes(decode_fn, paths.reshape(-1, dim), batch_size)
   flat = _flat(images).reshape(num_paths, path_steps + 1, -1)
   steps = np.linalg.norm(np.diff(flat, axis=1), axis=-1)                # [P, T]
   out = {
@@ -191,7 +216,7 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
   direction = np.asarray(jax.random.normal(dir_key, (num_perturb, dim)), np.float64)
   direction /= np.linalg.norm(direction, axis=1, keepdims=True) + 1e-30
   delta = perturb_scale * direction @ normalizer.unwhiten                # raw units
-  both = _flat(_decode(decode_fn, np.concatenate([base, base + delta]), batch_size))
+  both = _flat(decode_codes(decode_fn, np.concatenate([base, base + delta]), batch_size))
   lip = np.linalg.norm(both[num_perturb:] - both[:num_perturb], axis=1) / perturb_scale
   out.update(lipschitz_mean=float(np.mean(lip)), lipschitz_median=float(np.median(lip)),
              lipschitz_p99=float(np.quantile(lip, 0.99)), global_slope=global_slope,
@@ -253,7 +278,7 @@ def completeness_metrics(decode_fn, prior_codes, train_codes, key, *,
   out = hole_metrics(prior_codes, train_codes, key, normalizer=normalizer,
                      quantile=hole_quantile, num_reference=num_reference)
   if classifier_fn is not None:
-    images = _decode(decode_fn, prior_codes, batch_size)
+    images = decode_codes(decode_fn, prior_codes, batch_size)
     out.update(classifier_scores(classifier_fn, images.astype(np.float32), confidence))
   return out
 
@@ -286,51 +311,40 @@ def _subset(key, n, size):
   return np.sort(idx[:min(size, n)])
 
 
-def latent_space_metrics(model, params, train_images, train_labels, test_images,
-                         test_labels, key, *, classifier_fn=None, features_fn=None,
-                         samplers=samplers_lib.SAMPLERS, num_train=10000, num_test=5000,
-                         num_samples=5000, num_paths=100, path_steps=64, num_perturb=500,
-                         perturb_scale=0.05, knn_k=10, confidence=0.9, hole_quantile=0.99,
-                         num_reference=2000, pr_k=3, batch_size=1000):
-  """Continuity, completeness, sample quality and class separation, as flat floats.
+def latent_metrics(encode_fn, decode_fn, train_images, train_labels, test_images,
+                   test_labels, key, *, classifier_fn=None, features_fn=None,
+                   samplers=samplers_lib.SAMPLERS, num_train=10000, num_test=5000,
+                   num_samples=5000, num_paths=100, path_steps=64, num_perturb=500,
+                   perturb_scale=0.05, knn_k=10, confidence=0.9, hole_quantile=0.99,
+                   num_reference=2000, pr_k=3, batch_size=None):
+  """Continuity, completeness, sample quality and class separation of any model.
 
-  One protocol for an AE and a VAE alike (module docstring): codes are the
-  encoder's outputs (a VAE's means), the training codes are the reference and
-  define the normalised units, and every sampler in ``samplers`` is scored
-  the same way.
+  The model is two plain functions on NumPy arrays, so one from any framework
+  can be scored under the protocol of :func:`latent_space_metrics`:
 
   Args:
-    model, params: a trained :class:`models.VAE` or :class:`models.Autoencoder`.
-    train_images, train_labels, test_images, test_labels: data the model was
-      trained/evaluated on; ``num_train`` / ``num_test`` random ones are used.
-    key: PRNG key; the result is a deterministic function of it (models scored
-      with the same key see the same images, pairs and noise).
-    classifier_fn: ``images -> logits`` of an independent classifier
-      (classifier.make_logits_fn), or None to skip the classifier scores.
-    features_fn: ``images -> features`` (classifier.make_features_fn), or None
-      to skip the Fréchet distance and precision / recall.
+    encode_fn: ``images [N, H, W, C] -> codes [N, D]`` (or ``(codes, logvars)``:
+      the codes are then the posterior means).
+    decode_fn: ``codes [N, D] -> images [N, H, W, C]`` in [0, 1].
+    batch_size: call ``encode_fn`` / ``decode_fn`` on at most this many inputs
+      at a time (None: a whole set at once).
+    The rest: as :func:`latent_space_metrics`.
 
   Returns:
-    flat dict: :func:`continuity_metrics` keys; for each sampler
-    ``<sampler>/<key>`` with the :func:`completeness_metrics` keys and, with
-    ``features_fn``, ``frechet_distance``, ``precision`` and ``recall``
-    against ``num_samples`` real test images; ``knn_accuracy``; ``code_scale``
-    (RMS spread of the training codes, raw units).
+    the flat dict of :func:`latent_space_metrics`.
   """
   keys = jax.random.split(key, 8)
   tr = _subset(keys[0], len(train_images), num_train)
   te = _subset(keys[1], len(test_images), num_test)
-  train_codes, _ = latent.encode(model, params, np.asarray(train_images)[tr], batch_size)
-  test_codes, _ = latent.encode(model, params, np.asarray(test_images)[te], batch_size)
-  train_codes = np.asarray(train_codes, np.float64)
-  test_codes = np.asarray(test_codes, np.float64)
+  train_codes, _ = encode_codes(encode_fn, np.asarray(train_images)[tr], batch_size)
+  test_codes, _ = encode_codes(encode_fn, np.asarray(test_images)[te], batch_size)
   normalizer = fit_normalizer(train_codes)
-  decode_fn = lambda z: latent.decode(model, params, z, batch_size)
 
   out = continuity_metrics(decode_fn, test_codes, keys[2], normalizer=normalizer,
                            num_paths=num_paths, path_steps=path_steps,
                            num_perturb=num_perturb, perturb_scale=perturb_scale,
-                           classifier_fn=classifier_fn, confidence=confidence)
+                           classifier_fn=classifier_fn, confidence=confidence,
+                           batch_size=batch_size)
   if features_fn is not None:
     real = np.asarray(test_images)[_subset(keys[3], len(test_images), num_samples)]
     real_features = features_fn(real)
@@ -339,7 +353,7 @@ def latent_space_metrics(model, params, train_images, train_labels, test_images,
     codes = samplers_lib.make_sampler(name, train_codes, fit_key)(draw_key, num_samples)
     row = hole_metrics(codes, train_codes, hole_key, normalizer=normalizer,
                        quantile=hole_quantile, num_reference=num_reference)
-    fake = _decode(decode_fn, codes).astype(np.float32)
+    fake = decode_codes(decode_fn, codes, batch_size).astype(np.float32)
     if classifier_fn is not None:
       row.update(classifier_scores(classifier_fn, fake, confidence))
     if features_fn is not None:
@@ -352,3 +366,47 @@ def latent_space_metrics(model, params, train_images, train_labels, test_images,
   out['code_scale'] = float(np.sqrt(np.mean(np.sum(centered ** 2, axis=1))
                                     / train_codes.shape[1]))
   return out
+
+
+def latent_space_metrics(model, params, train_images, train_labels, test_images,
+                         test_labels, key, *, classifier_fn=None, features_fn=None,
+                         samplers=samplers_lib.SAMPLERS, num_train=10000, num_test=5000,
+                         num_samples=5000, num_paths=100, path_steps=64, num_perturb=500,
+                         perturb_scale=0.05, knn_k=10, confidence=0.9, hole_quantile=0.99,
+                         num_reference=2000, pr_k=3, batch_size=1000):
+  """Continuity, completeness, sample quality and class separation, as flat floats.
+
+  One protocol for an AE and a VAE alike (module docstring): codes are the
+  encoder's outputs (a VAE's means), the training codes are the reference and
+  define the normalised units, and every sampler in ``samplers`` is scored
+  the same way. A thin wrapper of :func:`latent_metrics` over the model's
+  jitted, batched encoder and decoder.
+
+  Args:
+    model, params: a trained :class:`models.VAE` or :class:`models.Autoencoder`.
+    train_images, train_labels, test_images, test_labels: data the model was
+      trained/evaluated on; ``num_train`` / ``num_test`` random ones are used.
+    key: PRNG key; the result is a deterministic function of it (models scored
+      with the same key see the same images, pairs and noise).
+    classifier_fn: ``images -> logits`` of an independent classifier
+      (classifier.make_logits_fn), or None to skip the classifier scores.
+    features_fn: ``images -> features`` (classifier.make_features_fn), or None
+      to skip the Fréchet distance and precision / recall.
+    batch_size: images or codes per jitted encoder / decoder call.
+
+  Returns:
+    flat dict: :func:`continuity_metrics` keys; for each sampler
+    ``<sampler>/<key>`` with the :func:`completeness_metrics` keys and, with
+    ``features_fn``, ``frechet_distance``, ``precision`` and ``recall``
+    against ``num_samples`` real test images; ``knn_accuracy``; ``code_scale``
+    (RMS spread of the training codes, raw units).
+  """
+  return latent_metrics(
+      lambda x: latent.encode(model, params, x, batch_size)[0],
+      lambda z: latent.decode(model, params, z, batch_size),
+      train_images, train_labels, test_images, test_labels, key,
+      classifier_fn=classifier_fn, features_fn=features_fn, samplers=samplers,
+      num_train=num_train, num_test=num_test, num_samples=num_samples,
+      num_paths=num_paths, path_steps=path_steps, num_perturb=num_perturb,
+      perturb_scale=perturb_scale, knn_k=knn_k, confidence=confidence,
+      hole_quantile=hole_quantile, num_reference=num_reference, pr_k=pr_k)
