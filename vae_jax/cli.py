@@ -1,4 +1,4 @@
-"""The ``vae-jax`` command: train, evaluate, plot, reproduce.
+"""The ``vae-jax`` command: train, evaluate, plot, latent-report, reproduce.
 
 Each subcommand wraps the library; ``vae-jax <subcommand> --help`` shows its
 options and an example.
@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   vae-jax train --config=experiments/configs/mnist_vae_2d.py --workdir=runs/vae
   vae-jax evaluate --workdir=runs/vae --iwae_samples=5000
   vae-jax plot --workdir=runs/vae --outdir=runs/vae/figures
+  vae-jax latent-report --workdir=runs/vae --classifier=runs/classifier_mnist.npz
   vae-jax reproduce --outdir=runs/study --quick
 """
 
@@ -20,6 +21,8 @@ SUBCOMMANDS = {
     'train': 'train a config in a workdir (resumes if rerun); same flags as python -m vae_jax.main',
     'evaluate': 'ELBO and importance-weighted log-likelihood of a trained workdir',
     'plot': 'figures of a trained workdir: latent scatter, manifold, samples, reconstructions',
+    'latent-report': 'continuity, completeness and sample quality of a trained workdir, '
+                     'as JSON, markdown and figures',
     'reproduce': 'the seed study: every figure of the article and the metrics table',
 }
 
@@ -51,11 +54,7 @@ def plot(argv):
     model, dataset = exp.model, config.data.name
     codes, _ = latent.encode(model, params, exp.test_images)
     name = f'{config.model.kind} ({config.model.family}), {dataset}, seed {config.seed}'
-    shown = codes[:, :2]
-    if codes.shape[1] > 2:  # project onto the two main directions of the codes
-      centred = codes - codes.mean(0)
-      _, _, vt = np.linalg.svd(centred, full_matrices=False)
-      shown = centred @ vt[:2].T
+    shown = plotting.projection_2d(codes)(codes)  # PCA for more than 2 dimensions
     plotting.save(plotting.latent_figure(shown, exp.test_labels, dataset,
                                          f'test codes{" (PCA)" if codes.shape[1] > 2 else ""}: {name}'),
                   os.path.join(outdir, 'latent.png'))
@@ -81,6 +80,54 @@ def plot(argv):
         f'reconstructions to {outdir}')
 
 
+def _latent_report_parser():
+  p = argparse.ArgumentParser(
+      prog='vae-jax latent-report', description=SUBCOMMANDS['latent-report'] + (
+          ' (docs/metrics.md). Scores the latest checkpoint on its own data: '
+          'latent_report.json, latent_report.md and latent.png, walk.png, '
+          'manifold.png (2-D codes), samples.png.'),
+      epilog='examples:\n  vae-jax latent-report --workdir=runs/vae\n'
+             '  vae-jax latent-report --workdir=runs/vae --classifier=runs/classifier_mnist.npz',
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument('--workdir', required=True, help='a trained run directory')
+  p.add_argument('--out', default=None,
+                 help='output folder (default: WORKDIR/latent_report)')
+  p.add_argument('--classifier', default=None, metavar='PATH.npz',
+                 help='the independent classifier for the classifier scores and sample '
+                      'quality: loaded from PATH, or trained on the real training images '
+                      'and saved there first (minutes); without it they are skipped')
+  p.add_argument('--seed', type=int, default=0, help='PRNG seed of the metrics')
+  p.add_argument('--num_samples', type=int, default=5000, help='codes drawn per sampler')
+  p.add_argument('--data_dir', default=None,
+                 help='directory of IDX files, overriding the run config')
+  return p
+
+
+def latent_report(argv):
+  """Writes the latent-space report of a workdir (vae_jax.latent_report)."""
+  parser = _latent_report_parser()
+  args = parser.parse_args(argv)
+  if args.num_samples < 2:
+    parser.error('--num_samples must be ≥ 2')
+  from vae_jax import errors
+  from vae_jax.classifier import ClassifierFileError
+  with errors.user_errors((ClassifierFileError,)):
+    from vae_jax import latent_report as report_lib
+    if args.classifier and not os.path.exists(args.classifier):
+      print(f'training the classifier once, saved to {args.classifier} (minutes)',
+            file=sys.stderr)
+    out = args.out or os.path.join(args.workdir, 'latent_report')
+    report = report_lib.report_workdir(
+        args.workdir, out, classifier_path=args.classifier, seed=args.seed,
+        data_dir=args.data_dir, num_samples=args.num_samples,
+        log=lambda e, loss: print(f'classifier epoch {e}: loss {loss:.4f}', file=sys.stderr))
+  m = report['metrics']
+  print(f'path_jump_ratio {m["path_jump_ratio"]:.3f}, prior/hole_share '
+        f'{m["prior/hole_share"]:.3f}, knn_accuracy {m["knn_accuracy"]:.3f}')
+  print(f'wrote {report_lib.JSON_FILE}, {report_lib.MARKDOWN_FILE} and '
+        f'{", ".join(report["figures"])} to {out}')
+
+
 HELP_FLAGS = ('-h', '--help', '--helpshort')
 
 
@@ -103,10 +150,10 @@ def train(argv):
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else argv
   if not argv or argv[0] in ('-h', '--help'):
-    print('usage: vae-jax {train,evaluate,plot,reproduce} [options]\n\n'
+    print('usage: vae-jax {train,evaluate,plot,latent-report,reproduce} [options]\n\n'
           'Autoencoders and VAEs in JAX: train, measure and plot them.\n\nsubcommands:')
     for name, text in SUBCOMMANDS.items():
-      print(f'  {name:<10} {text}')
+      print(f'  {name:<14} {text}')
     print('\n' + EXAMPLES)
     return 0 if argv else 2
   command, rest = argv[0], argv[1:]
@@ -117,6 +164,8 @@ def main(argv=None):
     evaluate.main(rest, prog='vae-jax evaluate')
   elif command == 'plot':
     plot(rest)
+  elif command == 'latent-report':
+    latent_report(rest)
   elif command == 'reproduce':
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                           'experiments', 'reproduce_seed.py')

@@ -56,12 +56,25 @@ def scatter_codes(ax, codes, labels, dataset, title=None, legend=True, size=2):
   if title:
     ax.set_title(title)
   if legend:
-    names = CLASS_NAMES[dataset]
+    names = CLASS_NAMES.get(dataset) or [str(i) for i in range(10)]
     handles = [plt.Line2D([], [], marker='o', ls='', color=sc.cmap(sc.norm(i)),
                           label=names[i]) for i in range(10)]
     ax.legend(handles=handles, loc='center left', bbox_to_anchor=(1.0, 0.5),
               fontsize=7, frameon=False, markerscale=0.8)
   return sc
+
+
+def projection_2d(codes):
+  """``z [N, D] -> [N, 2]`` for drawing codes: the identity for 2-D codes, the
+  projection onto the two main directions (PCA) of ``codes`` for more."""
+  codes = np.asarray(codes, np.float64)
+  if codes.shape[1] == 1:  # drawn on the horizontal axis
+    return lambda z: np.concatenate([np.asarray(z), np.zeros_like(np.asarray(z))], axis=1)
+  if codes.shape[1] == 2:
+    return np.asarray
+  centre = codes.mean(0)
+  _, _, vt = np.linalg.svd(codes - centre, full_matrices=False)
+  return lambda z: (np.asarray(z, np.float64) - centre) @ vt[:2].T
 
 
 def latent_figure(codes, labels, dataset, title):
@@ -127,17 +140,22 @@ def walk_figure(panels, dataset, title, steps=12):
   """Per model: scatter with the walk drawn on it and the decoded strip below.
 
   ``panels``: list of dicts with ``name``, ``codes``, ``labels``, ``z0``,
-  ``z1``, ``decode_fn``.
+  ``z1``, ``decode_fn`` and optionally ``project`` (``[N, D] -> [N, 2]``, e.g.
+  :func:`projection_2d`) to draw codes of more than two dimensions; the walk
+  is decoded in the full space either way.
   """
   fig = plt.figure(figsize=(6.2 * len(panels), 7))
   grid = fig.add_gridspec(2, len(panels), height_ratios=[5, 1])
   for i, p in enumerate(panels):
+    project = p.get('project', np.asarray)
     ax = fig.add_subplot(grid[0, i])
-    scatter_codes(ax, p['codes'], p['labels'], dataset, p['name'], legend=(i == len(panels) - 1))
+    scatter_codes(ax, project(p['codes']), p['labels'], dataset, p['name'],
+                  legend=(i == len(panels) - 1))
     path = interpolate(p['z0'], p['z1'], steps)
-    ax.plot(path[:, 0], path[:, 1], 'k.-', lw=1.2, ms=4)
-    ax.plot(*path[0], 'k^', ms=8)
-    ax.plot(*path[-1], 'ks', ms=8)
+    shown = project(path)
+    ax.plot(shown[:, 0], shown[:, 1], 'k.-', lw=1.2, ms=4)
+    ax.plot(*shown[0], 'k^', ms=8)
+    ax.plot(*shown[-1], 'ks', ms=8)
     strip = fig.add_subplot(grid[1, i])
     strip.imshow(tile(p['decode_fn'](path), steps), cmap='Greys_r', vmin=0, vmax=1)
     strip.set_xticks([])
