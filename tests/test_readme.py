@@ -20,7 +20,7 @@ with open(os.path.join(ROOT, 'README.md')) as _f:
 # Where each README command runs. A new command in the README fails
 # test_every_readme_command_runs_somewhere until it is added here and run.
 RUN_HERE = ('python -m vae_jax.main ', 'vae-jax evaluate ', 'vae-jax plot ',
-            'tensorboard --logdir=', 'python -m vae_jax.evaluate')
+            'vae-jax latent-report ', 'tensorboard --logdir=', 'python -m vae_jax.evaluate')
 RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
 RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
                          'python experiments/publish_study.py ')
@@ -141,6 +141,15 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
     for name in ('latent', 'manifold', 'samples', 'reconstructions'):
       assert os.path.getsize(os.path.join(workdir, 'figures', f'{name}.png')) > 1000, name
 
+  reports = [c for c in commands if c.startswith('vae-jax latent-report ')]
+  for command in reports:  # 300 codes per sampler instead of 5000
+    args = argv(command)
+    run(args + ['--num_samples=300'], data_dir)
+    workdir = next(a.split('=', 1)[1] for a in args if a.startswith('--workdir='))
+    for name in ('latent_report.json', 'latent_report.md', 'latent.png', 'walk.png',
+                 'manifold.png', 'samples.png'):
+      assert os.path.getsize(os.path.join(workdir, 'latent_report', name)) > 500, name
+
   # `tensorboard --logdir=D` serves D; --inspect reads the same events and exits.
   for command in [c for c in commands if c.startswith('tensorboard --logdir=')]:
     args = argv(command)
@@ -148,7 +157,7 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
     report = run(args[:1] + ['--inspect'] + args[1:], data_dir).stdout
     assert re.search(r'num_steps\s+[1-9]', report.split('scalars', 1)[1]), report
     assert re.search(r'images\s+first_step', report), report
-  assert trains and evaluations and plots  # guards against a parser that finds none
+  assert trains and evaluations and plots and reports  # guards against a parser that finds none
 
 
 def test_python_examples_run(tmp_path, data_dir):
@@ -175,7 +184,8 @@ print('families ok')
   assert "'elbo'" in proc.stdout and 'families ok' in proc.stdout
 
 
-@pytest.mark.parametrize('subcommand', ['train', 'evaluate', 'plot', 'reproduce'])
+@pytest.mark.parametrize('subcommand', ['train', 'evaluate', 'plot', 'latent-report',
+                                        'reproduce'])
 def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
   proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', subcommand, '--help'],
                         capture_output=True, text=True, cwd=ROOT, timeout=120)
@@ -185,6 +195,7 @@ def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
   example = {'train': 'vae-jax train --config=experiments/configs/',
              'evaluate': 'vae-jax evaluate --workdir=',
              'plot': 'vae-jax plot --workdir=',
+             'latent-report': 'vae-jax latent-report --workdir=',
              'reproduce': 'reproduce_seed.py --outdir='}[subcommand]
   assert example in text, text
 
@@ -193,5 +204,5 @@ def test_top_level_help_lists_every_subcommand_with_an_example():
   proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', '--help'],
                         capture_output=True, text=True, cwd=ROOT, timeout=60)
   assert proc.returncode == 0
-  for name in ('train', 'evaluate', 'plot', 'reproduce'):
+  for name in ('train', 'evaluate', 'plot', 'latent-report', 'reproduce'):
     assert f'vae-jax {name} --' in proc.stdout, name
