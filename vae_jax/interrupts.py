@@ -23,6 +23,7 @@ process.
 """
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -85,6 +86,7 @@ def _preemption_service():
 
 
 def _listen(read_fd, stop, forward_to_jax):
+  received = 0
   while True:
     data = os.read(read_fd, 1)
     if not data or data[0] == 0:  # the context ended
@@ -92,8 +94,10 @@ def _listen(read_fd, stop, forward_to_jax):
     signum = data[0]
     if signum not in SIGNALS:  # another signal with a Python handler: not ours
       continue
-    if stop.signum is None:
-      stop.signum = signum
+    received += 1
+    if received == 1:
+      if stop.signum is None:  # usually set already by the Python handler
+        stop.signum = signum
       if forward_to_jax:
         os.kill(os.getpid(), signal.SIGTERM)  # JAX's notifier tells the other processes
       continue
@@ -104,8 +108,16 @@ def _listen(read_fd, stop, forward_to_jax):
     os._exit(128 + signum)
 
 
-def _ignore(signum, frame):
-  del signum, frame  # the listener thread acts on the signal
+def _note(stop, signum, frame):
+  """The Python handler: sets the flag in the main thread, at its next bytecode.
+
+  The listener thread sees the same signal through the wakeup fd and counts it;
+  setting the flag here too makes the stop point independent of when that
+  thread gets scheduled (on a loaded machine, possibly several chunks later).
+  """
+  del frame
+  if stop.signum is None:
+    stop.signum = signum
 
 
 @contextlib.contextmanager
@@ -135,7 +147,7 @@ def stop_on_signals():
   _active.append(stop)
   try:
     for s in caught:
-      previous[s] = signal.signal(s, _ignore)
+      previous[s] = signal.signal(s, functools.partial(_note, stop))
       # Without SA_RESTART a signal landing on an XLA or orbax thread could
       # fail its read or write with EINTR.
       signal.siginterrupt(s, False)
