@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -139,6 +139,7 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
 def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
   import jax
   from tqdm import tqdm
+  from vae_jax import workdir as workdir_lib
 
   started = time.perf_counter()
   figdir = os.path.join(outdir, 'figures')

@@ -158,6 +158,14 @@ def read(path):
     return f.read()
 
 
+def straight_run(tmp_path_factory, data_dir, *run):
+  """Trains ``run`` (train_args flags) uninterrupted in a fresh directory; returns it."""
+  w = str(tmp_path_factory.mktemp('straight') / 'run')
+  proc = cli(train_args(w, *run), data_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return w
+
+
 def copy_run(src, dst):
   shutil.copytree(src, dst)
   return str(dst)

@@ -15,17 +15,14 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import cli, one_error_line, snapshot, train_args, write_idx
+from conftest import cli, one_error_line, snapshot, straight_run, train_args, write_idx
 from vae_jax import data
 
 
 @pytest.fixture(scope='module')
 def finished_run(tmp_path_factory, data_dir):
   """A finished tiny run (config.json, metrics.jsonl, checkpoint 8, TensorBoard)."""
-  w = str(tmp_path_factory.mktemp('finished') / 'run')
-  proc = cli(train_args(w), data_dir)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return w
+  return straight_run(tmp_path_factory, data_dir)
 
 
 @pytest.fixture

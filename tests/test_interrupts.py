@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
-                      one_error_line, snapshot, split_steps, train_args)
+                      one_error_line, snapshot, split_steps, straight_run, train_args)
 from vae_jax import interrupts, workdir as workdir_lib
 
 # 8 steps an epoch, 2 epochs, a chunk (and metrics line) every 2 steps:
@@ -33,9 +33,7 @@ RUN = ('--config.num_epochs=2', '--config.log_every_steps=2')
 @pytest.fixture(scope='module')
 def straight(tmp_path_factory, data_dir):
   """An uninterrupted run of RUN (read-only: copy it before changing it)."""
-  w = str(tmp_path_factory.mktemp('straight') / 'run')
-  proc = cli(train_args(w, *RUN), data_dir)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  w = straight_run(tmp_path_factory, data_dir, *RUN)
   assert committed(w) == [8, 16]
   return w
 

@@ -9,7 +9,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from conftest import cli, one_error_line, train_args
+from conftest import cli, one_error_line, straight_run
 from vae_jax import classifier, evaluate, latent_report, metrics, train
 
 RNG = np.random.default_rng(0)
@@ -146,10 +146,7 @@ def test_encode_codes_reads_codes_or_pairs_in_batches():
 # ----------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def tiny_workdir(tmp_path_factory, data_dir):
-  w = str(tmp_path_factory.mktemp('report') / 'run')
-  proc = cli(train_args(w), data_dir)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return w
+  return straight_run(tmp_path_factory, data_dir)
 
 
 def restored(workdir, data_dir):

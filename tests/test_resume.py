@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
-                      one_error_line, snapshot, split_steps, train_args)
+                      one_error_line, snapshot, split_steps, straight_run, train_args)
 from vae_jax import checkpointing, workdir as workdir_lib
 
 # 8 steps per epoch, 2 epochs, a checkpoint every 3 steps of an epoch and at
@@ -31,9 +31,7 @@ RUN = ('--config.num_epochs=2', '--config.checkpoint_every_steps=3')
 @pytest.fixture(scope='module')
 def straight(tmp_path_factory, data_dir):
   """An uninterrupted run of RUN (read-only: copy it before changing it)."""
-  w = str(tmp_path_factory.mktemp('straight') / 'run')
-  proc = cli(train_args(w, *RUN), data_dir)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  w = straight_run(tmp_path_factory, data_dir, *RUN)
   assert committed(w) == [11, 14, 16]
   return w
 
