@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vae_jax import config as config_lib
-from vae_jax import diagnostics, evaluate, losses, models
+from vae_jax import diagnostics, evaluate, losses
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = os.environ.get('VAE_JAX_DATA_DIR') or str(REPO.parent / 'shared' / 'datasets')
