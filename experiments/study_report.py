@@ -11,6 +11,9 @@ import study_models
 from vae_jax import samplers
 
 
+HOLE_QUANTILE = 0.99   # metrics.latent_space_metrics' default: holes beyond the 99th percentile
+
+
 class TableMetrics:
   """``(trained) -> {metric: float}`` for a table model; trains classifiers once per data set."""
 
@@ -51,7 +54,7 @@ class TableMetrics:
     row = metrics.latent_space_metrics(
         exp.model, m.params, np.asarray(exp.train_images), exp.train_labels,
         exp.test_images, exp.test_labels, jax.random.key(10_000 + m.seed),
-        classifier_fn=logits_fn, features_fn=features_fn,
+        classifier_fn=logits_fn, features_fn=features_fn, hole_quantile=HOLE_QUANTILE,
         num_samples=1000 if self.quick else 5000)
     return dict(row, **study_figures.code_facts(m))
 
@@ -105,6 +108,14 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
                    if k in next(iter(rows.values()))}
             for name, rows in per_seed.items()}
   claims = study_claims.judge_all(per_seed)
+  for c in claims:   # what the metric's reference distribution gives, beside the claim
+    dataset = 'mnist' if c['a'].startswith('mnist') else 'fashion_mnist'
+    if c['metric'].endswith('/confident_share') and dataset in classifiers:
+      c['reference'] = (f"real test images: "
+                        f"{classifiers[dataset]['real_confident_share']:.3f}")
+    elif c['metric'].endswith('/hole_share'):
+      c['reference'] = (f'a sampler that matches the codes: about '
+                        f'{1 - HOLE_QUANTILE:.2f}')
   summary = {
       'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
       'machine': machine_description(),
