@@ -29,6 +29,15 @@ flags.DEFINE_string('outdir', 'runs/study', 'A finished study (not --quick).')
 flags.DEFINE_string('root', ROOT, 'The checkout whose README.md and docs/ are updated.')
 
 
+def _failed_gates(gates):
+  failed = [f"{g['model']} seed {g['seed']}: `{g['gate']}`, measured {g['value']:.4g}"
+            for g in gates if not g['passed']]
+  if not failed:
+    return ''
+  return ('; below their gate, and drawn from only because the study ran with '
+          '`--nocheck_gates`: ' + '; '.join(failed))
+
+
 def readme_section(s):
   counts = study_report.verdict_counts(s['claims'])
   gates_ok = sum(g['passed'] for g in s['gates'])
@@ -58,7 +67,7 @@ def readme_section(s):
   lines += ['', '### Metrics table (mean ± std over seeds)', '',
             f'Nats per test image. The independent classifier scores {acc} on the real test '
             f'sets. {gates_ok} of {len(s["gates"])} quality gates passed '
-            '(docs/study_report.md lists each).', '']
+            '(docs/study_report.md lists each)' + _failed_gates(s['gates']) + '.', '']
   lines += study_report.table_markdown(s['table'])
   lines += ['', '### Gallery', '']
   for name in study_figures.FIGURES:

@@ -269,7 +269,7 @@ def _verdict(claims, claim_id):
   return '' if c is None else f' Over {c["n"]} seeds the claim "{c["text"]}" is **{c["verdict"]}**.'
 
 
-def captions(facts, claims, prior_share_in_box, real_confident):
+def captions(facts, claims, prior_share_in_box, real_confident, failed_gates=None):
   """``{figure: caption}``: FIGURES' description plus the numbers measured for it.
 
   ``claims`` maps claim id -> judged claim (study_claims.judge_all);
@@ -309,5 +309,8 @@ def captions(facts, claims, prior_share_in_box, real_confident):
       extra = (f'Gaussian noise of std {f["noise_std"]}: PSNR {f["psnr_noisy_db"]:.1f} dB noisy, '
                f'{f["psnr_denoised_db"]:.1f} dB denoised.' + _verdict(claims, 'denoising'))
     seed = f' Seed {f["seed"]}.' if 'seed' in f else ''
+    failed = (failed_gates or {}).get((f.get('model'), f.get('seed')))
+    if failed:  # drawn only because the study ran with --nocheck_gates
+      seed += f' **Drawn from a model below its quality gate: {failed}.**'
     out[name] = f'{text} {extra}{seed}'.strip()
   return out

@@ -127,7 +127,9 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
                                        for r in rows.values()))}
   summary['captions'] = study_figures.captions(
       facts, {c['id']: c for c in claims}, study_claims.PRIOR_SHARE_IN_UNIT_BOX,
-      {d: m['real_confident_share'] for d, m in classifiers.items()})
+      {d: m['real_confident_share'] for d, m in classifiers.items()},
+      {(g['model'], g['seed']): f"`{g['gate']}` measured {g['value']:.4g}"
+       for g in gates if not g['passed']})
   return summary
 
 
