@@ -10,6 +10,7 @@ delivery path as a signal from outside.
 
 import errno
 import json
+import logging
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
                       one_error_line, snapshot, split_steps, straight_run, train_args)
-from vae_jax import interrupts, workdir as workdir_lib
+from vae_jax import checkpointing, interrupts, workdir as workdir_lib
 
 # 8 steps an epoch, 2 epochs, a chunk (and metrics line) every 2 steps:
 # epoch-end checkpoints at 8 and 16 only, so a mid-epoch stop saves its own.
@@ -335,6 +336,42 @@ def test_no_space_error_names_the_file_tensorstore_failed_on():
   except RuntimeError as wrapped:
     assert workdir_lib.no_space_file(wrapped) == '/w/x'
   assert workdir_lib.no_space_file(OSError(errno.EACCES, 'Permission denied')) is None
+
+
+def _record_of_a_failed_orbax_write(logger_name):
+  """A log record like asyncio's "Task exception was never retrieved" for a write
+  that raised inside orbax's code (a function compiled under an orbax path)."""
+  namespace = {}
+  exec(compile('def write_fragment():\n  raise ValueError("No space left on device")\n',
+               os.path.join(os.sep, 'site-packages', 'orbax', 'serialization.py'), 'exec'),
+       namespace)
+  try:
+    namespace['write_fragment']()
+  except ValueError:
+    exc_info = sys.exc_info()
+  return logging.LogRecord(logger_name, logging.ERROR, '/usr/lib/asyncio/base_events.py', 1,
+                           'Task exception was never retrieved', None, exc_info)
+
+
+def test_a_failed_save_is_not_logged_again_by_asyncio_even_after_it_raised():
+  asyncio_logger, absl_logger = logging.getLogger('asyncio'), logging.getLogger('absl')
+  ours = logging.LogRecord('asyncio', logging.ERROR, __file__, 1, 'unrelated', None,
+                           (ValueError, ValueError('x'), None))
+  before = asyncio_logger.filters[:]
+  with pytest.raises(OSError):
+    with checkpointing._quiet_orbax_failures():
+      raise OSError(errno.ENOSPC, 'No space left on device')
+  try:
+    # The failed write task may be collected after save has raised: still quiet.
+    assert not asyncio_logger.filter(_record_of_a_failed_orbax_write('asyncio'))
+    assert asyncio_logger.filter(ours), 'a traceback from elsewhere must still be logged'
+    assert absl_logger.filter(_record_of_a_failed_orbax_write('absl'))  # only while saving
+  finally:
+    asyncio_logger.filters[:] = before
+    sys.unraisablehook = sys.__unraisablehook__
+  with checkpointing._quiet_orbax_failures():
+    pass
+  assert asyncio_logger.filter(_record_of_a_failed_orbax_write('asyncio'))
 
 
 # ---------------------------------------------------------------------------

@@ -174,12 +174,25 @@ def disk_full_as_error(mngr, abstract_state):
                           f'could not write {path or mngr.directory}') from e
 
 
+def _raised_in_orbax(exc_info):
+  """Whether the exception of a log record passed through orbax's code."""
+  tb = exc_info[2] if exc_info else None
+  while tb is not None:
+    if f'{os.sep}orbax{os.sep}' in tb.tb_frame.f_code.co_filename:
+      return True
+    tb = tb.tb_next
+  return False
+
+
 class _NoOrbaxTracebacks(logging.Filter):
-  """Orbax logs the traceback of a failed write from each of its threads before
-  re-raising it from ``save``; there it is reported once."""
+  """Orbax logs the traceback of a failed write from each of its threads, and
+  asyncio logs it again ("Task exception was never retrieved") when the failed
+  write task is collected, before or after ``save`` re-raises it; there it is
+  reported once."""
 
   def filter(self, record):
-    return not (record.exc_info and f'{os.sep}orbax{os.sep}' in record.pathname)
+    return not (record.exc_info and (f'{os.sep}orbax{os.sep}' in record.pathname
+                                     or _raised_in_orbax(record.exc_info)))
 
 
 def _drop_closed_loop_errors(previous_hook):
@@ -199,15 +212,18 @@ def _quiet_orbax_failures():
   unraisable "RuntimeError: Event loop is closed" traceback, some of them
   after ``save`` has returned: after a failure that filter stays installed.
   """
-  logger, quiet = logging.getLogger('absl'), _NoOrbaxTracebacks()
+  absl, tasks, quiet = logging.getLogger('absl'), logging.getLogger('asyncio'), _NoOrbaxTracebacks()
   previous_hook = sys.unraisablehook
-  logger.addFilter(quiet)
+  absl.addFilter(quiet)
+  tasks.addFilter(quiet)
   sys.unraisablehook = _drop_closed_loop_errors(previous_hook)
   try:
     yield
   finally:
-    logger.removeFilter(quiet)
-  sys.unraisablehook = previous_hook  # reached only when the save succeeded
+    absl.removeFilter(quiet)
+  # Reached only when the save succeeded: a failed write task may be collected later.
+  tasks.removeFilter(quiet)
+  sys.unraisablehook = previous_hook
 
 
 def _remove_partial(mngr, step):
