@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpointing, interrupts, losses, models, optim
+from vae_jax import checkpointing, interrupts, losses, models, optim, run_clock
 from vae_jax import progress as progress_lib
 from vae_jax import workdir as workdir_lib
 
@@ -298,7 +298,7 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
   ``data.num_test`` limit and binarisation); ``num_examples`` > 0 keeps its first
   ``num_examples`` images. Returns the :func:`evaluate_likelihood` dict plus the
   run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
-  call, ``note``).
+  call, ``machine``: where it ran, ``note``).
 
   SIGINT or SIGTERM stops it after the current chunk of images with
   :class:`interrupts.Interrupted`; with ``progress_file`` (an ``.npz`` path)
@@ -339,6 +339,7 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
         done=_load_partial(progress_file, settings), after_chunk=after_chunk)
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
                 seed=seed, seconds=time.time() - start,
+                machine=run_clock.machine_description(),
                 note=DATA_NOTES[config.data.binarize])
   return result
 

@@ -33,6 +33,7 @@ from vae_jax import progress as progress_lib
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
+from vae_jax import run_clock
 from vae_jax.errors import NonFiniteError  # noqa: F401  (part of this module's API)
 
 
@@ -396,7 +397,7 @@ def _lock(workdir):
 
 
 def _restore(mngr, workdir, state):
-  """``(start_step, state)``: the newest good checkpoint's, or ``(0, state)``."""
+  """``(start_step, state, meta)``: the newest good checkpoint's, or ``(0, state, {})``."""
   abstract = _abstract(state)
   # Damaged checkpoints newer than the restored one are moved aside, so that
   # their steps can be saved again (one process only: it moves the files).
@@ -404,10 +405,10 @@ def _restore(mngr, workdir, state):
       mngr, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
                                  if jax.process_count() == 1 else None))
   if restored is None:
-    return 0, state
-  start_step, state, _ = restored
+    return 0, state, {}
+  start_step, state, meta = restored
   logging.info('resuming %s from step %d', workdir, start_step)
-  return start_step, state
+  return start_step, state, meta
 
 
 def _abstract(state):
@@ -431,7 +432,7 @@ def _train(config, workdir, stop, allow_config_change, mesh):
   mngr = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
                                config.max_checkpoints)
   try:
-    start_step, state = _restore(mngr, workdir, state)
+    start_step, state, meta = _restore(mngr, workdir, state)
     if start_step < config.num_epochs * exp.steps_per_epoch:
       # A rerun on a full disk stops here at once, not after an epoch of work.
       checkpointing.check_space(mngr, _abstract(state))
@@ -442,7 +443,8 @@ def _train(config, workdir, stop, allow_config_change, mesh):
         workdir_lib.write_config(workdir, config)
       if stop.requested():
         raise _interrupted(stop, start_step, mngr)
-      state, step = _train_loop(exp, state, start_step, mngr, workdir, stop, is_main)
+      clock = run_clock.RunClock(meta.get(run_clock.META_KEY), start_step)
+      state, step = _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock)
     test = exp.evaluate(state.params)
     if stop.requested():  # the signal came during the final evaluation
       raise _interrupted(stop, step, mngr)
@@ -451,8 +453,11 @@ def _train(config, workdir, stop, allow_config_change, mesh):
   return {'state': state, 'experiment': exp, 'test': test}
 
 
-def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main):
-  """Trains from ``start_step`` to the end; returns ``(state, step)``."""
+def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock):
+  """Trains from ``start_step`` to the end; returns ``(state, step)``.
+
+  ``clock`` (a :class:`run_clock.RunClock`) is saved with every checkpoint.
+  """
   config = exp.config
   spe = exp.steps_per_epoch
   total_steps = config.num_epochs * spe
@@ -478,9 +483,12 @@ def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main):
     progress.update((end - start) * config.batch_size, loss=f'{last_loss:.2f}')
 
   def save(step):
+    segments = clock.segments(step)
     checkpointing.save(mngr, step, state, {
         'step': step, 'epoch': step / spe,
-        'config': workdir_lib.config_to_dict(config)})
+        'config': workdir_lib.config_to_dict(config), run_clock.META_KEY: segments})
+    if is_main:
+      run_clock.write(workdir, segments)
 
   step = start_step
   try:
