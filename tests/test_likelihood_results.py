@@ -119,3 +119,18 @@ def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix
   os.remove(checkout / 'results' / 'other_seed0' / 'timing.json')
   with pytest.raises(lr.ResultsError, match='lacks timing.json: collect it again'):
     lr.publish(str(checkout))
+
+
+def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
+  sys.path.insert(0, os.path.dirname(__file__))
+  from test_readme import readme_command
+  w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
+  for prefix in ('python experiments/likelihood_results.py collect',
+                 'python experiments/likelihood_results.py publish'):
+    args = readme_command(prefix).split()[1:]
+    args = [f'--workdir={w}' if a.startswith('--workdir=') else a for a in args]
+    args = [a.replace('mnist_vae_50d_dynamic', 'headline') for a in args]
+    proc = subprocess.run([sys.executable, *args, f'--root={checkout}'], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+  assert 'vae_jax `headline`' in (checkout / 'README.md').read_text()
