@@ -8,6 +8,7 @@ outdir.
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ import sweep  # noqa: E402
 import sweep_models  # noqa: E402
 import sweep_publish  # noqa: E402
 import sweep_report  # noqa: E402
+from test_readme import readme_command  # noqa: E402
 
 
 def test_the_full_grid_has_every_cell_once_seed_outermost():
@@ -217,7 +219,11 @@ def test_two_processes_split_a_quick_sweep_and_the_summary_merges_them(tmp_path,
   env = dict(os.environ, VAE_JAX_DATA_DIR=data_dir, TF_CPP_MIN_LOG_LEVEL='3',
              PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   out = str(tmp_path / 'sweep')
-  args = [sys.executable, os.path.join(ROOT, 'experiments', 'sweep.py'), f'--outdir={out}',
+  # The README's sweep command, made --quick and cut to 4 cells, in a temporary outdir.
+  readme = shlex.split(readme_command('python experiments/sweep.py '))
+  assert readme[:2] == ['python', 'experiments/sweep.py'], readme
+  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
+  args = [sys.executable, os.path.join(ROOT, readme[1]), *flags, f'--outdir={out}',
           '--quick', '--latent_dims=2', '--variants=ae,beta1', '--seeds=0,1', '--quiet']
   procs = [subprocess.Popen(args + [f'--shard={i}/2'], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
