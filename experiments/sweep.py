@@ -19,6 +19,7 @@ a small grid on a data slice for one epoch, a smoke test whose numbers mean
 nothing. docs/sweep.md has the details.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -37,6 +38,11 @@ import reproduce_seed  # noqa: E402  (its flags: --outdir, --data_dir, --seeds, 
 import sweep_models  # noqa: E402
 
 FLAGS = flags.FLAGS
+# The study's flags, reused; their help told for the sweep.
+FLAGS['outdir'].help = 'Where models, figures, summary.json and REPORT.md of the sweep go.'
+FLAGS['seeds'].help = 'Seeds (default 0,1,2; --quick: 0,1).'
+FLAGS['quick'].help = 'A small grid on 2048 images for one epoch: a smoke test.'
+FLAGS['check_gates'].help = 'Not used by the sweep (its cells have no quality gates).'
 flags.DEFINE_string('shard', '0/1', 'i/N: train only this process\'s share of the grid.')
 flags.DEFINE_list('datasets', None, 'Data sets (default: mnist,fashion_mnist).')
 flags.DEFINE_list('latent_dims', None, 'Latent sizes (default: 2,8,32).')
@@ -60,18 +66,28 @@ def cell_dir(outdir, spec, seed):
   return os.path.join(outdir, 'models', sweep_models.job_id(spec, seed))
 
 
+@contextlib.contextmanager
+def _waiting_lock(directory, purpose, stop=None):
+  """``directory``'s lock, waited for while another process holds it."""
+  from vae_jax import workdir as workdir_lib
+  os.makedirs(directory, exist_ok=True)
+  with contextlib.ExitStack() as held:
+    while True:
+      try:
+        held.enter_context(workdir_lib.lock(directory, purpose))
+        break
+      except workdir_lib.WorkdirLockedError:
+        if stop is not None:
+          stop.raise_if_requested(f'interrupted while waiting for {directory}')
+        time.sleep(5)
+    yield
+
+
 def _classifier_fns(table_metrics, dataset, stop):
   """The data set's classifier, trained by one process while the others wait for it."""
-  from vae_jax import workdir as workdir_lib
-  directory = os.path.join(table_metrics.outdir, 'classifiers')
-  os.makedirs(directory, exist_ok=True)
-  while True:
-    try:
-      with workdir_lib.lock(directory, 'sweep classifier'):
-        return table_metrics.classifier_fns(dataset)
-    except workdir_lib.WorkdirLockedError:
-      stop.raise_if_requested('interrupted while waiting for the classifier')
-      time.sleep(5)
+  with _waiting_lock(os.path.join(table_metrics.outdir, 'classifiers'), 'sweep classifier',
+                     stop):
+    return table_metrics.classifier_fns(dataset)
 
 
 def _samples(m, seed):
@@ -111,6 +127,8 @@ def run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop, sa
           'overrides': [list(o) for o in spec.overrides], 'metrics': row}
   workdir_lib.atomic_write_text(os.path.join(directory, CELL_FILE),
                                 json.dumps(cell, indent=2, sort_keys=True))
+  if os.path.exists(os.path.join(directory, ERROR_FILE)):
+    os.remove(os.path.join(directory, ERROR_FILE))   # an earlier failure, now retried
   m.exp.train_images = None
   jax.clear_caches()
   return row
@@ -138,10 +156,15 @@ def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
           try:
             row = run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop,
                            sample_seed)
-          except reproduce_seed.StudyError as e:
-            # One bad cell must not stop a long unattended run: it is retried next time.
+          except workdir_lib.WorkdirError:
+            raise   # a full disk or a locked model: its own line says what to do
+          except Exception as e:  # noqa: BLE001
+            # One bad cell (a non-finite loss, a singular fit) must not stop a long
+            # unattended run: it is recorded, reported and retried next time.
             counts['failed'] += 1
-            workdir_lib.atomic_write_text(os.path.join(directory, ERROR_FILE), f'{e}\n')
+            os.makedirs(directory, exist_ok=True)
+            workdir_lib.atomic_write_text(os.path.join(directory, ERROR_FILE),
+                                          f'{type(e).__name__}: {e}\n')
             reproduce_seed._status(f'sweep: {spec.name} seed {seed} FAILED: {e}')
             continue
       except workdir_lib.WorkdirLockedError:
@@ -185,7 +208,16 @@ def read_passes(outdir):
 
 
 def summarize(outdir, jobs, grid, quick):
-  """Merges the finished cells into summary.json, REPORT.md and figures/; returns the summary."""
+  """Merges the finished cells into summary.json, REPORT.md and figures/; returns the summary.
+
+  One process at a time: shards that end together would otherwise write the
+  same figures at once.
+  """
+  with _waiting_lock(os.path.join(outdir, 'locks', 'summary'), 'sweep summary'):
+    return _summarize(outdir, jobs, grid, quick)
+
+
+def _summarize(outdir, jobs, grid, quick):
   import sweep_figures
   import sweep_report
   from vae_jax import workdir as workdir_lib

@@ -40,49 +40,66 @@ def _marker(z):
   return MARKERS.get(z, 'D')
 
 
+def _rd_point(ax, x, c, key, norm, cmap):
+  y = _mean(c, 'recon')
+  ax.scatter([x], [y], c=[_mean(c, key)], cmap=cmap, norm=norm, s=60,
+             marker=_marker(c['latent_dim']), edgecolors='k', linewidths=0.5)
+  ax.annotate(SHORT_LABEL[c['variant']], (x, y), fontsize=7, xytext=(4, 3),
+              textcoords='offset points')
+
+
 def fig_rate_distortion(s, figdir):
-  """Rate against distortion, every cell, coloured by completeness / continuity."""
+  """Rate against distortion, every cell, coloured by completeness / continuity.
+
+  Each data set gets a wide panel for the VAEs (log rate) and a narrow one,
+  sharing its distortion axis, for the classic AEs: a deterministic code has
+  no finite rate to place them at.
+  """
   facts = {}
   datasets = s['grid']['datasets']
   for name, (key, what, cmap) in RD_COLOURS.items():
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
-    per_data = {}
+    fig = plt.figure(figsize=(6.5 * len(datasets), 4.2))
+    gs = fig.add_gridspec(1, 2 * len(datasets), width_ratios=[5, 1] * len(datasets),
+                          wspace=0.05)
+    per_data, axes = {}, []
     values = [_mean(c, key) for c in s['cells'].values() if _mean(c, key) is not None]
     finite = [v for v in values if np.isfinite(v)]
     norm = plt.Normalize(min(finite, default=0), max(finite, default=1))
-    for ax, d in zip(axes[0], datasets):
+    for i, d in enumerate(datasets):
+      ax = fig.add_subplot(gs[0, 2 * i])
+      ax_ae = fig.add_subplot(gs[0, 2 * i + 1], sharey=ax)
+      axes += [ax, ax_ae]
       cells = [(n, c) for n, c in s['cells'].items() if c['dataset'] == d
                and _mean(c, key) is not None]
       vae = [(n, c) for n, c in cells if c['variant'] != 'ae' and _mean(c, 'kl') is not None]
-      rates = [_mean(c, 'kl') for _, c in vae]
-      ae_x = 1.8 * max(rates, default=10.0)
-      points = []
-      for n, c in cells:
-        x = _mean(c, 'kl') if c['variant'] != 'ae' else ae_x
-        points.append({'cell': n, 'rate': None if c['variant'] == 'ae' else x,
-                       'distortion': _mean(c, 'recon'), 'value': _mean(c, key)})
-        ax.scatter([x], [_mean(c, 'recon')], c=[_mean(c, key)], cmap=cmap, norm=norm, s=60,
-                   marker=_marker(c['latent_dim']), edgecolors='k', linewidths=0.5)
-        ax.annotate(SHORT_LABEL[c['variant']], (x, _mean(c, 'recon')), fontsize=7,
-                    xytext=(4, 3), textcoords='offset points')
-      if cells:
-        ax.axvline(ae_x / 1.35, color='0.6', ls=':', lw=1)
-        ax.text(ae_x, ax.get_ylim()[1], 'AE\n(rate ∞)', ha='center', va='top', fontsize=7)
+      ae = [(n, c) for n, c in cells if c['variant'] == 'ae']
+      for _, c in vae:
+        _rd_point(ax, _mean(c, 'kl'), c, key, norm, cmap)
+      for _, c in ae:
+        _rd_point(ax_ae, 0.0, c, key, norm, cmap)
       ax.set_xscale('log')
+      ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels collide
       ax.set_xlabel('rate: test KL (nats, log scale)')
       ax.set_ylabel('distortion: test reconstruction (nats)')
-      ax.set_title(DATA_TEXT[d])
-      handles = [plt.Line2D([], [], marker=_marker(z), ls='', color='0.5', label=f'{z}-D')
-                 for z in s['grid']['latent_dims']]
-      ax.legend(handles=handles, fontsize=7, loc='upper right', bbox_to_anchor=(0.85, 1))
+      ax.set_title(f'{DATA_TEXT[d]}: VAEs')
+      ax_ae.set_title('classic AE', fontsize=8)
+      ax_ae.set_xticks([0.0])
+      ax_ae.set_xticklabels(['no finite\nrate'], fontsize=7)
+      ax_ae.set_xlim(-1, 1.5)
+      ax_ae.tick_params(labelleft=False)
+      ax.legend(handles=[plt.Line2D([], [], marker=_marker(z), ls='', color='0.5',
+                                    label=f'{z}-D') for z in s['grid']['latent_dims']],
+                fontsize=7)
+      rates = [_mean(c, 'kl') for _, c in vae]
       rho = (float(stats.spearmanr(rates, [_mean(c, key) for _, c in vae])[0])
              if len(vae) >= 3 else None)
+      points = [{'cell': n, 'rate': _mean(c, 'kl') if c['variant'] != 'ae' else None,
+                 'distortion': _mean(c, 'recon'), 'value': _mean(c, key)} for n, c in cells]
       ranked = sorted((p for p in points if np.isfinite(p['value'])), key=lambda p: p['value'])
       per_data[d] = {'points': points, 'spearman_rate': rho, 'n_vae': len(vae),
                      'lowest': ranked[0] if ranked else None,
                      'highest': ranked[-1] if ranked else None}
-    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    fig.colorbar(sm, ax=list(axes[0]), label=key)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=key)
     fig.suptitle(f'Rate–distortion plane, coloured by {key}')
     plotting.save(fig, os.path.join(figdir, f'{name}.png'))
     facts[name] = {'key': key, 'what': what, 'per_dataset': per_data}
@@ -189,7 +206,7 @@ def _rd_caption(f):
                  f"lowest {p['lowest']['cell']} ({_g(p['lowest']['value'])}){rho}")
   return (f"Every finished cell (mean over its seeds): test rate (KL, nats, log scale) against "
           f"distortion (reconstruction, nats), coloured by the {f['what']}; marker = latent "
-          f"size; classic AEs sit right of the dotted line (a deterministic code has no finite "
+          f"size; classic AEs in the narrow panel beside (a deterministic code has no finite "
           f"rate). " + '. '.join(parts) + '.')
 
 

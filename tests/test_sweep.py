@@ -82,6 +82,31 @@ def test_a_cell_locked_by_another_process_is_skipped_not_trained(tmp_path):
   assert len(passes) == 1 and passes[0]['busy'] == 1 and passes[0]['wall_seconds'] >= 0
 
 
+def test_a_failing_cell_is_recorded_and_the_shard_goes_on(tmp_path, monkeypatch):
+  jobs = sweep_models.grid(datasets=('mnist',), latent_dims=(2,), variants=('ae', 'beta1'),
+                           seeds=(0,))
+
+  def fake_run_cell(spec, seed, *args):
+    if spec.name.endswith('_ae'):
+      raise FloatingPointError('singular covariance')
+    d = sweep.cell_dir(str(tmp_path), spec, seed)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, sweep.CELL_FILE), 'w') as f:
+      json.dump({'metrics': {'recon': 1.0, 'train_seconds': 1.0, 'metrics_seconds': 1.0}}, f)
+    return {'recon': 1.0, 'train_seconds': 1.0, 'metrics_seconds': 1.0}
+
+  monkeypatch.setattr(sweep, 'run_cell', fake_run_cell)
+  counts = sweep.run_shard(str(tmp_path), '', jobs, quick=True, quiet=True)
+  assert counts == {'done': 1, 'reused': 0, 'busy': 0, 'failed': 1}
+  _, missing, failed = sweep.read_cells(str(tmp_path), jobs)
+  assert missing == failed == ['mnist_z2_ae_seed0']
+  error = os.path.join(sweep.cell_dir(str(tmp_path), *jobs[0]), sweep.ERROR_FILE)
+  assert 'FloatingPointError: singular covariance' in open(error).read()
+  # A rerun retries the failed cell only.
+  counts = sweep.run_shard(str(tmp_path), '', jobs, quick=True, quiet=True)
+  assert counts == {'done': 0, 'reused': 1, 'busy': 0, 'failed': 1}
+
+
 # ----------------------------------------------------------------------------
 # Merging and the verdict tables, on constructed numbers
 # ----------------------------------------------------------------------------
