@@ -115,7 +115,7 @@ def cell_table(per_seed, grid):
 
 
 def beta_onsets(judged, grid, metric, baseline):
-  """Per (data set, latent size): the smallest β whose claim is supported, and whether all larger β are."""
+  """Per (data set, latent size): the smallest β whose claim holds; whether all larger β hold."""
   by_id = {c['id']: c for c in judged}
   out = []
   for d in grid['datasets']:
