@@ -137,7 +137,7 @@ def run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop, sa
 def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
   """Trains and scores the unfinished ``jobs`` whose lock is free; returns counts."""
   import study_report
-  from vae_jax import interrupts
+  from vae_jax import interrupts, run_clock
   from vae_jax import workdir as workdir_lib
 
   started_at, started = time.time(), time.perf_counter()
@@ -178,7 +178,7 @@ def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
       stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; rerun to resume')
   record = {'started': started_at, 'wall_seconds': time.perf_counter() - started,
             'shard': FLAGS.shard if FLAGS.is_parsed() else '0/1', 'quick': quick,
-            'machine': study_report.machine_description(), **counts}
+            'machine': run_clock.machine_description(), **counts}
   workdir_lib.append_line(os.path.join(outdir, PASSES_FILE), json.dumps(record) + '\n')
   return counts
 
