@@ -137,7 +137,6 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
 
 
 def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
-  import jax
   from tqdm import tqdm
   from vae_jax import workdir as workdir_lib
 
@@ -156,7 +155,6 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
       m.table = table_metrics(m)
     m.exp.train_images = None  # free the device copy: dozens of models stay in memory
     trained[(spec.name, seed)] = m
-    jax.clear_caches()  # each model compiles its own functions: don't let them pile up
     elapsed = time.perf_counter() - started
     _status(f'study: {done + 1}/{len(jobs)} {spec.name} seed {seed} done '
             f'(test recon {m.test["recon"]:.1f} nats); {elapsed / 60:.1f} min elapsed')
@@ -193,6 +191,7 @@ def main(argv):
     seeds = [int(s) for s in (FLAGS.seeds or default)]
   except ValueError:
     errors.exit_with(f'--seeds={",".join(FLAGS.seeds)} must be integers, e.g. --seeds=0,1,2')
+  study_models.use_compilation_cache(FLAGS.outdir)
   with errors.user_errors(extra=(StudyError,)):
     summary = run_study(FLAGS.outdir, FLAGS.data_dir, seeds, FLAGS.quick, FLAGS.quiet,
                         FLAGS.check_gates)

@@ -111,3 +111,18 @@ def make_config(spec, seed, data_dir, quick):
     c.data.num_train = QUICK['num_train']
     c.data.num_test = QUICK['num_test']
   return c
+
+
+def use_compilation_cache(outdir):
+  """Caches compiled programs in ``<outdir>/xla_cache`` unless a cache is set already.
+
+  A model's programs depend on its architecture and objective, not on its
+  seed or data set: the study's seeds and the sweep's 108 cells (18 training
+  programs) reuse them, and so do a resumed run and the processes of a
+  sharded sweep.
+  """
+  import jax
+  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or jax.config.jax_compilation_cache_dir:
+    return
+  jax.config.update('jax_compilation_cache_dir', os.path.join(outdir, 'xla_cache'))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)

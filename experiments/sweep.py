@@ -35,6 +35,7 @@ from absl import flags  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import reproduce_seed  # noqa: E402  (its flags: --outdir, --data_dir, --seeds, --quick, --quiet)
+import study_models  # noqa: E402
 import sweep_models  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -250,20 +251,6 @@ def _summarize(outdir, jobs, grid, quick):
   return summary
 
 
-def use_compilation_cache(outdir):
-  """Caches compiled programs in ``<outdir>/xla_cache`` unless a cache is set already.
-
-  A cell's programs depend on its latent size and objective only, not on its
-  seed or data set: 108 cells compile 18 training programs, not 108, and the
-  processes of a sharded sweep share them.
-  """
-  import jax
-  if os.environ.get('JAX_COMPILATION_CACHE_DIR') or jax.config.jax_compilation_cache_dir:
-    return
-  jax.config.update('jax_compilation_cache_dir', os.path.join(outdir, 'xla_cache'))
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.2)
-
-
 def _grid_from_flags():
   from vae_jax import errors
   quick = FLAGS.quick
@@ -298,7 +285,7 @@ def main(argv):
   except ValueError as e:
     errors.exit_with(str(e))
   os.makedirs(FLAGS.outdir, exist_ok=True)
-  use_compilation_cache(FLAGS.outdir)
+  study_models.use_compilation_cache(FLAGS.outdir)
   with errors.user_errors(extra=(reproduce_seed.StudyError,)):
     if not FLAGS.summarize_only:
       counts = run_shard(FLAGS.outdir, FLAGS.data_dir, sweep_models.shard(jobs, index, count),
