@@ -77,7 +77,8 @@ def _fmt(x, digits=0):
 
 
 def _rate(r):
-  return f'{_fmt(r["median"])} | {_fmt(r["min"])} – {_fmt(r["max"])} | {_fmt(r["per_cpu_second"])}'
+  return (f'{_fmt(r["median"])} | {_fmt(r["min"])} – {_fmt(r["max"])} | '
+          f'{_fmt(r["per_cpu_second"])}')
 
 
 def machine_line(results):

@@ -230,7 +230,8 @@ def bench_iwae(exp, params, num_samples, num_images, reps, count_xla=True):
   model = exp.model
   x1 = jnp.asarray(images[:1])
   z1 = jnp.zeros((1, model.latent_dim), jnp.float32)
-  per_image = (roofline.matmul_flops(lambda p, x: model.apply({'params': p}, x, method='encode'), params, x1)
+  encode = lambda p, x: model.apply({'params': p}, x, method='encode')
+  per_image = (roofline.matmul_flops(encode, params, x1)
                + num_samples * roofline.matmul_flops(
                    lambda p, z: model.apply({'params': p}, z, method='decode'), params, z1))
   # XLA's count of one chunk call (sample_chunk codes for example_chunk images).
@@ -340,7 +341,8 @@ def main(argv=None):
   parser.add_argument('--json', default=None, help='write the numbers to this file')
   parser.add_argument('--peers', action=argparse.BooleanOptionalAction, default=True,
                       help='train the Keras peers on JAX and TensorFlow (default: yes)')
-  parser.add_argument('--keras', action='store_true', help=argparse.SUPPRESS)  # old flag: peers run anyway
+  # The old flag: the peers run anyway.
+  parser.add_argument('--keras', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(ROOT, '..', 'shared', 'datasets'),
                       help='directory with mnist/ and fashion_mnist/ IDX files')

@@ -54,13 +54,14 @@ def readme_block(results):
 
 
 def profile_block(profile):
-  rows = [f'Per-op time of {p["workload"]} ({p["steps"]} steps traced; '
-          f'{p["total_ms_per_step"]:.2f} ms per step in XLA ops):' for p in profile]
+  rows = [f'**{p["workload"]}**: CPU time per XLA op ({p["units"]} {p["unit"]}s traced; '
+          f'{p["total_ms_per_unit"]:.2f} ms per {p["unit"]} in XLA ops, summed over threads):'
+          for p in profile]
   out = []
   for head, p in zip(rows, profile):
-    table = ['| XLA op (category) | ms / step | share |', '|---|---:|---:|']
+    table = [f'| XLA op (category) | ms / {p["unit"]} | share |', '|---|---:|---:|']
     for op in p['ops']:
-      table.append(f'| `{op["name"]}` ({op["category"]}) | {op["ms_per_step"]:.3f} | '
+      table.append(f'| `{op["name"]}` ({op["category"]}) | {op["ms_per_unit"]:.3f} | '
                    f'{op["share"]:.0%} |')
     cats = ', '.join(f'{c}: {s:.0%}' for c, s in p['categories'].items())
     out += [head, '', '\n'.join(table), '', f'By category: {cats}.', '']

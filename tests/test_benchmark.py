@@ -51,7 +51,8 @@ def test_matmul_flops_count_every_scan_step_and_convolutions():
   # 3x3 'SAME' conv, 2 -> 3 channels, on one 5x5 image: 25 pixels x 3 outputs x 18 taps.
   conv = lambda x, k: jax.lax.conv_general_dilated(
       x, k, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
-  assert roofline.matmul_flops(conv, jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 3))) == 2 * 25 * 3 * 18
+  x, k = jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 2, 3))
+  assert roofline.matmul_flops(conv, x, k) == 2 * 25 * 3 * 18
 
 
 def test_bytes_and_roofline_by_hand():
@@ -140,7 +141,8 @@ def _check_publish(tmp_path, r):
   for name in ('README.md', os.path.join('docs', 'performance.md')):
     copies[name] = tmp_path / os.path.basename(name)
     copies[name].write_text(open(os.path.join(ROOT, name)).read())
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, command[1]), str(tmp_path / 'bench.json'),
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, command[1]),
+                         str(tmp_path / 'bench.json'),
                          f'--readme={copies["README.md"]}', '--allow_quick',
                          f'--docs={copies[os.path.join("docs", "performance.md")]}'],
                         capture_output=True, text=True, timeout=120, cwd=ROOT)
