@@ -68,8 +68,11 @@ def analyse(results):
       value, cpu = (v['ratio'], v['ratio_per_cpu_second']) if v else (None, None)
     results['targets'].append({'target': label, 'workload': key, 'threshold': threshold,
                                'value': value, 'per_cpu_second': cpu,
-                               'met': value is not None and value >= threshold})
+                               'met': None if value is None else value >= threshold})
   return results
+
+
+MET = {True: 'yes', False: '**no**', None: 'not measured'}
 
 
 def _fmt(x, digits=0):
@@ -149,7 +152,7 @@ def targets_table(results):
     unit = '%' if t['threshold'] > 10 else 'x'
     show = (lambda x: '–' if x is None else (f'{x:.0f}%' if unit == '%' else f'{x:.2f}x'))
     rows.append(f'| {t["target"]} | {show(t["value"])} | {show(t["per_cpu_second"])} | '
-                f'{"yes" if t["met"] else "**no**"} |')
+                f'{MET[t["met"]]} |')
   return '\n'.join(rows)
 
 

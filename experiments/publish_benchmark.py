@@ -44,7 +44,7 @@ def readme_block(results):
              for b in bench_report.PEER_BACKENDS]
     rows.append(f'| {label} | {r["images_per_s"]["median"]:,.0f} | {f["percent"]:.0f}% '
                 f'({f["binds"]}) | {" | ".join(peers)} |')
-  met = sum(t['met'] for t in results['targets'])
+  met = sum(t['met'] is True for t in results['targets'])
   return '\n'.join([
       bench_report.machine_line(results), '', '\n'.join(rows), '',
       f'Roofline: {results["matmul_limit_gflops"]:,.0f} GFLOP/s matmul peak, '
