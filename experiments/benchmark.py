@@ -2,7 +2,7 @@ r"""Measures this machine's roofline and each workload's share of it, beside its
 
   python experiments/benchmark.py [--quick] [--json=bench.json] [--no-peers] \
       [--data_dir=../shared/datasets]
-  python experiments/publish_benchmark.py bench.json   # README + docs tables from the JSON
+  python experiments/benchmark.py --publish=bench.json  # README + docs tables from the JSON
 
 One run measures, on the machine it runs on:
 
@@ -348,7 +348,20 @@ def main(argv=None):
                       help='directory with mnist/ and fashion_mnist/ IDX files')
   parser.add_argument('--iwae_samples', type=int, default=None,
                       help='k of the IWAE evaluation (default 5000; --quick: 100)')
+  parser.add_argument('--publish', default=None, metavar='JSON',
+                      help="measure nothing: write this run's tables into README.md and "
+                           'docs/performance.md (experiments/publish_benchmark.py)')
+  parser.add_argument('--profile', default=None,
+                      help="with --publish: experiments/profile_ops.py's JSON")
+  for hidden in ('--readme', '--docs'):  # with --publish: other files (tests)
+    parser.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+  parser.add_argument('--allow_quick', action='store_true', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  if args.publish:
+    import publish_benchmark  # pylint: disable=import-outside-toplevel
+    extra = [f'--{k}={v}' for k in ('profile', 'readme', 'docs') if (v := getattr(args, k))]
+    publish_benchmark.main([args.publish, *extra] + (['--allow_quick'] if args.allow_quick else []))
+    return None
   data_dir = os.path.abspath(args.data_dir)
   quick = args.quick
   load_before = os.getloadavg()

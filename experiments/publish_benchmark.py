@@ -1,6 +1,7 @@
 r"""Writes a benchmark run's tables into README.md and docs/performance.md.
 
   python experiments/benchmark.py --json=bench.json
+  python experiments/benchmark.py --publish=bench.json   # the same as:
   python experiments/publish_benchmark.py bench.json
 
 Replaces the text between ``<!-- benchmark:begin -->`` and

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from test_readme import readme_command
+from test_readme import readme_command, readme_commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'experiments', 'benchmark.py')
@@ -135,14 +135,16 @@ def test_quick_benchmark_runs_every_workload_and_peer(tmp_path, data_dir):
 
 
 def _check_publish(tmp_path, r):
-  """The README's publish command writes the run's numbers into copies of both files."""
-  command = shlex.split(readme_command('python experiments/publish_benchmark.py '))
+  """The README's --publish command writes the run's numbers into copies of both files."""
+  command = [c for c in readme_commands() if '--publish' in c]
+  assert command, 'README.md has no benchmark --publish command'
+  command = shlex.split(command[0])
   copies = {}
   for name in ('README.md', os.path.join('docs', 'performance.md')):
     copies[name] = tmp_path / os.path.basename(name)
     copies[name].write_text(open(os.path.join(ROOT, name)).read())
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, command[1]),
-                         str(tmp_path / 'bench.json'),
+  assert command[:2] == ['python', 'experiments/benchmark.py'], command
+  proc = subprocess.run([sys.executable, SCRIPT, f'--publish={tmp_path / "bench.json"}',
                          f'--readme={copies["README.md"]}', '--allow_quick',
                          f'--docs={copies[os.path.join("docs", "performance.md")]}'],
                         capture_output=True, text=True, timeout=120, cwd=ROOT)

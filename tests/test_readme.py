@@ -24,8 +24,7 @@ RUN_HERE = ('python -m vae_jax.main ', 'vae-jax evaluate ', 'vae-jax plot ',
 RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
 RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
                          'python experiments/publish_study.py ')
-RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',
-                         'python experiments/publish_benchmark.py ')
+RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
 # Installs of accelerator wheels: they need a GPU/TPU host, which CI is not.
 NOT_RUN = ('pip install -U "jax[cuda12]"', 'pip install -U "jax[tpu]"')
 ENV_PREFIX = re.compile(r'^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*')
