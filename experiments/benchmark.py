@@ -1,32 +1,34 @@
-r"""Measures this machine: matmul rate, training and IWAE-evaluation throughput.
+r"""Measures this machine's roofline and each workload's share of it, beside its peers.
 
-  python experiments/benchmark.py [--quick] [--json=bench.json] [--keras] \
+  python experiments/benchmark.py [--quick] [--json=bench.json] [--no-peers] \
       [--data_dir=../shared/datasets]
+  python experiments/benchmark.py --publish=bench.json  # README + docs tables from the JSON
 
 One run measures, on the machine it runs on:
 
-* the float32 matmul rate (GFLOP/s) of ``jnp.dot`` at the MLP VAE's shapes
-  ([128,784]x[784,512] and [128,512]x[512,784]) and at 2048x2048, and of
-  NumPy at 2048x2048. The fastest median is the machine's *matmul limit*;
-* training images/s of the article's MLP VAE (784-512-2, batch 128, MNIST),
-  of the convolutional Fashion-MNIST VAE and of the recurrent AE (an LSTM
-  over the 28 rows, MNIST; batch 128 each), through
-  ``train.build_experiment`` and its scanned ``train_chunk`` on the real data;
-* importance-weighted evaluation images/s at k = 5000 (``vae_jax.evaluate``);
-* the matmul FLOPs per image of each (counted from the jaxpr: every
-  ``dot_general``/convolution, forward and backward), hence the GFLOP/s each
-  reaches and its % of the matmul limit; XLA's own count (``cost_analysis``,
-  which adds the elementwise work) is in the JSON;
-* with ``--keras``: the same two VAEs in Keras 3 on TensorFlow (a subprocess:
-  TensorFlow and XLA in one process have crashed the XLA compiler), trained
-  with ``fit`` for a few epochs on the same data.
+* the machine's *roofline*: its float32 matmul peak (the fastest median of
+  XLA's dot at the MLP VAE's shapes and at a large size, and of NumPy's) and
+  its memory bandwidth (one XLA elementwise pass, read and write, over a
+  256 MB array: beyond the caches);
+* training images/s of the article's MLP VAE (784-512-2), of the conv
+  Fashion-MNIST VAE and of the recurrent AE (an LSTM over the 28 rows; batch
+  128 each), through ``train.build_experiment`` and its scanned
+  ``train_chunk`` on the real data; and IWAE evaluation images/s at k = 5000;
+* each workload's matmul FLOPs and unavoidable bytes per image
+  (``experiments/roofline.py``: every dot and convolution of the traced
+  program; parameters, gradients and Adam moments per step, each image once),
+  hence its time lower bound ``max(FLOPs / peak, bytes / bandwidth)``, the
+  share of that bound it reaches and which term binds;
+* its peers, in the same run: the same models in Keras 3 on JAX and on
+  TensorFlow (``experiments/keras_peers.py``, one subprocess per backend with
+  ``KERAS_BACKEND`` set), trained with ``fit``; and the targets of issue 16.
 
-Each figure is the median of several timed repetitions after a warm-up (the
-table shows min-max too). The JSON also holds each figure per CPU-second of
-this process (user + system time): on a machine shared with other jobs,
-wall-clock rates drop while per-CPU-second rates mostly do not, so compare
-those between noisy runs. ``--quick`` is a smoke run (seconds; small k, few
-steps): its numbers are not the machine's.
+Each figure is the median of several timed repetitions after a warm-up
+(min-max kept). The JSON also holds each figure per CPU-second of its process
+(user + system time): on a machine shared with other jobs wall-clock rates
+drop while per-CPU-second rates mostly do not. ``--quick`` is a smoke run
+(under a minute; few steps, k = 100, the peers on a few hundred images, run
+concurrently): its numbers are not the machine's.
 """
 
 import argparse
@@ -42,11 +44,21 @@ import time
 
 import numpy as np
 
+import bench_report
+import roofline
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(ROOT, 'experiments', 'configs')
+PEERS_SCRIPT = os.path.join(ROOT, 'experiments', 'keras_peers.py')
 MLP_CONFIG = 'mnist_vae_2d'
 CONV_CONFIG = 'fashion_mnist_conv_vae_2d'
 RNN_CONFIG = 'mnist_rnn_ae'
+# Training images per epoch for the peers (mlp, conv, rnn): about 5-15 s an
+# epoch each on a quiet 2-core machine. Keras on JAX runs the conv VAE through
+# XLA's CPU convolutions, far slower than oneDNN's, so it gets 5 batches.
+PEER_IMAGES = {'jax': '60000,640,12800', 'tensorflow': '60000,12800,12800'}
+PEER_IMAGES_QUICK = '256,128,128'
+BANDWIDTH_ARRAY_BYTES = 1 << 28
 
 
 # ----------------------------------------------------------------------------
@@ -57,7 +69,10 @@ def _cpu_seconds():
   return r.ru_utime + r.ru_stime
 
 
-def measure(run, work, reps, warmup=1, min_seconds=0.25):
+MIN_SECONDS = {'value': 0.25}  # per repetition; --quick lowers it
+
+
+def measure(run, work, reps, warmup=1, min_seconds=None):
   """Calls ``run()`` after ``warmup`` calls; ``work`` units are done per call.
 
   ``run`` must block until its work is finished. A repetition repeats ``run``
@@ -65,6 +80,7 @@ def measure(run, work, reps, warmup=1, min_seconds=0.25):
   ticks coarsely, is accurate too). Returns the rate summary: median/min/max of
   work per wall second over ``reps`` repetitions, and the median per CPU second.
   """
+  min_seconds = min_seconds or MIN_SECONDS['value']
   for _ in range(warmup):
     run()
   t = time.perf_counter()
@@ -82,56 +98,6 @@ def measure(run, work, reps, warmup=1, min_seconds=0.25):
           'max': float(max(rates)),
           'per_cpu_second': float(np.median([calls * work / c for c in cpu])),
           'reps': reps, 'calls_per_rep': calls, 'seconds_per_rep': float(np.median(wall))}
-
-
-# ----------------------------------------------------------------------------
-# FLOP counting
-# ----------------------------------------------------------------------------
-def _sub_jaxprs(value):
-  from jax.extend import core
-  if isinstance(value, core.ClosedJaxpr):
-    yield value.jaxpr
-  elif isinstance(value, core.Jaxpr):
-    yield value
-  elif isinstance(value, (tuple, list)):
-    for v in value:
-      yield from _sub_jaxprs(v)
-
-
-def _jaxpr_matmul_flops(jaxpr):
-  """2 x multiply-adds of every dot_general and convolution, through scans and calls."""
-  total = 0
-  for eqn in jaxpr.eqns:
-    name = eqn.primitive.name
-    if name == 'dot_general':
-      (lhs_contract, _), _ = eqn.params['dimension_numbers']
-      lhs = eqn.invars[0].aval.shape
-      total += 2 * math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lhs_contract)
-    elif name == 'conv_general_dilated':
-      rhs = eqn.invars[1].aval.shape
-      spec = eqn.params['dimension_numbers'].rhs_spec  # (out, in, spatial...)
-      in_per_group = rhs[spec[1]]
-      kernel = math.prod(rhs[d] for d in spec[2:])
-      total += 2 * math.prod(eqn.outvars[0].aval.shape) * in_per_group * kernel
-    inner = sum(_jaxpr_matmul_flops(j) for v in eqn.params.values() for j in _sub_jaxprs(v))
-    if name == 'scan':
-      inner *= eqn.params['length']
-    total += inner
-  return total
-
-
-def matmul_flops(fn, *args):
-  """Matmul FLOPs of one call of ``fn(*args)`` (forward, and backward if it differentiates)."""
-  import jax
-  return _jaxpr_matmul_flops(jax.make_jaxpr(fn)(*args).jaxpr)
-
-
-def xla_flops(jitted, *args, **kwargs):
-  """XLA's FLOP count of one compiled call (dots plus elementwise work)."""
-  analysis = jitted.lower(*args, **kwargs).compile().cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0]
-  return float(analysis.get('flops', float('nan')))
 
 
 # ----------------------------------------------------------------------------
@@ -171,6 +137,30 @@ def bench_matmul(quick):
   return results
 
 
+def bench_bandwidth(quick):
+  """GB/s of one XLA elementwise pass (read + write, in place) over a large array."""
+  import jax
+  import jax.numpy as jnp
+
+  n = BANDWIDTH_ARRAY_BYTES // 4
+  step = jax.jit(lambda x: x * 1.0001 + 0.5, donate_argnums=0)
+  box = {'x': step(jnp.zeros((n,), jnp.float32))}
+
+  def run():
+    box['x'] = step(box['x'])
+    box['x'].block_until_ready()
+
+  return {'array_bytes': 4 * n, 'gbytes_per_s': measure(run, 2 * 4 * n / 1e9, 3 if quick else 7)}
+
+
+def xla_flops(jitted, *args, **kwargs):
+  """XLA's FLOP count of one compiled call (dots plus elementwise work)."""
+  analysis = jitted.lower(*args, **kwargs).compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis.get('flops', float('nan')))
+
+
 def _load_config(name, data_dir, **overrides):
   spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, name + '.py'))
   module = importlib.util.module_from_spec(spec)
@@ -187,7 +177,7 @@ def _load_config(name, data_dir, **overrides):
   return c
 
 
-def bench_train(config_name, data_dir, steps, reps, **overrides):
+def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides):
   """Steady-state training images/s of a config: ``reps`` chunks of ``steps`` steps."""
   import jax
   from vae_jax import train
@@ -208,16 +198,19 @@ def bench_train(config_name, data_dir, steps, reps, **overrides):
   rate = measure(run, steps * b, reps)
   batch = exp.train_images[:b]
   step = jax.jit(exp.train_step)
-  flops = matmul_flops(exp.train_step, box['state'], batch, exp.keys['train']) / b
+  flops = roofline.matmul_flops(exp.train_step, box['state'], batch, exp.keys['train']) / b
+  params = roofline.num_params(box['state'].params)
   return {
       'config': config_name, 'batch_size': b, 'steps_per_rep': steps,
       'train_loop': train.resolve_train_loop(c), 'images_per_s': rate,
-      'matmul_flops_per_image': flops,
-      'xla_flops_per_image': xla_flops(step, box['state'], batch, exp.keys['train']) / b,
+      'matmul_flops_per_image': flops, 'params': params,
+      'bytes_per_image': roofline.train_bytes_per_image(params, b, batch.shape[1:]),
+      'xla_flops_per_image': (xla_flops(step, box['state'], batch, exp.keys['train']) / b
+                              if count_xla else None),  # a second compilation
   }, exp, box['state']
 
 
-def bench_iwae(exp, params, num_samples, num_images, reps):
+def bench_iwae(exp, params, num_samples, num_images, reps, count_xla=True):
   """Images/s of the IWAE-k bound (vae_jax.evaluate) on test images."""
   import jax
   import jax.numpy as jnp
@@ -237,11 +230,14 @@ def bench_iwae(exp, params, num_samples, num_images, reps):
   model = exp.model
   x1 = jnp.asarray(images[:1])
   z1 = jnp.zeros((1, model.latent_dim), jnp.float32)
-  per_image = (matmul_flops(lambda p, x: model.apply({'params': p}, x, method='encode'), params, x1)
-               + num_samples * matmul_flops(
+  encode = lambda p, x: model.apply({'params': p}, x, method='encode')
+  per_image = (roofline.matmul_flops(encode, params, x1)
+               + num_samples * roofline.matmul_flops(
                    lambda p, z: model.apply({'params': p}, z, method='decode'), params, z1))
   # XLA's count of one chunk call (sample_chunk codes for example_chunk images).
   try:
+    if not count_xla:
+      raise TypeError('not counted')
     x = jnp.asarray(images[:example_chunk])
     mean, logvar = evaluate._encode(model, params, x)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(example_chunk))
@@ -249,119 +245,53 @@ def bench_iwae(exp, params, num_samples, num_images, reps):
     xla = xla_flops(evaluate._accumulate, params, x, mean, logvar, keys, 0, lse, lse,
                     model=model, log_lik=evaluate._log_likelihood_fn('bernoulli', 1.0),
                     num=sample_chunk) * num_samples / sample_chunk / example_chunk
-  except (AttributeError, TypeError):  # evaluate's internals changed: skip XLA's count
-    xla = float('nan')
+  except (AttributeError, TypeError):  # --quick, or evaluate's internals changed
+    xla = None
   return {'num_samples': num_samples, 'num_images': num_images, 'images_per_s': rate,
-          'matmul_flops_per_image': per_image, 'xla_flops_per_image': xla}
+          'matmul_flops_per_image': per_image, 'xla_flops_per_image': xla,
+          'bytes_per_image': roofline.eval_bytes_per_image(images.shape[1:])}
 
 
 # ----------------------------------------------------------------------------
-# Keras 3 on TensorFlow, in a subprocess
+# Peers: Keras 3 on each backend, one subprocess each
 # ----------------------------------------------------------------------------
-def _read_idx_images(data_dir, name):
-  import gzip
-  with gzip.open(os.path.join(data_dir, name, 'train-images-idx3-ubyte.gz'), 'rb') as f:
-    raw = f.read()
-  return (np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28, 1)
-          .astype(np.float32) / 255.0)
+def start_peer(backend, data_dir, quick):
+  """Starts keras_peers.py on ``backend``; returns the process, or a dict if it cannot run."""
+  missing = [m for m in ('keras', backend) if importlib.util.find_spec(m) is None]
+  if missing:
+    return {'error': f'not installed: {", ".join(missing)}'}
+  images = PEER_IMAGES_QUICK if quick else PEER_IMAGES[backend]
+  env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='3')
+  return subprocess.Popen(
+      [sys.executable, PEERS_SCRIPT, f'--data_dir={data_dir}', f'--images={images}',
+       f'--epochs={2 if quick else 3}'],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def keras_worker(data_dir, num_images, epochs):
-  """Runs in the subprocess: trains both Keras VAEs with fit(), prints one JSON line."""
-  os.environ.setdefault('KERAS_BACKEND', 'tensorflow')
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  import keras
-  import tensorflow as tf
-  from keras import layers, ops
-
-  class Sampling(layers.Layer):
-    def build(self, input_shape):
-      self.seed_generator = keras.random.SeedGenerator(0)
-
-    def call(self, inputs):
-      mean, logvar = inputs
-      return mean + ops.exp(0.5 * logvar) * keras.random.normal(
-          ops.shape(mean), seed=self.seed_generator)
-
-  class VAE(keras.Model):
-    def train_step(self, data):
-      with tf.GradientTape() as tape:
-        logits, mean, logvar = self(data, training=True)
-        recon = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=data, logits=logits), axis=[1, 2, 3])
-        kl = -0.5 * tf.reduce_sum(1 + logvar - tf.square(mean) - tf.exp(logvar), axis=1)
-        loss = tf.reduce_mean(recon + kl)
-      grads = tape.gradient(loss, self.trainable_weights)
-      self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-      return {'loss': loss}
-
-  def build(kind):
-    inputs = keras.Input((28, 28, 1))
-    if kind == 'mlp':   # the article's MNIST VAE: 784-512-2
-      h = layers.Dense(512, activation='relu')(layers.Flatten()(inputs))
-    else:               # the article's Fashion-MNIST "deconv" VAE
-      h = layers.Conv2D(32, 3, strides=2, padding='same', activation='relu')(inputs)
-      h = layers.Conv2D(64, 3, strides=2, padding='same', activation='relu')(h)
-      h = layers.Dense(16, activation='relu')(layers.Flatten()(h))
-    mean, logvar = layers.Dense(2)(h), layers.Dense(2)(h)
-    z = Sampling()([mean, logvar])
-    if kind == 'mlp':
-      d = layers.Dense(512, activation='relu')(z)
-      logits = layers.Reshape((28, 28, 1))(layers.Dense(784)(d))
-    else:
-      d = layers.Reshape((7, 7, 64))(layers.Dense(7 * 7 * 64, activation='relu')(z))
-      d = layers.Conv2DTranspose(64, 3, strides=2, padding='same', activation='relu')(d)
-      d = layers.Conv2DTranspose(32, 3, strides=2, padding='same', activation='relu')(d)
-      logits = layers.Conv2DTranspose(1, 3, padding='same')(d)
-    model = VAE(inputs, [logits, mean, logvar])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    return model
-
-  class Timer(keras.callbacks.Callback):
-    def __init__(self):
-      super().__init__()
-      self.wall, self.cpu = [], []
-
-    def on_epoch_begin(self, epoch, logs=None):
-      self.t, self.c = time.perf_counter(), _cpu_seconds()
-
-    def on_epoch_end(self, epoch, logs=None):
-      self.wall.append(time.perf_counter() - self.t)
-      self.cpu.append(_cpu_seconds() - self.c)
-
-  out = {'keras': keras.__version__, 'tensorflow': tf.__version__}
-  for kind, data in (('mlp', 'mnist'), ('conv', 'fashion_mnist')):
-    x = _read_idx_images(data_dir, data)[:num_images]
-    model = build(kind)
-    timer = Timer()
-    model.fit(x, epochs=epochs, batch_size=128, shuffle=True, verbose=0, callbacks=[timer])
-    n = len(x)
-    rates = [n / w for w in timer.wall[1:]]   # epoch 1 includes tracing
-    out[kind] = {'images_per_s': {
-        'median': float(np.median(rates)), 'min': float(min(rates)), 'max': float(max(rates)),
-        'per_cpu_second': float(np.median([n / c for c in timer.cpu[1:]])),
-        'reps': len(rates), 'seconds_per_rep': float(np.median(timer.wall[1:]))},
-        'num_images': int(len(x)), 'epochs': epochs, 'dataset': data,
-        'jit_compile': bool(getattr(model, 'jit_compile', False))}
-  print('KERAS_RESULT ' + json.dumps(out))
-
-
-def bench_keras(data_dir, quick):
-  num_images, epochs = (2560, 2) if quick else (60000, 3)
-  env = dict(os.environ, KERAS_BACKEND='tensorflow', TF_CPP_MIN_LOG_LEVEL='3')
-  proc = subprocess.run(
-      [sys.executable, os.path.abspath(__file__), '--_keras_worker', f'--data_dir={data_dir}',
-       f'--_keras_images={num_images}', f'--_keras_epochs={epochs}'],
-      capture_output=True, text=True, env=env, timeout=3600)
-  for line in proc.stdout.splitlines():
+def finish_peer(proc):
+  """The peer's result dict, or ``{'error': ...}`` with its last line of output."""
+  if isinstance(proc, dict):
+    return proc
+  try:
+    stdout, stderr = proc.communicate(timeout=3600)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    return {'error': 'timed out after an hour'}
+  for line in stdout.splitlines():
     if line.startswith('KERAS_RESULT '):
       return json.loads(line[len('KERAS_RESULT '):])
-  return {'error': (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
+  tail = (stderr or stdout).strip().splitlines()[-1:]
+  return {'error': f'exit {proc.returncode}: {" ".join(tail)}'}
 
 
 # ----------------------------------------------------------------------------
-# Report
+# Machine
 # ----------------------------------------------------------------------------
+# The instruction-set flags that decide matmul speed on x86 CPUs.
+ISA_FLAGS = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx512_fp16',
+             'amx_tile', 'amx_bf16', 'amx_int8')
+
+
 def _machine():
   import jax
   info = {'platform': platform.platform(), 'python': platform.python_version(),
@@ -373,112 +303,116 @@ def _machine():
     info['cpu'] = models[0] if models else platform.processor()
   except OSError:
     info['cpu'] = platform.processor()
+  info['cpu_flags'] = _cpu_flags()
   return info
 
 
-def _fmt(x, digits=0):
-  return f'{x:,.{digits}f}'
+
+def _cpu_flags():
+  try:
+    with open('/proc/cpuinfo') as f:
+      for line in f:
+        if line.startswith('flags'):
+          present = set(line.split(':', 1)[1].split())
+          return [flag for flag in ISA_FLAGS if flag in present]
+  except OSError:
+    pass
+  return []
 
 
-def markdown(results):
-  """The table: wall-clock rates, and the same per CPU-second of this process."""
-  limit, limit_cpu = results['matmul_limit_gflops'], results['matmul_limit_gflops_per_cpu_second']
-  rows = ['| measurement | median | min – max | per CPU-second | unit | matmul GFLOP / image '
-          '| matmul GFLOP/s | % of matmul limit | % of limit per CPU-second |',
-          '|---|---:|---:|---:|---|---:|---:|---:|---:|']
-  for name, r in results['matmul'].items():
-    g = r['gflops']
-    label = f'{name.split("_")[0]} matmul {"x".join(map(str, r["shape"]))}'
-    rows.append(f'| {label} | {_fmt(g["median"], 1)} | {_fmt(g["min"], 1)} – '
-                f'{_fmt(g["max"], 1)} | {_fmt(g["per_cpu_second"], 1)} | GFLOP/s | | '
-                f'{_fmt(g["median"], 1)} | {100 * g["median"] / limit:.0f}% | '
-                f'{100 * g["per_cpu_second"] / limit_cpu:.0f}% |')
-
-  def work_row(label, r):
-    ips = r['images_per_s']
-    gflop = r['matmul_flops_per_image'] / 1e9
-    rate, rate_cpu = ips['median'] * gflop, ips['per_cpu_second'] * gflop
-    return (f'| {label} | {_fmt(ips["median"])} | {_fmt(ips["min"])} – {_fmt(ips["max"])} | '
-            f'{_fmt(ips["per_cpu_second"])} | images/s | {gflop:.4g} | {_fmt(rate, 1)} | '
-            f'{100 * rate / limit:.0f}% | {100 * rate_cpu / limit_cpu:.0f}% |')
-
-  rows.append(work_row('train MLP VAE 784-512-2, batch 128 (MNIST)', results['train_mlp']))
-  rows.append(work_row('train conv VAE, batch 128 (Fashion-MNIST)', results['train_conv']))
-  rows.append(work_row('train recurrent AE (LSTM 128, 32-D code), batch 128 (MNIST)',
-                       results['train_rnn']))
-  k = results['eval_iwae']['num_samples']
-  rows.append(work_row(f'IWAE evaluation, k={k}, MLP VAE', results['eval_iwae']))
-  keras = results.get('keras')
-  if keras and 'error' not in keras:
-    for kind, label in (('mlp', 'MLP VAE (MNIST)'), ('conv', 'conv VAE (Fashion-MNIST)')):
-      r = dict(keras[kind], matmul_flops_per_image=results[f'train_{kind}']['matmul_flops_per_image'])
-      rows.append(work_row(f'Keras {keras["keras"]}/TF {keras["tensorflow"]} fit, {label}', r))
-  elif keras:
-    rows.append(f'| Keras | failed: {keras["error"]} | | | | | | | |')
-  return '\n'.join(rows)
+def _versions():
+  out = {}
+  for name in ('jax', 'jaxlib', 'flax', 'optax', 'keras', 'tensorflow'):
+    try:
+      from importlib import metadata
+      out[name] = metadata.version(name)
+    except Exception:  # pylint: disable=broad-except  # not installed
+      pass
+  return out
 
 
+# ----------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--quick', action='store_true', help='seconds-long smoke run')
+  parser.add_argument('--quick', action='store_true', help='smoke run, under a minute')
   parser.add_argument('--json', default=None, help='write the numbers to this file')
-  parser.add_argument('--keras', action='store_true',
-                      help='also train both VAEs in Keras 3 on TensorFlow (a subprocess)')
+  parser.add_argument('--peers', action=argparse.BooleanOptionalAction, default=True,
+                      help='train the Keras peers on JAX and TensorFlow (default: yes)')
+  # The old flag: the peers run anyway.
+  parser.add_argument('--keras', action='store_true', help=argparse.SUPPRESS)
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(ROOT, '..', 'shared', 'datasets'),
                       help='directory with mnist/ and fashion_mnist/ IDX files')
   parser.add_argument('--iwae_samples', type=int, default=None,
                       help='k of the IWAE evaluation (default 5000; --quick: 100)')
-  parser.add_argument('--_keras_worker', action='store_true', help=argparse.SUPPRESS)
-  parser.add_argument('--_keras_images', type=int, default=0, help=argparse.SUPPRESS)
-  parser.add_argument('--_keras_epochs', type=int, default=0, help=argparse.SUPPRESS)
+  parser.add_argument('--publish', default=None, metavar='JSON',
+                      help="measure nothing: write this run's tables into README.md and "
+                           'docs/performance.md (experiments/publish_benchmark.py)')
+  parser.add_argument('--profile', default=None,
+                      help="with --publish: experiments/profile_ops.py's JSON")
+  for hidden in ('--readme', '--docs'):  # with --publish: other files (tests)
+    parser.add_argument(hidden, default=None, help=argparse.SUPPRESS)
+  parser.add_argument('--allow_quick', action='store_true', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  data_dir = os.path.abspath(args.data_dir)
-  if args._keras_worker:
-    keras_worker(data_dir, args._keras_images, args._keras_epochs)
+  if args.publish:
+    import publish_benchmark  # pylint: disable=import-outside-toplevel
+    extra = [f'--{k}={v}' for k in ('profile', 'readme', 'docs') if (v := getattr(args, k))]
+    publish_benchmark.main([args.publish, *extra] + (['--allow_quick'] if args.allow_quick else []))
     return None
-
+  data_dir = os.path.abspath(args.data_dir)
   quick = args.quick
   load_before = os.getloadavg()
   started = time.time()
-  results = {'quick': quick, 'machine': _machine(), 'load_average_before': load_before}
-  results['matmul'] = bench_matmul(quick)
+  results = {'quick': quick, 'machine': _machine(), 'versions': _versions(),
+             'load_average_before': load_before}
+  # --quick: the peers run beside the benchmark (their numbers do not count);
+  # a full run trains them after it, alone.
+  peers = {}
+  if args.peers and quick:
+    peers = {b: start_peer(b, data_dir, quick) for b in bench_report.PEER_BACKENDS}
+
+  sections = results['section_seconds'] = {}
+
+  def timed(name, fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    sections[name] = time.perf_counter() - t
+    return out
+
+  results['matmul'] = timed('matmul', bench_matmul, quick)
   results['matmul_limit_gflops'] = max(r['gflops']['median'] for r in results['matmul'].values())
   results['matmul_limit_gflops_per_cpu_second'] = max(
       r['gflops']['per_cpu_second'] for r in results['matmul'].values())
+  results['bandwidth'] = timed('bandwidth', bench_bandwidth, quick)
 
-  overrides = {'data.num_train': 2048} if quick else {}
-  results['train_mlp'], mlp_exp, mlp_state = bench_train(
-      MLP_CONFIG, data_dir, steps=16 if quick else 468, reps=3 if quick else 5, **overrides)
-  results['train_conv'], _, _ = bench_train(
-      CONV_CONFIG, data_dir, steps=2 if quick else 40, reps=2 if quick else 5, **overrides)
-  results['train_rnn'], _, _ = bench_train(
-      RNN_CONFIG, data_dir, steps=2 if quick else 40, reps=2 if quick else 5, **overrides)
+  overrides = {'data.num_train': 2048, 'count_xla': False} if quick else {}
+  if quick:
+    MIN_SECONDS['value'] = 0.05
+  results['train_mlp'], mlp_exp, mlp_state = timed(
+      'train_mlp', bench_train, MLP_CONFIG, data_dir, steps=16 if quick else 468,
+      reps=3 if quick else 5, **overrides)
+  results['train_conv'], _, _ = timed(
+      'train_conv', bench_train, CONV_CONFIG, data_dir, steps=2 if quick else 40,
+      reps=2 if quick else 5, **overrides)
+  results['train_rnn'], _, _ = timed(
+      'train_rnn', bench_train, RNN_CONFIG, data_dir, steps=2 if quick else 40,
+      reps=2 if quick else 5, **overrides)
   k = args.iwae_samples or (100 if quick else 5000)
-  results['eval_iwae'] = bench_iwae(mlp_exp, mlp_state.params, k,
-                                    num_images=10 if quick else 100, reps=2 if quick else 3)
-  if args.keras:
-    results['keras'] = bench_keras(data_dir, quick)
+  results['eval_iwae'] = timed('eval_iwae', bench_iwae, mlp_exp, mlp_state.params, k,
+                               num_images=10 if quick else 100, reps=2 if quick else 3,
+                               count_xla=not quick)
+  if args.peers:
+    results['peers'] = {}
+    for backend in bench_report.PEER_BACKENDS:
+      proc = peers.get(backend) or start_peer(backend, data_dir, quick)
+      results['peers'][backend] = timed(f'peer_{backend}', finish_peer, proc)
   results['load_average_after'] = os.getloadavg()
   results['seconds'] = time.time() - started
-  for key in ('train_mlp', 'train_conv', 'train_rnn', 'eval_iwae'):
-    r = results[key]
-    r['matmul_gflops'] = r['images_per_s']['median'] * r['matmul_flops_per_image'] / 1e9
-    r['percent_of_matmul_limit'] = 100 * r['matmul_gflops'] / results['matmul_limit_gflops']
-    r['matmul_gflops_per_cpu_second'] = (r['images_per_s']['per_cpu_second']
-                                         * r['matmul_flops_per_image'] / 1e9)
-    r['percent_of_matmul_limit_per_cpu_second'] = (
-        100 * r['matmul_gflops_per_cpu_second'] / results['matmul_limit_gflops_per_cpu_second'])
-
-  m = results['machine']
-  print(f'{m["cpu"]}, {m["cpu_count"]} CPUs, JAX {m["jax"]} ({m["backend"]}); '
-        f'load average {load_before[0]:.1f} before, {results["load_average_after"][0]:.1f} after'
-        f'{"; --quick: smoke-test numbers" if quick else ""}\n')
-  print(markdown(results))
-  print(f'\nmatmul limit = fastest matmul median above: {results["matmul_limit_gflops"]:.1f} '
-        f'GFLOP/s wall-clock, {results["matmul_limit_gflops_per_cpu_second"]:.1f} per CPU-second. '
-        'On a shared machine compare the per-CPU-second columns.')
+  bench_report.analyse(results)
+  print(bench_report.markdown(results))
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=2)
