@@ -2,7 +2,6 @@
 
 import numpy as np
 import jax
-import jax.numpy as jnp
 import pytest
 
 from vae_jax import evaluate, hierarchical, losses, objective
