@@ -134,3 +134,19 @@ def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
   assert 'vae_jax `headline`' in (checkout / 'README.md').read_text()
+
+
+@pytest.mark.slow
+def test_cost_measurement_prices_each_k(tmp_path, data_dir):
+  out = tmp_path / 'cost.json'
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'likelihood_cost.py'),
+                         f'--json={out}', '--ks=1,3', '--steps=2', '--reps=1', '--epochs=10',
+                         f'--data_dir={data_dir}'], capture_output=True, text=True, cwd=ROOT,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  assert [r['k'] for r in result['rows']] == [1, 3]
+  for r in result['rows']:
+    assert r['images_per_s'] > 0
+    assert r['hours'] == pytest.approx(10 * 60000 / r['images_per_s'] / 3600)
+  assert 'k=3:' in proc.stdout
