@@ -22,3 +22,17 @@ def test_version_matches_pyproject():
   with open(os.path.join(ROOT, 'pyproject.toml')) as f:
     declared = re.search(r'^version = "([^"]+)"', f.read(), re.M).group(1)
   assert vae_jax.__version__ == declared
+
+
+def test_every_experiment_config_loads_locked_and_valid():
+  import glob
+  from vae_jax import config as config_lib
+  paths = sorted(glob.glob(os.path.join(ROOT, 'experiments', 'configs', '*.py')))
+  assert len(paths) >= 10
+  for path in paths:
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+    assert c.is_locked, path
+    config_lib.validate(c)
