@@ -58,7 +58,7 @@ flags.DEFINE_string('root', os.path.dirname(os.path.dirname(os.path.abspath(__fi
 CELL_FILE = 'sweep_cell.json'      # a cell's numbers: its presence marks the cell done
 SAMPLES_FILE = 'sweep_samples.npz'  # decoded samples per sampler, for the figures
 ERROR_FILE = 'sweep_error.txt'     # why a cell failed (it is retried on the next run)
-PASSES_FILE = 'sweep_passes.jsonl'  # one line per finished process: its wall time
+PASSES_FILE = 'sweep_passes.jsonl'  # one line per process, interrupted or not: its wall time
 SAMPLE_VARIANTS = ('ae', 'beta1')  # the cells the sample grids show
 NUM_SHOWN = 16                     # decoded samples per sampler and cell
 
@@ -144,43 +144,49 @@ def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
   started_at, started = time.time(), time.perf_counter()
   table_metrics = study_report.TableMetrics(outdir, data_dir, quick)
   counts = {'done': 0, 'reused': 0, 'busy': 0, 'failed': 0}
-  with interrupts.stop_on_signals() as stop:
-    for k, (spec, seed) in enumerate(jobs):
-      directory = cell_dir(outdir, spec, seed)
-      lock_dir = os.path.join(outdir, 'locks', sweep_models.job_id(spec, seed))
-      os.makedirs(lock_dir, exist_ok=True)
-      try:
-        with workdir_lib.lock(lock_dir, 'sweep cell'):
-          if os.path.exists(os.path.join(directory, CELL_FILE)):
-            counts['reused'] += 1
-            continue
-          try:
-            row = run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop,
-                           sample_seed)
-          except workdir_lib.WorkdirError:
-            raise   # a full disk or a locked model: its own line says what to do
-          except Exception as e:  # noqa: BLE001
-            # One bad cell (a non-finite loss, a singular fit) must not stop a long
-            # unattended run: it is recorded, reported and retried next time.
-            counts['failed'] += 1
-            os.makedirs(directory, exist_ok=True)
-            workdir_lib.atomic_write_text(os.path.join(directory, ERROR_FILE),
-                                          f'{type(e).__name__}: {e}\n')
-            reproduce_seed._status(f'sweep: {spec.name} seed {seed} FAILED: {e}')
-            continue
-      except workdir_lib.WorkdirLockedError:
-        counts['busy'] += 1   # another process is training it
-        continue
-      counts['done'] += 1
-      reproduce_seed._status(
-          f'sweep: {k + 1}/{len(jobs)} {spec.name} seed {seed} done (recon {row["recon"]:.1f} '
-          f'nats, train {row["train_seconds"]:.0f} s, metrics {row["metrics_seconds"]:.0f} s); '
-          f'{(time.perf_counter() - started) / 60:.1f} min elapsed')
-      stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; rerun to resume')
-  record = {'started': started_at, 'wall_seconds': time.perf_counter() - started,
-            'shard': FLAGS.shard if FLAGS.is_parsed() else '0/1', 'quick': quick,
-            'machine': run_clock.machine_description(), **counts}
-  workdir_lib.append_line(os.path.join(outdir, PASSES_FILE), json.dumps(record) + '\n')
+  finished = False
+  try:
+    with interrupts.stop_on_signals() as stop:
+      for k, (spec, seed) in enumerate(jobs):
+        directory = cell_dir(outdir, spec, seed)
+        lock_dir = os.path.join(outdir, 'locks', sweep_models.job_id(spec, seed))
+        os.makedirs(lock_dir, exist_ok=True)
+        try:
+          with workdir_lib.lock(lock_dir, 'sweep cell'):
+            if os.path.exists(os.path.join(directory, CELL_FILE)):
+              counts['reused'] += 1
+              continue
+            try:
+              row = run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop,
+                             sample_seed)
+            except workdir_lib.WorkdirError:
+              raise   # a full disk or a locked model: its own line says what to do
+            except Exception as e:  # noqa: BLE001
+              # One bad cell (a non-finite loss, a singular fit) must not stop a long
+              # unattended run: it is recorded, reported and retried next time.
+              counts['failed'] += 1
+              os.makedirs(directory, exist_ok=True)
+              workdir_lib.atomic_write_text(os.path.join(directory, ERROR_FILE),
+                                            f'{type(e).__name__}: {e}\n')
+              reproduce_seed._status(f'sweep: {spec.name} seed {seed} FAILED: {e}')
+              continue
+        except workdir_lib.WorkdirLockedError:
+          counts['busy'] += 1   # another process is training it
+          continue
+        counts['done'] += 1
+        reproduce_seed._status(
+            f'sweep: {k + 1}/{len(jobs)} {spec.name} seed {seed} done (recon {row["recon"]:.1f} '
+            f'nats, train {row["train_seconds"]:.0f} s, metrics {row["metrics_seconds"]:.0f} s); '
+            f'{(time.perf_counter() - started) / 60:.1f} min elapsed')
+        stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; rerun to resume')
+    finished = True
+  finally:
+    # An interrupted pass is recorded too: a sweep split over sessions sums them all.
+    record = {'started': started_at, 'wall_seconds': time.perf_counter() - started,
+              'shard': FLAGS.shard if FLAGS.is_parsed() else '0/1', 'quick': quick,
+              'machine': run_clock.machine_description(), 'finished': finished,
+              **counts}
+    workdir_lib.append_line(os.path.join(outdir, PASSES_FILE), json.dumps(record) + '\n')
   return counts
 
 

@@ -82,6 +82,21 @@ def test_a_cell_locked_by_another_process_is_skipped_not_trained(tmp_path):
   assert len(passes) == 1 and passes[0]['busy'] == 1 and passes[0]['wall_seconds'] >= 0
 
 
+def test_an_interrupted_pass_records_its_wall_time_as_unfinished(tmp_path, monkeypatch):
+  import signal
+  from vae_jax import interrupts
+  jobs = sweep_models.grid(datasets=('mnist',), latent_dims=(2,), variants=('ae',), seeds=(0,))
+
+  def interrupted_cell(*args):
+    raise interrupts.Interrupted('interrupted at step 3', signal.SIGTERM)
+
+  monkeypatch.setattr(sweep, 'run_cell', interrupted_cell)
+  with pytest.raises(interrupts.Interrupted):
+    sweep.run_shard(str(tmp_path), '', jobs, quick=True, quiet=True)
+  passes = sweep.read_passes(str(tmp_path))
+  assert len(passes) == 1 and passes[0]['finished'] is False and passes[0]['wall_seconds'] >= 0
+
+
 def test_a_failing_cell_is_recorded_and_the_shard_goes_on(tmp_path, monkeypatch):
   jobs = sweep_models.grid(datasets=('mnist',), latent_dims=(2,), variants=('ae', 'beta1'),
                            seeds=(0,))
