@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vae_jax import config as config_lib
-from vae_jax import diagnostics, evaluate, losses
+from vae_jax import diagnostics, evaluate, experiment, losses
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,7 +204,8 @@ def test_iwae_bound_above_elbo_and_grows_with_k(trained):
 
 def test_restore_params_matches_trained_state(trained):
   workdir, result = trained
-  config, params = evaluate.restore_params(workdir)
+  config, _, params, step = experiment.restore(workdir)
+  assert step == 16
   assert config.model.kind == 'vae' and tuple(config.model.hidden_sizes) == (32,)
   jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(params),
                          jax.device_get(result['state'].params))

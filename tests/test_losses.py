@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import losses, models, objective
+from vae_jax import experiment, losses, models, objective
 from vae_jax.config import base_config
 
 
@@ -104,7 +104,7 @@ def test_vae_loss_gradient_reaches_both_mean_and_logvar_heads():
   # log-variance through the sampled z (reconstruction) and the KL.
   c = base_config()
   c.model.hidden_sizes, c.latent_dim = (16,), 3
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
   params = model.init(jax.random.key(1), x, jax.random.key(2))['params']
   obj = objective.Objective.from_config(c)

@@ -80,6 +80,15 @@ def test_ci_runs_the_readme_install_and_test_commands():
     assert command in [without_env(c) for c in readme_commands()], command
 
 
+def test_the_module_map_names_every_module():
+  table = README[README.index('| module | what it holds |'):]
+  table = table[:table.index('\n\n')]
+  listed = set(re.findall(r'`vae_jax\.(\w+)`', table))
+  modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, 'vae_jax'))
+             if f.endswith('.py') and f != '__init__.py'}
+  assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
+
+
 def installed_script(name):
   """The console script ``name`` installed beside the running interpreter.
 
@@ -198,7 +207,8 @@ def test_python_examples_run(tmp_path, data_dir):
                      'config.progress = False'))
   check = '''
 assert images.shape == (16, 28, 28, 1) and mean.shape == (200, 2), (images.shape, mean.shape)
-model = models.build_model(config)
+assert step == 8 and type(model).__name__ == 'VAE'  # experiment.restore: 1 epoch of 8 steps
+model = experiment.build_model(config)
 params = model.init(jax.random.key(0), exp.test_images[:2], jax.random.key(1))
 widths = {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2}
 assert {1024, 512} <= widths, widths  # the registered wide_mlp family was built

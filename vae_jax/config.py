@@ -41,7 +41,6 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
-  c.train_loop = 'auto'         # 'scan' (jitted chunks), 'python' (per step) or 'auto' (= scan)
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'
@@ -110,7 +109,6 @@ def validate(c):
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
-  _choice('train_loop', c.train_loop, ('auto', 'scan', 'python'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
   _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
   _choice('data.name', c.data.name, data_lib.DATASETS)

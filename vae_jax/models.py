@@ -32,10 +32,18 @@ class ModelOutput(NamedTuple):
   logvar: Optional[jax.Array]  # [B, D] posterior log-variance; None for an AE
 
 
+def posterior_sample(mean, logvar, eps):
+  """z = mean + σ·eps with σ = exp(logvar / 2), for standard-normal ``eps``.
+
+  ``eps`` may have leading sample axes (``[S, B, D]`` against ``[B, D]``): the
+  one place the reparameterisation is written, for training, IWAE and evaluation.
+  """
+  return mean + jnp.exp(0.5 * logvar) * eps
+
+
 def reparameterize(key, mean, logvar):
   """z = mean + sigma * eps, eps ~ N(0, I) from ``key``; differentiable in both."""
-  eps = jax.random.normal(key, mean.shape, mean.dtype)
-  return mean + jnp.exp(0.5 * logvar) * eps
+  return posterior_sample(mean, logvar, jax.random.normal(key, mean.shape, mean.dtype))
 
 
 # ----------------------------------------------------------------------------
@@ -428,13 +436,13 @@ def register_family(name, builder):
   FAMILIES[name] = builder
 
 
-def build_model(config, image_shape=(28, 28, 1)):
-  """The model a full experiment config describes (``config.model``, ``config.latent_dim``)."""
+
+def build_model(config, image_shape):
+  """The model a validated config describes (``config.model``, ``config.latent_dim``).
+
+  ``experiment.build_model(config)`` validates the config and takes the image
+  shape from its data set; call that unless the images come from elsewhere.
+  """
   cfg = config.model
-  if cfg.kind not in KINDS:
-    raise ValueError(f'unknown model.kind {cfg.kind!r}: use one of {sorted(KINDS)}')
-  if cfg.family not in FAMILIES:
-    raise ValueError(
-        f'unknown model.family {cfg.family!r}: use one of {sorted(FAMILIES)}')
   encoder, decoder = FAMILIES[cfg.family](cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)
