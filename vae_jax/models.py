@@ -1,4 +1,4 @@
-"""Flax linen autoencoders and VAEs over three encoder/decoder families.
+"""Flax linen autoencoders and VAEs over three encoder/decoder families, and any other.
 
 An *encoder* maps images ``[B, H, W, C]`` to features ``[B, F]``; a *decoder*
 maps codes ``[B, D]`` to Bernoulli logits ``[B, H, W, C]``. The two model kinds
@@ -12,6 +12,7 @@ Both return a :class:`ModelOutput`; everything stays pure-functional, so the
 same modules serve training, evaluation and notebooks through ``apply``.
 """
 
+import importlib
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
@@ -436,6 +437,34 @@ def register_family(name, builder):
   FAMILIES[name] = builder
 
 
+def family_builder(name):
+  """The builder of family ``name``: a registered name or ``'package.module:builder'``.
+
+  The second form imports ``package.module`` (from ``sys.path``, e.g.
+  ``$PYTHONPATH``) and takes its ``builder(model_config, image_shape) ->
+  (encoder, decoder)``: a family defined outside vae_jax, usable from the
+  command line (``--config.model.family=my_models:wide_mlp``) and restorable
+  in any process that can import it.
+
+  Raises:
+    ValueError: the name is not registered, or the module or attribute is missing.
+  """
+  if name in FAMILIES:
+    return FAMILIES[name]
+  if not isinstance(name, str) or name.count(':') != 1:
+    raise ValueError(f'use one of {sorted(FAMILIES)} or package.module:builder')
+  module_name, attribute = name.split(':')
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f'cannot import {module_name} ({e}): put its directory on '
+                     'PYTHONPATH') from e
+  builder = getattr(module, attribute, None)
+  if not callable(builder):
+    raise ValueError(f'{module_name} has no function {attribute}(model_config, '
+                     'image_shape) -> (encoder, decoder)')
+  return builder
+
 
 def build_model(config, image_shape):
   """The model a validated config describes (``config.model``, ``config.latent_dim``).
@@ -444,5 +473,5 @@ def build_model(config, image_shape):
   shape from its data set; call that unless the images come from elsewhere.
   """
   cfg = config.model
-  encoder, decoder = FAMILIES[cfg.family](cfg, image_shape)
+  encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)
