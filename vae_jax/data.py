@@ -93,12 +93,22 @@ def _read_idx(path, magic, ndim):
 
 
 def load_idx(data_dir, name, split):
-  """``(images uint8 [N, H, W], labels uint8 [N])`` from local IDX files."""
+  """``(images uint8 [N, H, W] or [N, H, W, C], labels uint8 [N])`` from local IDX files.
+
+  Grey images (C = 1) are stored ``[N, H, W]`` (magic 0x803, as MNIST's);
+  colour images ``[N, H, W, C]`` (magic 0x804).
+  """
   if not os.path.isdir(data_dir):
     raise DataError(f'data directory {data_dir} does not exist: pass an '
                     f'existing directory (it must contain {name}/)')
   image_path, label_path = idx_paths(data_dir, name, split)
-  images = _read_idx(image_path, _IMAGES_MAGIC, 3)
+  shape = info(name).image_shape
+  stored = shape[:2] if shape[-1] == 1 else shape
+  images = _read_idx(image_path, _IMAGES_MAGIC + len(stored) - 2, len(stored) + 1)
+  if images.shape[1:] != tuple(stored):
+    raise DataError(f'{image_path} holds images of shape {images.shape[1:]}, but '
+                    f'{name} is registered as {shape} in vae_jax.data.DATASETS: '
+                    'fix the file or the entry')
   labels = _read_idx(label_path, _LABELS_MAGIC, 1)
   if images.shape[0] != labels.shape[0]:
     raise DataError(f'{image_path} has {images.shape[0]} images but '

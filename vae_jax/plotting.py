@@ -32,11 +32,14 @@ def save(fig, path):
 
 
 def tile(images, cols):
-  """``[N, H, W, 1]`` -> one ``[rows*H, cols*W]`` image (missing cells blank)."""
-  images = np.asarray(images)[..., 0]
-  n, h, w = images.shape
+  """``[N, H, W, C]`` -> one image ``[rows*H, cols*W]`` for C = 1 (grey, drawn
+  with a colour map) or ``[rows*H, cols*W, C]`` (colour); missing cells blank."""
+  images = np.asarray(images)
+  if images.shape[-1] == 1:
+    images = images[..., 0]
+  n, h, w = images.shape[:3]
   rows = -(-n // cols)
-  out = np.ones((rows * h, cols * w), images.dtype)
+  out = np.ones((rows * h, cols * w, *images.shape[3:]), images.dtype)
   for i, img in enumerate(images):
     r, c = divmod(i, cols)
     out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
