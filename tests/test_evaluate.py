@@ -202,7 +202,7 @@ def test_iwae_bound_above_elbo_and_grows_with_k(trained):
   assert np.mean(per[100]['elbo']) == pytest.approx(-result['test']['loss'], abs=3.0)
 
 
-def test_restore_params_matches_trained_state(trained):
+def test_restore_matches_trained_state(trained):
   workdir, result = trained
   config, _, params, step = experiment.restore(workdir)
   assert step == 16
