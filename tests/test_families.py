@@ -43,24 +43,27 @@ def test_a_family_from_an_outside_module_trains_from_the_cli_and_restores(
   assert widths == [4, 12, 24, 784], widths  # 4 = 2 * latent_dim (mean, logvar); 784 pixels
 
 
-@pytest.mark.parametrize('family,expected', [
-    ('no_such_module:builder', 'cannot import no_such_module'),
-    ('my_families.mlp:missing', 'has no function missing'),
-    ('my_families.mlp', 'package.module:builder'),
-])
-def test_a_missing_outside_family_is_one_error_line(outside_package, tmp_path, data_dir,
-                                                    family, expected):
+def test_a_missing_outside_family_is_one_error_line(tmp_path, data_dir):
+  family = 'no_such_module:builder'
   proc = cli(train_args(str(tmp_path / 'run'), f'--config.model.family={family}'), data_dir)
   assert proc.returncode == 2
   line = one_error_line(proc)
-  assert f"config.model.family='{family}'" in line and expected in line, line
+  assert f"config.model.family='{family}'" in line and 'cannot import no_such_module' in line
   assert not os.path.exists(tmp_path / 'run' / 'config.json')
 
 
-def test_validate_imports_the_family_it_is_given(outside_package):
+@pytest.mark.parametrize('family,expected', [
+    ('my_families.mlp:narrow_mlp', None),
+    ('no_such_module:builder', 'cannot import no_such_module'),
+    ('my_families.mlp:missing', 'has no function missing'),
+    ('my_families.mlp', 'package.module:builder'),
+    ('mlp', None),
+])
+def test_validate_imports_the_family_it_is_given(outside_package, family, expected):
   c = config_lib.base_config()
-  c.model.family = 'my_families.mlp:narrow_mlp'
-  config_lib.validate(c)  # no error: importable and callable
-  c.model.family = 'my_families.mlp:OUTSIDE_CONSTANT_THAT_DOES_NOT_EXIST'
-  with pytest.raises(config_lib.ConfigError, match='has no function'):
-    config_lib.validate(c)
+  c.model.family = family
+  if expected is None:
+    config_lib.validate(c)  # importable and callable, or built in
+  else:
+    with pytest.raises(config_lib.ConfigError, match=expected):
+      config_lib.validate(c)
