@@ -22,6 +22,9 @@ class Spec:
   seeds: int            # how many of the study's seeds (0: all of them)
   label: str            # how figures and the report call it
   table: bool = False   # a row of the metrics table (latent metrics for every seed)
+  # Config fields set after loading ``config`` (dotted name, value): how the
+  # sweep (experiments/sweep.py) varies latent size and β on the study's configs.
+  overrides: tuple = ()
 
   def seed_list(self, seeds):
     return list(seeds) if self.seeds == 0 else list(seeds)[:self.seeds]
@@ -98,6 +101,12 @@ def make_config(spec, seed, data_dir, quick):
   c.data.dir = data_dir or ''
   c.num_epochs = QUICK['epochs'] if quick else spec.epochs
   c.log_every_steps = 200
+  for field, value in spec.overrides:
+    *path, last = field.split('.')
+    target = c
+    for p in path:
+      target = target[p]
+    target[last] = value
   if quick:
     c.data.num_train = QUICK['num_train']
     c.data.num_test = QUICK['num_test']

@@ -1,14 +1,13 @@
 """The seed study's numbers: latent metrics per model and seed, the claims judged, REPORT.md."""
 
 import os
-import platform
 
 import numpy as np
 
 import study_claims
 import study_figures
 import study_models
-from vae_jax import samplers
+from vae_jax import run_clock, samplers
 
 
 HOLE_QUANTILE = 0.99   # metrics.latent_space_metrics' default: holes beyond the 99th percentile
@@ -118,7 +117,7 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
                         f'{1 - HOLE_QUANTILE:.2f}')
   summary = {
       'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
-      'machine': machine_description(),
+      'machine': run_clock.machine_description(),
       'figures': sorted(study_figures.FIGURES), 'figures_facts': facts,
       'models': models, 'per_seed': per_seed, 'table': table_rows(per_seed),
       'gates': gates, 'classifiers': classifiers, 'claims': claims,
@@ -131,20 +130,6 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
       {(g['model'], g['seed']): f"`{g['gate']}` measured {g['value']:.4g}"
        for g in gates if not g['passed']})
   return summary
-
-
-def machine_description():
-  """The CPU model and core count, as the benchmark and the study report them."""
-  model = platform.processor() or 'cpu'
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
-  except OSError:
-    pass
-  return f'{model}, {os.cpu_count()} cores, {platform.machine()}'
 
 
 # ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vae_jax import config as config_lib
-from vae_jax import diagnostics, evaluate, experiment, latent, losses
+from vae_jax import diagnostics, evaluate, experiment, latent, losses, run_clock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -255,6 +255,7 @@ def test_cli_writes_json(trained):
   assert r['binarize'] == 'static' and r['nll'] > 0 and r['nll_bits_per_dim'] > 0
   assert r['iwae'] >= r['elbo'] - 1.0
   assert 'NLL (IWAE-20)' in proc.stdout and path in proc.stdout
+  assert r['machine'] == run_clock.machine_description() and r['seconds'] > 0
 
 
 def test_cli_without_checkpoint_exits_2_with_one_line(trained, tmp_path):

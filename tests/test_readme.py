@@ -25,6 +25,8 @@ RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
 RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
                          'python experiments/publish_study.py ')
 RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
+RUN_BY_TEST_LIKELIHOOD = ('python experiments/likelihood_results.py ',)
+RUN_BY_TEST_SWEEP = ('python experiments/sweep.py ',)
 # Installs of accelerator wheels: they need a GPU/TPU host, which CI is not.
 NOT_RUN = ('pip install -U "jax[cuda12]"', 'pip install -U "jax[tpu]"')
 ENV_PREFIX = re.compile(r'^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*')
@@ -67,7 +69,8 @@ def test_the_command_list_is_parsed():
 
 
 def test_every_readme_command_runs_somewhere():
-  known = RUN_HERE + RUN_BY_CI + RUN_BY_TEST_REPRODUCE + RUN_BY_TEST_BENCHMARK + NOT_RUN
+  known = (RUN_HERE + RUN_BY_CI + RUN_BY_TEST_REPRODUCE + RUN_BY_TEST_BENCHMARK
+           + RUN_BY_TEST_LIKELIHOOD + RUN_BY_TEST_SWEEP + NOT_RUN)
   orphans = [c for c in readme_commands() if not without_env(c).startswith(known)]
   assert not orphans, f'README commands no test runs (add them to tests/test_readme.py): {orphans}'
 

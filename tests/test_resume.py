@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
                       one_error_line, snapshot, split_steps, straight_run, train_args)
-from vae_jax import checkpointing, workdir as workdir_lib
+from vae_jax import checkpointing, run_clock, workdir as workdir_lib
 
 # 8 steps per epoch, 2 epochs, a checkpoint every 3 steps of an epoch and at
 # its end: 3, 6, 8, 11, 14, 16 (the last 3 are kept).
@@ -64,6 +64,18 @@ def test_resume_after_raising_num_epochs_is_bit_identical(straight, tmp_path, da
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert split_steps(w) == [8, 16] and split_steps(w, 'train') == split_steps(straight, 'train')
   assert_same_run(straight, w)
+  # Two processes, two segments of wall time, kept with the checkpoint.
+  assert_segments(w, [(0, 8), (8, 16)])
+
+
+def assert_segments(workdir, spans):
+  """timing.json lists one segment per process over ``spans`` and matches the checkpoint."""
+  timing = run_clock.read(workdir)
+  assert [(s['from_step'], s['to_step']) for s in timing['segments']] == spans
+  assert timing['num_segments'] == len(spans)
+  assert all(s['seconds'] > 0 and s['machine'] and s['host'] for s in timing['segments'])
+  assert timing['train_seconds'] == pytest.approx(sum(s['seconds'] for s in timing['segments']))
+  assert latest(workdir)[2][run_clock.META_KEY] == timing['segments']
 
 
 # Runs the CLI, but SIGKILLs the process the moment orbax renames
@@ -108,6 +120,9 @@ def test_sigkill_while_a_checkpoint_is_written(straight, tmp_path, data_dir):
   assert committed(w) == [11, 14, 16]
   assert not glob.glob(os.path.join(w, 'checkpoints', '*.orbax-checkpoint-tmp*'))
   assert_same_run(straight, w)
+  # The killed process's time is counted up to checkpoint 11, which the rerun
+  # restored; its work on steps 12-14, repeated by the rerun, is not.
+  assert_segments(w, [(0, 11), (11, 16)])
 
 
 @pytest.mark.slow

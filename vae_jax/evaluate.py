@@ -53,7 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data as data_lib
-from vae_jax import chunks, experiment, interrupts, latent, losses, models
+from vae_jax import chunks, experiment, interrupts, latent, losses, models, run_clock
 from vae_jax import progress as progress_lib
 from vae_jax import workdir as workdir_lib
 
@@ -118,6 +118,25 @@ def _accumulate(params, x, mean, logvar, example_keys, chunk_index, lse, recon_s
   return lse, recon_sum + jnp.sum(recon_ll, axis=0)
 
 
+@functools.partial(jax.jit, static_argnames=('model', 'log_lik', 'num'))
+def _accumulate_log_weights(params, x, example_keys, chunk_index, lse, log_w_sum,
+                            *, model, log_lik, num):
+  """:func:`_accumulate` for a model that gives its own log-weights (hierarchical.py).
+
+  Returns the updated running logsumexp and running sum of the log-weights,
+  each ``[B]``; example b draws from ``fold_in(example_keys[b], chunk_index)``.
+  """
+  def one_image(key, image):
+    log_w, _ = model.apply({'params': params}, image[None], image[None],
+                           jax.random.fold_in(key, chunk_index), num, log_lik,
+                           method='log_weights')
+    return log_w[:, 0]                                                   # [S]
+
+  log_w = jax.vmap(one_image, out_axes=1)(example_keys, x)               # [S, B]
+  lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
+  return lse, log_w_sum + jnp.sum(log_w, axis=0)
+
+
 def iwae_per_example(model, params, images, key, *, num_samples,
                      likelihood='bernoulli', gaussian_variance=1.0,
                      example_chunk=50, sample_chunk=100, progress=False,
@@ -146,7 +165,9 @@ def iwae_per_example(model, params, images, key, *, num_samples,
 
   Returns:
     ``{'elbo': [N], 'iwae': [N]}``: ELBO = mean_i log p(x|z_i) - KL(q||p),
-    IWAE = logsumexp_i(log p(x, z_i) - log q(z_i|x)) - log k.
+    IWAE = logsumexp_i(log p(x, z_i) - log q(z_i|x)) - log k. A model with a
+    ``log_weights`` method (several stochastic layers, hierarchical.py) gives
+    its own log-weights; its ELBO is their mean.
   """
   if num_samples < 1:
     raise ValueError(f'num_samples must be ≥ 1, got {num_samples}')
@@ -165,20 +186,28 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     x = images[start:start + example_chunk]
     valid = x.shape[0]
     x = jnp.asarray(chunks.pad_rows(x, example_chunk))  # one compiled shape for every chunk
-    mean, logvar = _encode(model, params, x)
-    if logvar is None:
-      raise EvaluateError('the likelihood bounds need a VAE (an encoder that '
-                          'returns a log-variance); an autoencoder defines no p(x)')
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
         jnp.arange(start, start + example_chunk))
     lse = jnp.full((example_chunk,), -jnp.inf, jnp.float32)
-    recon_sum = jnp.zeros((example_chunk,), jnp.float32)
-    for j, s in enumerate(range(0, num_samples, sample_chunk)):
-      lse, recon_sum = _accumulate(params, x, mean, logvar, keys, j, lse, recon_sum,
-                                   model=model, log_lik=log_lik,
-                                   num=min(sample_chunk, num_samples - s))
-    kl = losses.gaussian_kl(mean, logvar)
-    elbo.append(np.asarray(recon_sum / num_samples - kl)[:valid])
+    if hasattr(model, 'log_weights'):  # several stochastic layers: no closed-form KL
+      log_w_sum = jnp.zeros((example_chunk,), jnp.float32)
+      for j, s in enumerate(range(0, num_samples, sample_chunk)):
+        lse, log_w_sum = _accumulate_log_weights(params, x, keys, j, lse, log_w_sum,
+                                                 model=model, log_lik=log_lik,
+                                                 num=min(sample_chunk, num_samples - s))
+      elbo.append(np.asarray(log_w_sum / num_samples)[:valid])
+    else:
+      mean, logvar = _encode(model, params, x)
+      if logvar is None:
+        raise EvaluateError('the likelihood bounds need a VAE (an encoder that '
+                            'returns a log-variance); an autoencoder defines no p(x)')
+      recon_sum = jnp.zeros((example_chunk,), jnp.float32)
+      for j, s in enumerate(range(0, num_samples, sample_chunk)):
+        lse, recon_sum = _accumulate(params, x, mean, logvar, keys, j, lse, recon_sum,
+                                     model=model, log_lik=log_lik,
+                                     num=min(sample_chunk, num_samples - s))
+      kl = losses.gaussian_kl(mean, logvar)
+      elbo.append(np.asarray(recon_sum / num_samples - kl)[:valid])
     iwae.append(np.asarray(lse - math.log(num_samples))[:valid])
     nll = -np.mean(np.concatenate(iwae))
     bar.update(valid, nll=f'{nll:.2f}')
@@ -252,7 +281,7 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
   ``data.num_test`` limit and binarisation); ``num_examples`` > 0 keeps its first
   ``num_examples`` images. Returns the :func:`evaluate_likelihood` dict plus the
   run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
-  call, ``note``).
+  call, ``machine``: where it ran, ``note``).
 
   SIGINT or SIGTERM stops it after the current chunk of images with
   :class:`interrupts.Interrupted`; with ``progress_file`` (an ``.npz`` path)
@@ -290,6 +319,7 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
         done=_load_partial(progress_file, settings), after_chunk=after_chunk)
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
                 seed=seed, seconds=time.time() - start,
+                machine=run_clock.machine_description(),
                 note=DATA_NOTES[config.data.binarize])
   return result
 

@@ -9,6 +9,7 @@ bound at kl_weight 1 whatever the weight used for training).
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +102,8 @@ def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
   rngs = {'dropout': dropout_key}
   beta = objective.beta(step)
 
+  if hasattr(model, 'log_weights'):  # no closed-form KL: hierarchical.TwoLayerVAE
+    return _sampled_terms(model, variables, inputs, targets, z_key, objective, beta)
   if objective.kind == 'vae' and objective.iwae_samples > 1:
     return _iwae_terms(model, variables, inputs, targets, z_key, rngs, objective, train)
 
@@ -150,3 +153,25 @@ def _iwae_terms(model, variables, inputs, targets, key, rngs, objective, train):
   recon = -jnp.mean(recon_ll, axis=0)
   return {'recon': recon, 'kl': kl, 'elbo': -(recon + kl),
           'loss': -losses.iwae_bound(log_w)}
+
+
+def _sampled_terms(model, variables, inputs, targets, key, objective, beta):
+  """Terms of a model that gives importance log-weights instead of a closed-form KL.
+
+  ``elbo`` is the mean of the k log-weights (one-sample ELBO at k = 1),
+  ``recon`` the mean -log p(x|z), ``kl`` what separates them (a sampled
+  KL(q || p) over every stochastic layer); the loss is ``recon + β kl`` at
+  k = 1 and the IWAE bound's negative at k > 1 (where β does not act).
+  """
+  if objective.free_bits > 0:
+    raise ValueError('free bits need a KL per latent dimension, which a model with '
+                     'several stochastic layers does not have: set free_bits=0')
+  log_lik = functools.partial(losses.reconstruction_log_likelihood,
+                              likelihood=objective.likelihood, variance=objective.gaussian_variance)
+  log_w, recon_ll = model.apply(variables, inputs, targets, key, objective.iwae_samples, log_lik,
+                                method='log_weights')                    # [K, B] each
+  elbo = jnp.mean(log_w, axis=0)
+  recon = -jnp.mean(recon_ll, axis=0)
+  kl = -elbo - recon
+  loss = recon + beta * kl if objective.iwae_samples == 1 else -losses.iwae_bound(log_w)
+  return {'recon': recon, 'kl': kl, 'elbo': elbo, 'loss': loss}

@@ -34,6 +34,7 @@ from vae_jax import progress as progress_lib
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import objective, optim, parallel, workdir as workdir_lib
+from vae_jax import run_clock
 from vae_jax.errors import NonFiniteError  # noqa: F401  (part of this module's API)
 # The state a step updates; built and restored in vae_jax.experiment.
 from vae_jax.experiment import TrainState, init_state  # noqa: F401  (this module's API)
@@ -332,18 +333,18 @@ def _lock(workdir):
 
 
 def _restore(manager, workdir, state):
-  """``(start_step, state)``: the newest good checkpoint's, or ``(0, state)``."""
+  """``(start_step, state, meta)``: the newest good checkpoint's, or ``(0, state, {})``."""
   abstract = _abstract(state)
   # Damaged checkpoints newer than the restored one are moved aside, so that
   # their steps can be saved again (one process only: it moves the files).
   restored = checkpointing.restore_latest(
       manager, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
-                                 if jax.process_count() == 1 else None))
+                                    if jax.process_count() == 1 else None))
   if restored is None:
-    return 0, state
-  start_step, state, _ = restored
+    return 0, state, {}
+  start_step, state, meta = restored
   logging.info('resuming %s from step %d', workdir, start_step)
-  return start_step, state
+  return start_step, state, meta
 
 
 def _abstract(state):
@@ -365,9 +366,9 @@ def _train(config, workdir, stop, allow_config_change, mesh):
   is_main = jax.process_index() == 0
   state = exp.init_state()
   manager = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-                               config.max_checkpoints)
+                                  config.max_checkpoints)
   try:
-    start_step, state = _restore(manager, workdir, state)
+    start_step, state, meta = _restore(manager, workdir, state)
     if start_step < config.num_epochs * exp.steps_per_epoch:
       # A rerun on a full disk stops here at once, not after an epoch of work.
       checkpointing.check_space(manager, _abstract(state))
@@ -378,7 +379,9 @@ def _train(config, workdir, stop, allow_config_change, mesh):
         workdir_lib.write_config(workdir, config)
       if stop.requested():
         raise _interrupted(stop, start_step, manager)
-      state, step = _train_loop(exp, state, start_step, manager, workdir, stop, is_main)
+      clock = run_clock.RunClock(meta.get(run_clock.META_KEY), start_step)
+      state, step = _train_loop(exp, state, start_step, manager, workdir, stop, is_main,
+                                clock)
     test = exp.evaluate(state.params)
     if stop.requested():  # the signal came during the final evaluation
       raise _interrupted(stop, step, manager)
@@ -387,8 +390,11 @@ def _train(config, workdir, stop, allow_config_change, mesh):
   return {'state': state, 'experiment': exp, 'test': test}
 
 
-def _train_loop(exp, state, start_step, manager, workdir, stop, is_main):
-  """Trains from ``start_step`` to the end; returns ``(state, step)``."""
+def _train_loop(exp, state, start_step, manager, workdir, stop, is_main, clock):
+  """Trains from ``start_step`` to the end; returns ``(state, step)``.
+
+  ``clock`` (a :class:`run_clock.RunClock`) is saved with every checkpoint.
+  """
   config = exp.config
   steps_per_epoch = exp.steps_per_epoch
   total_steps = config.num_epochs * steps_per_epoch
@@ -414,9 +420,12 @@ def _train_loop(exp, state, start_step, manager, workdir, stop, is_main):
     progress.update((end - start) * config.batch_size, loss=f'{last_loss:.2f}')
 
   def save(step):
+    segments = clock.segments(step)
     checkpointing.save(manager, step, state, {
         'step': step, 'epoch': step / steps_per_epoch,
-        'config': workdir_lib.config_to_dict(config)})
+        'config': workdir_lib.config_to_dict(config), run_clock.META_KEY: segments})
+    if is_main:
+      run_clock.write(workdir, segments)
 
   step = start_step
   try:

@@ -1,0 +1,136 @@
+"""The likelihood table: collected from run files, published into README and configs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, tiny_config
+from vae_jax import workdir as workdir_lib
+
+sys.path.insert(0, os.path.join(ROOT, 'experiments'))
+import likelihood_results as lr  # noqa: E402
+
+CONFIG_TEXT = f'''r"""A config.
+
+{lr.DOC_BEGIN}
+stale text
+{lr.DOC_END}
+"""
+'''
+
+
+def test_the_committed_readme_and_configs_say_what_results_holds():
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'likelihood_results.py'),
+                         'publish', '--check'], capture_output=True, text=True, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr
+
+
+def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None):
+  """A workdir as training and `vae-jax evaluate` leave it (no checkpoints needed)."""
+  config = tiny_config(num_epochs=num_epochs, seed=seed, latent_dim=50)
+  os.makedirs(path)
+  workdir_lib.write_config(path, config)
+  with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
+    for epoch in range(1, num_epochs + 1):
+      f.write(json.dumps({'split': 'train', 'step': 8 * epoch - 4, 'epoch': epoch,
+                          'loss': 1.0}) + '\n')
+      f.write(json.dumps({'split': 'test', 'step': 8 * epoch, 'epoch': epoch,
+                          'elbo': -neg_elbo}) + '\n')
+  evaluation = {'nll': nll, 'neg_elbo': neg_elbo, 'nll_bits_per_dim': nll / (784 * np.log(2)),
+                'seconds': 60.0 * (seed + 1), 'step': eval_step or 8 * num_epochs,
+                'machine': 'Test CPU, 2 cores, x86_64'}
+  with open(os.path.join(path, lr.EVAL_FILE), 'w') as f:
+    json.dump(evaluation, f)
+  segments = [{'from_step': 0, 'to_step': 8, 'seconds': seconds / 2, 'machine': 'Test CPU A',
+               'host': 'a', 'started': 'x'},
+              {'from_step': 8, 'to_step': 24, 'seconds': seconds / 2, 'machine': 'Test CPU B',
+               'host': 'b', 'started': 'y'}]
+  with open(os.path.join(path, 'timing.json'), 'w') as f:
+    json.dump({'train_seconds': seconds, 'num_segments': 2, 'segments': segments}, f)
+  return path
+
+
+@pytest.fixture
+def checkout(tmp_path):
+  """A checkout with a README and two configs, one with a results block."""
+  root = tmp_path / 'checkout'
+  (root / 'experiments' / 'configs').mkdir(parents=True)
+  (root / 'README.md').write_text(f'# x\n\n{lr.BEGIN}\nold table\n{lr.END}\n\n## after\n')
+  (root / 'experiments' / 'configs' / 'headline.py').write_text(CONFIG_TEXT)
+  (root / 'experiments' / 'configs' / 'other.py').write_text('"""No block."""\n')
+  return root
+
+
+def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
+  nll, neg_elbo, seconds = [84.1, 84.5, 83.9], [88.0, 88.6, 87.7], [3600.0, 7200.0, 5400.0]
+  for seed in range(3):
+    w = _fake_run(str(tmp_path / f'run{seed}'), seed, nll[seed], neg_elbo[seed], seconds[seed])
+    out = lr.collect(w, 'headline', root=str(checkout))
+    assert sorted(os.listdir(out)) == sorted(lr.FILES)
+    with open(os.path.join(out, 'metrics_test.jsonl')) as f:
+      assert [json.loads(line)['split'] for line in f] == ['test'] * 3
+
+  assert lr.publish(str(checkout), check=True) != []      # stale, nothing written
+  assert 'old table' in (checkout / 'README.md').read_text()
+  stale = lr.publish(str(checkout))
+  assert sorted(os.path.basename(p) for p in stale) == ['README.md', 'headline.py']
+  assert lr.publish(str(checkout), check=True) == []
+
+  readme = (checkout / 'README.md').read_text()
+  assert 'old table' not in readme and readme.endswith('\n\n## after\n')
+  # Independent arithmetic: sample mean and standard deviation (n - 1).
+  expected_nll = f'{np.mean(nll):.2f} ± {np.std(nll, ddof=1):.2f}'
+  row = next(line for line in readme.splitlines() if 'vae_jax `headline`' in line)
+  assert f'**{expected_nll}**' in row and 'seeds [0, 1, 2]' in row
+  hours = np.array(seconds) / 3600
+  assert f'training {np.mean(hours):.2f} ± {np.std(hours, ddof=1):.2f} hours per seed' in readme
+  assert f'{np.mean(neg_elbo):.2f} ± {np.std(neg_elbo, ddof=1):.2f} nats' in readme
+  assert 'in 6 process segments' in readme
+  assert 'Test CPU A; Test CPU B; Test CPU, 2 cores, x86_64' in readme
+  for m, _, value, _ in lr.ANCHORS:
+    assert f'| {value:.2f} |' in readme, m
+
+  doc = (checkout / 'experiments' / 'configs' / 'headline.py').read_text()
+  assert 'stale text' not in doc and f'test NLL (IWAE-5000) {expected_nll} nats' in doc
+  assert (checkout / 'experiments' / 'configs' / 'other.py').read_text() == '"""No block."""\n'
+
+
+def test_collect_refuses_a_run_that_is_unfinished_or_not_evaluated(tmp_path, checkout):
+  w = _fake_run(str(tmp_path / 'stale_eval'), 0, 84.0, 88.0, 10.0, eval_step=16)
+  with pytest.raises(lr.ResultsError, match='not finished and evaluated'):
+    lr.collect(w, 'headline', root=str(checkout))
+  w = _fake_run(str(tmp_path / 'no_eval'), 0, 84.0, 88.0, 10.0)
+  os.remove(os.path.join(w, lr.EVAL_FILE))
+  with pytest.raises(lr.ResultsError, match='--iwae_samples=5000'):
+    lr.collect(w, 'headline', root=str(checkout))
+  assert not (checkout / 'results').exists()
+
+
+def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix(tmp_path,
+                                                                               checkout):
+  w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
+  lr.collect(w, 'other', root=str(checkout))
+  with pytest.raises(lr.ResultsError, match=r"results for \['other'\] but no results block"):
+    lr.publish(str(checkout))
+  os.remove(checkout / 'results' / 'other_seed0' / 'timing.json')
+  with pytest.raises(lr.ResultsError, match='lacks timing.json: collect it again'):
+    lr.publish(str(checkout))
+
+
+def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
+  sys.path.insert(0, os.path.dirname(__file__))
+  from test_readme import readme_command
+  w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
+  for prefix in ('python experiments/likelihood_results.py collect',
+                 'python experiments/likelihood_results.py publish'):
+    args = readme_command(prefix).split()[1:]
+    args = [f'--workdir={w}' if a.startswith('--workdir=') else a for a in args]
+    args = [a.replace('mnist_vae_50d_dynamic', 'headline') for a in args]
+    proc = subprocess.run([sys.executable, *args, f'--root={checkout}'], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+  assert 'vae_jax `headline`' in (checkout / 'README.md').read_text()
