@@ -202,7 +202,7 @@ def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides)
   params = roofline.num_params(box['state'].params)
   return {
       'config': config_name, 'batch_size': b, 'steps_per_rep': steps,
-      'train_loop': train.resolve_train_loop(c), 'images_per_s': rate,
+      'train_loop': 'scan', 'images_per_s': rate,
       'matmul_flops_per_image': flops, 'params': params,
       'bytes_per_image': roofline.train_bytes_per_image(params, b, batch.shape[1:]),
       'xla_flops_per_image': (xla_flops(step, box['state'], batch, exp.keys['train']) / b

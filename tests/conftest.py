@@ -173,23 +173,9 @@ def copy_run(src, dst):
 
 def latest(workdir):
   """``(step, state, meta, warnings)`` of the newest checkpoint that restores and checks."""
-  import functools
-  import jax
-  from vae_jax import checkpointing, models, optim, train, workdir as workdir_lib
-  config = workdir_lib.load_config(workdir)
-  model = models.build_model(config)
-  abstract = jax.eval_shape(functools.partial(
-      train.init_state, model, optim.make_optimizer(config), image_shape=(28, 28, 1)),
-      jax.random.key(0))
-  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
+  from vae_jax import experiment
   warnings = []
-  mngr = checkpointing.manager(os.path.join(workdir, 'checkpoints'))
-  try:
-    step, state, meta = checkpointing.restore_latest(mngr, abstract, warn=warnings.append)
-  finally:
-    mngr.close()
+  _, _, step, state, meta = experiment.restore_state(workdir, warn=warnings.append)
   return step, state, meta, warnings
 
 

@@ -207,7 +207,6 @@ def test_workdir_not_writable(workdir, data_dir):
     ('empty-checkpoints-dir', 'holds no checkpoint'),
 ])
 def test_evaluate_a_workdir_without_checkpoint(workdir, data_dir, layout, expected):
-  pytest.importorskip('vae_jax.evaluate')
   if layout == 'empty':
     shutil.rmtree(workdir)
     os.makedirs(workdir)

@@ -110,7 +110,6 @@ print('ok')
 def test_tfds_path_with_mock_data():
   # In a subprocess: TensorFlow is loaded only on the TFDS path, never beside
   # the test process's XLA state.
-  pytest.importorskip('tensorflow_datasets')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
   env.pop(data.ENV_VAR, None)
   proc = subprocess.run([sys.executable, '-c', TFDS_MOCK], capture_output=True, text=True,

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tiny_config
 from vae_jax import config as config_lib
-from vae_jax import losses, models, objective, train, workdir as workdir_lib
+from vae_jax import experiment, losses, objective, train, workdir as workdir_lib
 
 
 def betas(obj, steps):
@@ -95,7 +95,7 @@ def test_free_bits_gradient_is_zero_below_and_the_plain_kl_gradient_above():
 def test_free_bits_through_the_objective_silence_dims_below_lambda():
   """In a real VAE's loss, the posterior columns of the dims below λ get no KL gradient."""
   c = tiny_config(latent_dim=4)
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jax.random.uniform(jax.random.key(0), (16, 28, 28, 1))
   params = model.init(jax.random.key(1), x, jax.random.key(2))['params']
   mean, logvar = model.apply({'params': params}, x, method='encode')
@@ -120,7 +120,7 @@ def test_free_bits_through_the_objective_silence_dims_below_lambda():
 
 def test_free_bits_leave_evaluation_on_the_plain_kl():
   c = tiny_config(free_bits=3.0)
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jax.random.uniform(jax.random.key(0), (8, 28, 28, 1))
   params = model.init(jax.random.key(1), x, jax.random.key(2))['params']
   obj = objective.Objective.from_config(c)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, one_error_line, straight_run
-from vae_jax import classifier, evaluate, latent_report, metrics, train
+from vae_jax import classifier, data, experiment, latent_report, metrics
 
 RNG = np.random.default_rng(0)
 PATTERN = RNG.normal(size=(2, 64)) * 0.8   # a smooth decoder's weights, 2-D codes -> 8x8
@@ -150,9 +150,9 @@ def tiny_workdir(tmp_path_factory, data_dir):
 
 
 def restored(workdir, data_dir):
-  config, params = evaluate.restore_params(workdir)
+  config, model, params, _ = experiment.restore(workdir)
   config.data.dir = data_dir   # the CLI reads it from $VAE_JAX_DATA_DIR
-  return config, params
+  return config, model, params
 
 
 def test_cli_report_matches_the_study_protocol(tiny_workdir, data_dir):
@@ -169,18 +169,17 @@ def test_cli_report_matches_the_study_protocol(tiny_workdir, data_dir):
   for name in ('latent.png', 'walk.png', 'manifold.png', 'samples.png'):
     assert nonblank_png(os.path.join(folder, name)), name
   # The same numbers as the study's latent_space_metrics on the restored model.
-  config, params = restored(tiny_workdir, data_dir)
-  exp = train.build_experiment(config)
+  config, model, params = restored(tiny_workdir, data_dir)
   expected = metrics.latent_space_metrics(
-      exp.model, params, np.asarray(exp.train_images), exp.train_labels, exp.test_images,
-      exp.test_labels, jax.random.key(0), num_samples=300)
+      model, params, *data.load_split(config.data, 'train'),
+      *data.load_split(config.data, 'test'), jax.random.key(0), num_samples=300)
   assert saved['metrics'] == pytest.approx(expected, rel=1e-6)
 
 
 def test_cli_report_with_a_classifier_file(tiny_workdir, data_dir, tmp_path):
   # A small classifier saved where --classifier points: loaded, not retrained.
   cfg = classifier.ClassifierConfig(hidden_sizes=(32,), epochs=1, batch_size=64)
-  images, labels = train.load_split(restored(tiny_workdir, data_dir)[0], 'train')
+  images, labels = data.load_split(restored(tiny_workdir, data_dir)[0].data, 'train')
   path = str(tmp_path / 'clf.npz')
   classifier.save(path, classifier.train(images, labels, cfg),
                   {'data': 'mnist', 'config': {'hidden_sizes': [32], 'dropout_rate': 0.2}})

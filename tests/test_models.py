@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import losses, models, optim
+from vae_jax import experiment, losses, models, optim
 from vae_jax.config import base_config
 
 
@@ -17,7 +17,7 @@ def test_every_family_and_kind_maps_images_to_logits(family, kind):
   c = base_config()
   c.model.family, c.model.kind, c.latent_dim = family, kind, 3
   c.model.hidden_sizes, c.model.rnn_size = (16,), 8
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = model.init(jax.random.key(0), x, jax.random.key(1))['params']
   out = model.apply({'params': params}, x, jax.random.key(2))
@@ -61,7 +61,7 @@ def test_max_norm_optimizer_on_model_parameters():
   # biases get exactly Adam's update.
   c = base_config()
   c.model.max_norm, c.learning_rate, c.model.hidden_sizes = 0.5, 0.05, (16,)
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = jax.jit(model.init)(jax.random.key(0), x, jax.random.key(1))['params']
   params = dict(params, conv={'kernel': jnp.ones((3, 3, 4, 8)), 'bias': jnp.ones((8,))})
@@ -93,7 +93,7 @@ def test_max_norm_optimizer_on_model_parameters():
 def test_logvar_clamp_keeps_kl_finite_for_huge_encoder_outputs():
   c = base_config()
   c.model.hidden_sizes, c.latent_dim = (8,), 2
-  model = models.build_model(c)
+  model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = model.init(jax.random.key(0), x, jax.random.key(1))['params']
   params = jax.tree_util.tree_map(lambda p: p * 1e6, params)

@@ -16,9 +16,11 @@ import time
 
 import pytest
 
-nbclient = pytest.importorskip('nbclient')
-nbformat = pytest.importorskip('nbformat')
-pytest.importorskip('ipykernel')
+# Plain imports: the dev extra installs them, so a missing one is a broken
+# install that must fail the suite, not skip the notebooks.
+import ipykernel  # noqa: F401  (the kernel the notebooks run in)
+import nbclient
+import nbformat
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK_DIR = os.path.join(ROOT, 'notebooks')

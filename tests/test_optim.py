@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax import config as config_lib, evaluate, optim, train, workdir as workdir_lib
+from vae_jax import config as config_lib, experiment, optim, train, workdir as workdir_lib
 
 
 def test_cosine_decays_from_the_learning_rate_to_zero(data_dir):
@@ -61,7 +61,7 @@ def test_a_cosine_run_resumed_from_an_earlier_checkpoint_is_bit_identical(tmp_pa
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   assert a['test'] == b['test']
   # The evaluation CLI restores a scheduled run too (its optimizer state has a count).
-  config, params = evaluate.restore_params(str(b_dir))
+  config, _, params, _ = experiment.restore(str(b_dir))
   assert config.lr_schedule == 'cosine'
   for x, y in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(a['state'].params),
                   strict=True):

@@ -58,36 +58,34 @@ def _worker(data_dir, out_path):
   devices = jax.devices()
   assert len(devices) == NUM_DEVICES, devices
   result, arrays = {}, {}
-  for loop in ('scan', 'python'):
-    c = tiny_config(data_dir, eval_batch_size=40, train_loop=loop)
-    for name, mesh in (('1', parallel.make_mesh(devices[:1])),
-                       ('8', parallel.make_mesh(devices))):
-      exp = train.build_experiment(c, mesh=mesh)
-      state = exp.init_state()
-      order = train.epoch_order(exp.keys['order'], 0, exp.train_images.shape[0],
-                                c.batch_size)
-      args = (exp.train_images, order, 0, exp.keys['train'])
-      if loop == 'scan':
-        hlo = exp.train_chunk.lower(state, *args, num_steps=NUM_STEPS).compile().as_text()
-        eval_hlo = exp.eval_fn.lower(
-            state.params, parallel.put_sharded(np.zeros((5, 40, 28, 28, 1), np.float32), mesh, 1),
-            parallel.put_sharded(np.zeros((5, 40), np.float32), mesh, 1),
-            exp.keys['eval']).compile().as_text()
-        result[f'hlo_{name}'] = {
-            'all_reduce': 'all-reduce(' in hlo,
-            'per_device_batch': f'f32[{c.batch_size // mesh.size},28,28,1]' in hlo,
-            'eval_all_reduce': 'all-reduce(' in eval_hlo,
-            'eval_per_device_batch': f'f32[{40 // mesh.size},28,28,1]' in eval_hlo,
-        }
-      state, metrics = exp.train_chunk(state, *args, num_steps=NUM_STEPS)
-      leaves = jax.tree_util.tree_leaves(state)
-      result[f'{loop}_{name}_replicated'] = all(
-          x.sharding.is_fully_replicated and len(x.sharding.device_set) == mesh.size
-          for x in leaves)
-      result[f'{loop}_{name}_metrics'] = {k: np.asarray(v).tolist() for k, v in metrics.items()}
-      result[f'{loop}_{name}_test'] = exp.evaluate(state.params)
-      for i, x in enumerate(jax.tree_util.tree_leaves(state.params)):
-        arrays[f'{loop}_{name}_{i}'] = np.asarray(x)
+  c = tiny_config(data_dir, eval_batch_size=40)
+  for name, mesh in (('1', parallel.make_mesh(devices[:1])),
+                     ('8', parallel.make_mesh(devices))):
+    exp = train.build_experiment(c, mesh=mesh)
+    state = exp.init_state()
+    order = train.epoch_order(exp.keys['order'], 0, exp.train_images.shape[0],
+                              c.batch_size)
+    args = (exp.train_images, order, 0, exp.keys['train'])
+    hlo = exp.train_chunk.lower(state, *args, num_steps=NUM_STEPS).compile().as_text()
+    eval_hlo = exp.eval_fn.lower(
+        state.params, parallel.put_sharded(np.zeros((5, 40, 28, 28, 1), np.float32), mesh, 1),
+        parallel.put_sharded(np.zeros((5, 40), np.float32), mesh, 1),
+        exp.keys['eval']).compile().as_text()
+    result[f'hlo_{name}'] = {
+        'all_reduce': 'all-reduce(' in hlo,
+        'per_device_batch': f'f32[{c.batch_size // mesh.size},28,28,1]' in hlo,
+        'eval_all_reduce': 'all-reduce(' in eval_hlo,
+        'eval_per_device_batch': f'f32[{40 // mesh.size},28,28,1]' in eval_hlo,
+    }
+    state, metrics = exp.train_chunk(state, *args, num_steps=NUM_STEPS)
+    leaves = jax.tree_util.tree_leaves(state)
+    result[f'{name}_replicated'] = all(
+        x.sharding.is_fully_replicated and len(x.sharding.device_set) == mesh.size
+        for x in leaves)
+    result[f'{name}_metrics'] = {k: np.asarray(v).tolist() for k, v in metrics.items()}
+    result[f'{name}_test'] = exp.evaluate(state.params)
+    for i, x in enumerate(jax.tree_util.tree_leaves(state.params)):
+      arrays[f'{name}_{i}'] = np.asarray(x)
   np.savez(out_path + '.npz', **arrays)
   with open(out_path, 'w') as f:
     json.dump(result, f)
@@ -114,31 +112,28 @@ def test_batch_is_sharded_and_gradients_all_reduced(eight_devices):
   assert not result['hlo_1']['all_reduce'] and not result['hlo_1']['eval_all_reduce']
 
 
-@pytest.mark.parametrize('loop', ['scan', 'python'])
-def test_state_stays_replicated(eight_devices, loop):
+def test_state_stays_replicated(eight_devices):
   result, _ = eight_devices
-  assert result[f'{loop}_8_replicated'] and result[f'{loop}_1_replicated']
+  assert result['8_replicated'] and result['1_replicated']
 
 
-@pytest.mark.parametrize('loop', ['scan', 'python'])
-def test_eight_devices_train_like_one(eight_devices, loop):
+def test_eight_devices_train_like_one(eight_devices):
   result, arrays = eight_devices
-  one = sorted(k for k in arrays if k.startswith(f'{loop}_1_'))
+  one = sorted(k for k in arrays if k.startswith('1_'))
   assert one
   for k in one:
-    np.testing.assert_allclose(arrays[k.replace('_1_', '_8_', 1)], arrays[k],
+    np.testing.assert_allclose(arrays['8' + k[1:]], arrays[k],
                                rtol=PARAM_RTOL, atol=PARAM_ATOL, err_msg=k)
-  m1, m8 = result[f'{loop}_1_metrics'], result[f'{loop}_8_metrics']
+  m1, m8 = result['1_metrics'], result['8_metrics']
   assert m1.keys() == m8.keys()
   for k in m1:
     assert len(m1[k]) == NUM_STEPS
     np.testing.assert_allclose(m8[k], m1[k], rtol=METRIC_RTOL, atol=1e-6, err_msg=k)
 
 
-@pytest.mark.parametrize('loop', ['scan', 'python'])
-def test_eight_devices_evaluate_like_one(eight_devices, loop):
+def test_eight_devices_evaluate_like_one(eight_devices):
   result, _ = eight_devices
-  t1, t8 = result[f'{loop}_1_test'], result[f'{loop}_8_test']
+  t1, t8 = result['1_test'], result['8_test']
   assert t1.keys() == t8.keys() and 'elbo' in t1
   for k in t1:
     np.testing.assert_allclose(t8[k], t1[k], rtol=METRIC_RTOL, err_msg=k)
@@ -209,7 +204,7 @@ def _train_cmd(config_path, workdir):
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path, data_dir):
-  from vae_jax import evaluate, workdir as workdir_lib
+  from vae_jax import experiment, workdir as workdir_lib
 
   config_path = tmp_path / 'tiny_config.py'
   _write_config(config_path, data_dir)
@@ -241,8 +236,8 @@ def test_two_processes_train_like_one(tmp_path, data_dir):
 
   # The checkpoint both processes saved together restores, and equals the
   # single-process run's parameters.
-  _, params_multi, step_multi = evaluate.restore_checkpoint(str(multi))
-  _, params_single, step_single = evaluate.restore_checkpoint(str(single))
+  _, _, params_multi, step_multi = experiment.restore(str(multi))
+  _, _, params_single, step_single = experiment.restore(str(single))
   assert step_multi == step_single == 16
   import jax
   for a, b in zip(jax.tree_util.tree_leaves(params_multi),

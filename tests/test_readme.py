@@ -83,10 +83,45 @@ def test_ci_runs_the_readme_install_and_test_commands():
     assert command in [without_env(c) for c in readme_commands()], command
 
 
-def vae_jax_executable():
-  exe = shutil.which('vae-jax')
-  assert exe, 'the vae-jax console script is not on PATH: pip install -e ".[dev]"'
+def test_the_module_map_names_every_module():
+  table = README[README.index('| module | what it holds |'):]
+  table = table[:table.index('\n\n')]
+  listed = set(re.findall(r'`vae_jax\.(\w+)`', table))
+  modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, 'vae_jax'))
+             if f.endswith('.py') and f != '__init__.py'}
+  assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
+
+
+def installed_script(name):
+  """The console script ``name`` installed beside the running interpreter.
+
+  pip puts a package's scripts in the directory of the python that installed
+  it, so a venv used without activation (``venv/bin/python -m pytest``) has
+  them there and not on PATH. PATH is only the fallback (a python symlinked
+  elsewhere, e.g. a system python whose scripts sit in ~/.local/bin).
+  """
+  beside = os.path.join(os.path.dirname(sys.executable), name)
+  if os.path.isfile(beside) and os.access(beside, os.X_OK):
+    return beside
+  exe = shutil.which(name)
+  assert exe, (f'the {name} console script is neither beside {sys.executable} nor on '
+               'PATH: pip install -e ".[dev]" with this python')
   return exe
+
+
+def test_console_script_is_found_beside_the_interpreter_not_only_on_path(tmp_path,
+                                                                         monkeypatch):
+  # A venv used without activation: its bin/ holds python and vae-jax, PATH has neither.
+  bin_dir = tmp_path / 'venv' / 'bin'
+  bin_dir.mkdir(parents=True)
+  script = bin_dir / 'vae-jax'
+  script.write_text('#!/bin/sh\n')
+  script.chmod(0o755)
+  monkeypatch.setattr(sys, 'executable', str(bin_dir / 'python'))
+  monkeypatch.setenv('PATH', str(tmp_path / 'empty'))
+  assert installed_script('vae-jax') == str(script)
+  with pytest.raises(AssertionError, match='neither beside'):
+    installed_script('tensorboard')
 
 
 def run(argv, data_dir, timeout=300):
@@ -114,7 +149,7 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
     if args[0] == 'python':
       args[0] = sys.executable
     elif args[0] == 'vae-jax':
-      args[0] = vae_jax_executable()
+      args[0] = installed_script('vae-jax')
     return args
 
   trains = [c for c in commands if c.startswith('python -m vae_jax.main ')]
@@ -156,7 +191,7 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
   # `tensorboard --logdir=D` serves D; --inspect reads the same events and exits.
   for command in [c for c in commands if c.startswith('tensorboard --logdir=')]:
     args = argv(command)
-    args[0] = shutil.which('tensorboard') or pytest.fail('tensorboard is not installed')
+    args[0] = installed_script('tensorboard')
     report = run(args[:1] + ['--inspect'] + args[1:], data_dir).stdout
     assert re.search(r'num_steps\s+[1-9]', report.split('scalars', 1)[1]), report
     assert re.search(r'images\s+first_step', report), report
@@ -175,7 +210,8 @@ def test_python_examples_run(tmp_path, data_dir):
                      'config.progress = False'))
   check = '''
 assert images.shape == (16, 28, 28, 1) and mean.shape == (200, 2), (images.shape, mean.shape)
-model = models.build_model(config)
+assert step == 8 and type(model).__name__ == 'VAE'  # experiment.restore: 1 epoch of 8 steps
+model = experiment.build_model(config)
 params = model.init(jax.random.key(0), exp.test_images[:2], jax.random.key(1))
 widths = {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2}
 assert {1024, 512} <= widths, widths  # the registered wide_mlp family was built

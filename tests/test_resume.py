@@ -108,11 +108,11 @@ def test_sigkill_while_a_checkpoint_is_written(straight, tmp_path, data_dir):
   partial = os.path.join(w, 'checkpoints', '14' + '.orbax-checkpoint-tmp')
   assert os.path.isdir(os.path.join(partial, 'state'))
   assert committed(w) == [6, 8, 11]
-  mngr = checkpointing.manager(os.path.join(w, 'checkpoints'))
+  manager = checkpointing.manager(os.path.join(w, 'checkpoints'))
   try:
-    assert list(mngr.all_steps()) == [6, 8, 11] and mngr.latest_step() == 11
+    assert list(manager.all_steps()) == [6, 8, 11] and manager.latest_step() == 11
   finally:
-    mngr.close()
+    manager.close()
   assert max(r['step'] for r in workdir_lib.read_metrics(w)) == 14  # lines past 11 exist
   # The same command again resumes from 11 and ends exactly like the straight run.
   proc = cli(train_args(w, *RUN), data_dir)
@@ -216,13 +216,13 @@ def test_without_file_checksums_a_flipped_byte_is_caught_by_the_state_digest(str
   os.remove(os.path.join(d, checkpointing.FILES_MANIFEST))
   flip_a_byte(largest_array_file(d))
   # Orbax restores it without complaint, as different numbers...
-  mngr = checkpointing.manager(os.path.join(w, 'checkpoints'))
+  manager = checkpointing.manager(os.path.join(w, 'checkpoints'))
   try:
     abstract = jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), latest(straight)[1])
-    state, meta = checkpointing.restore(mngr, 16, abstract)
+    state, meta = checkpointing.restore(manager, 16, abstract)
   finally:
-    mngr.close()
+    manager.close()
   assert checkpointing.state_digest(state) != meta[checkpointing.DIGEST_KEY]
   # ... so restore_latest checks the digest and falls back.
   step, state, meta, warnings = latest(w)

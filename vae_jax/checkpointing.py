@@ -70,8 +70,8 @@ def state_digest(state):
   return h.hexdigest()
 
 
-def _step_dir(mngr, step):
-  return os.path.join(str(mngr.directory), str(step))
+def _step_dir(manager, step):
+  return os.path.join(str(manager.directory), str(step))
 
 
 def _file_digests(step_dir):
@@ -130,37 +130,37 @@ def _size(n):
   return f'{n / 1e9:.1f} GB' if n >= 1e9 else f'{n / 1e6:.1f} MB'
 
 
-def bytes_needed(mngr, abstract_state):
+def bytes_needed(manager, abstract_state):
   """About what a new checkpoint takes: the newest one's size, else the state's bytes."""
-  latest = mngr.latest_step()
+  latest = manager.latest_step()
   if latest is not None:
     return _METADATA_BYTES + sum(
         os.path.getsize(os.path.join(root, f))
-        for root, _, files in os.walk(_step_dir(mngr, latest)) for f in files)
+        for root, _, files in os.walk(_step_dir(manager, latest)) for f in files)
   return _METADATA_BYTES + sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize
                                for x in jax.tree_util.tree_leaves(abstract_state))
 
 
-def disk_full_error(mngr, abstract_state, what):
+def disk_full_error(manager, abstract_state, what):
   """One line: what failed (``what``), the space a checkpoint needs, the last good one."""
-  last = mngr.latest_step()
-  kept = (f'the last good checkpoint is step {last} in {mngr.directory}' if last is not None
+  last = manager.latest_step()
+  kept = (f'the last good checkpoint is step {last} in {manager.directory}' if last is not None
           else 'no checkpoint was written yet')
-  need, free = bytes_needed(mngr, abstract_state), _free_bytes(mngr.directory)
+  need, free = bytes_needed(manager, abstract_state), _free_bytes(manager.directory)
   return workdir_lib.DiskFullError(
       f'disk full: {what}; a checkpoint needs about {_size(need)}, {_size(free)} are free '
-      f'in {mngr.directory}; {kept}: free some space, then rerun the same command to resume')
+      f'in {manager.directory}; {kept}: free some space, then rerun the same command to resume')
 
 
-def check_space(mngr, abstract_state, step=None):
+def check_space(manager, abstract_state, step=None):
   """Raises :class:`workdir.DiskFullError` when checkpoint ``step`` cannot fit (one statvfs)."""
-  if _free_bytes(mngr.directory) < bytes_needed(mngr, abstract_state):
+  if _free_bytes(manager.directory) < bytes_needed(manager, abstract_state):
     what = f'checkpoint {step}' if step is not None else 'the next checkpoint'
-    raise disk_full_error(mngr, abstract_state, f'no room for {what}')
+    raise disk_full_error(manager, abstract_state, f'no room for {what}')
 
 
 @contextlib.contextmanager
-def disk_full_as_error(mngr, abstract_state):
+def disk_full_as_error(manager, abstract_state):
   """Turns any write inside that fails for lack of space into one DiskFullError."""
   try:
     yield
@@ -170,8 +170,8 @@ def disk_full_as_error(mngr, abstract_state):
     path = workdir_lib.no_space_file(e)
     if path is None:
       raise
-    raise disk_full_error(mngr, abstract_state,
-                          f'could not write {path or mngr.directory}') from e
+    raise disk_full_error(manager, abstract_state,
+                          f'could not write {path or manager.directory}') from e
 
 
 def _raised_in_orbax(exc_info):
@@ -226,14 +226,14 @@ def _quiet_orbax_failures():
   sys.unraisablehook = previous_hook
 
 
-def _remove_partial(mngr, step):
+def _remove_partial(manager, step):
   """Deletes what a failed save of ``step`` left (only orbax's tmp directories of it)."""
   if jax.process_index() == 0:
-    for path in glob.glob(_step_dir(mngr, step) + '.orbax-checkpoint-tmp*'):
+    for path in glob.glob(_step_dir(manager, step) + '.orbax-checkpoint-tmp*'):
       shutil.rmtree(path, ignore_errors=True)
 
 
-def save(mngr, step, state, meta):
+def save(manager, step, state, meta):
   """Saves ``state`` (a pytree) and ``meta`` (JSON) as checkpoint ``step``.
 
   ``meta`` is stored with the state's digest added under :data:`DIGEST_KEY`;
@@ -242,30 +242,30 @@ def save(mngr, step, state, meta):
   of space raises :class:`workdir.DiskFullError`, and any failed save leaves
   no partial checkpoint behind (older checkpoints are not touched).
   """
-  check_space(mngr, state, step)
+  check_space(manager, state, step)
   meta = {**meta, DIGEST_KEY: state_digest(state)}
   try:
     with _quiet_orbax_failures():
-      saved = mngr.save(int(step), args=ocp.args.Composite(
+      saved = manager.save(int(step), args=ocp.args.Composite(
           state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-      mngr.wait_until_finished()
+      manager.wait_until_finished()
   except Exception as e:
-    _remove_partial(mngr, step)
+    _remove_partial(manager, step)
     path = workdir_lib.no_space_file(e)
     if path is None:
       raise
-    raise disk_full_error(mngr, state, f'could not write {path or _step_dir(mngr, step)}; '
+    raise disk_full_error(manager, state, f'could not write {path or _step_dir(manager, step)}; '
                           f'removed the partial checkpoint {step}') from e
   if not saved:  # orbax skips, silently, a step at or below its latest one
-    raise RuntimeError(f'checkpoint {step} was not written: {mngr.directory} '
-                       f'already holds step {mngr.latest_step()}')
+    raise RuntimeError(f'checkpoint {step} was not written: {manager.directory} '
+                       f'already holds step {manager.latest_step()}')
   if jax.process_index() == 0:
-    with disk_full_as_error(mngr, state):
-      _write_files_manifest(_step_dir(mngr, step))
+    with disk_full_as_error(manager, state):
+      _write_files_manifest(_step_dir(manager, step))
 
 
-def restore(mngr, step, abstract_state):
-  out = mngr.restore(step, args=ocp.args.Composite(
+def restore(manager, step, abstract_state):
+  out = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
   return out['state'], out['meta']
 
@@ -282,14 +282,14 @@ def _shapes(tree):
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def _misfit(mngr, step, abstract_state):
+def _misfit(manager, step, abstract_state):
   """None if checkpoint ``step`` holds arrays of the shapes asked for, else the first difference.
 
   Checked before restoring: orbax would fail half-way through, with pages of
   tracebacks from its background threads.
   """
   try:
-    stored = _shapes(mngr.item_metadata(step)['state'])
+    stored = _shapes(manager.item_metadata(step)['state'])
   except Exception:  # no readable metadata: let the restore itself decide
     return None
   wanted = _shapes(abstract_state)
@@ -305,13 +305,13 @@ def _misfit(mngr, step, abstract_state):
   return None
 
 
-def _move_aside(mngr, step, directory):
+def _move_aside(manager, step, directory):
   """Moves checkpoint ``step`` into ``directory`` (never over an existing one)."""
   os.makedirs(directory, exist_ok=True)
   dst, n = os.path.join(directory, str(step)), 1
   while os.path.exists(dst):
     dst, n = os.path.join(directory, f'{step}.{n}'), n + 1
-  os.rename(_step_dir(mngr, step), dst)
+  os.rename(_step_dir(manager, step), dst)
   return dst
 
 
@@ -322,7 +322,7 @@ def _short(e):
   return text if len(text) <= 160 else text[:157] + '...'
 
 
-def restore_latest(mngr, abstract_state, warn=logging.warning, set_aside=None):
+def restore_latest(manager, abstract_state, warn=logging.warning, set_aside=None):
   """``(step, state, meta)`` of the newest checkpoint that restores, or None.
 
   A checkpoint whose files do not match their checksums, whose arrays do not
@@ -336,21 +336,21 @@ def restore_latest(mngr, abstract_state, warn=logging.warning, set_aside=None):
   Raises :class:`CheckpointError` when checkpoints exist but none restores:
   training on from scratch would silently discard the run.
   """
-  steps = sorted(mngr.all_steps(), reverse=True)
+  steps = sorted(manager.all_steps(), reverse=True)
   skipped = []  # (step, why), newest first
   misfits = []
   for step in steps:
-    problem = _check_files(_step_dir(mngr, step))
+    problem = _check_files(_step_dir(manager, step))
     if problem:
       skipped.append((step, f'is damaged ({problem})'))
       continue
-    problem = _misfit(mngr, step, abstract_state)
+    problem = _misfit(manager, step, abstract_state)
     if problem:
       skipped.append((step, f'does not fit the model ({problem})'))
       misfits.append(problem)
       continue
     try:
-      state, meta = restore(mngr, step, abstract_state)
+      state, meta = restore(manager, step, abstract_state)
       jax.block_until_ready(state)
     except Exception as e:  # orbax/tensorstore raise many types on bad bytes
       skipped.append((step, f'is unreadable ({_short(e)})'))
@@ -361,21 +361,21 @@ def restore_latest(mngr, abstract_state, warn=logging.warning, set_aside=None):
                             'saved with them)'))
       continue
     for bad, why in skipped:
-      moved = f'; moved it to {_move_aside(mngr, bad, set_aside)}' if set_aside else ''
-      warn(f'checkpoint {bad} in {mngr.directory} {why}{moved}; using checkpoint '
+      moved = f'; moved it to {_move_aside(manager, bad, set_aside)}' if set_aside else ''
+      warn(f'checkpoint {bad} in {manager.directory} {why}{moved}; using checkpoint '
            f'{step} instead')
     if skipped and set_aside:
-      mngr.reload()
+      manager.reload()
     return step, state, meta
   for bad, why in skipped:
-    warn(f'checkpoint {bad} in {mngr.directory} {why}')
+    warn(f'checkpoint {bad} in {manager.directory} {why}')
   if steps and len(misfits) == len(steps):
     raise CheckpointError(
-        f'no checkpoint in {mngr.directory} fits the model of this config '
+        f'no checkpoint in {manager.directory} fits the model of this config '
         f'({misfits[0]}): a run cannot continue across this config change; '
         'use a new --workdir')
   if steps:
     raise CheckpointError(
-        f'no checkpoint in {mngr.directory} could be restored (steps {steps}): '
+        f'no checkpoint in {manager.directory} could be restored (steps {steps}): '
         'move that directory away to start over, or restore a backup')
   return None

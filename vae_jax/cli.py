@@ -45,17 +45,18 @@ def plot(argv):
   with errors.user_errors():
     import jax
     import numpy as np
-    from vae_jax import evaluate, latent, plotting, train
+    from vae_jax import data, experiment, latent, plotting
 
-    config, params = evaluate.restore_params(args.workdir)
-    exp = train.build_experiment(config)
+    # Restores the parameters only: no training data, no training step compiled.
+    config, model, params, _ = experiment.restore(args.workdir)
+    test_images, test_labels = data.load_split(config.data, 'test')
     outdir = args.outdir or os.path.join(args.workdir, 'figures')
     os.makedirs(outdir, exist_ok=True)
-    model, dataset = exp.model, config.data.name
-    codes, _ = latent.encode(model, params, exp.test_images)
+    dataset = config.data.name
+    codes, _ = latent.encode(model, params, test_images)
     name = f'{config.model.kind} ({config.model.family}), {dataset}, seed {config.seed}'
     shown = plotting.projection_2d(codes)(codes)  # PCA for more than 2 dimensions
-    plotting.save(plotting.latent_figure(shown, exp.test_labels, dataset,
+    plotting.save(plotting.latent_figure(shown, test_labels, dataset,
                                          f'test codes{" (PCA)" if codes.shape[1] > 2 else ""}: {name}'),
                   os.path.join(outdir, 'latent.png'))
     if codes.shape[1] == 2:
@@ -63,13 +64,13 @@ def plot(argv):
       if config.model.kind == 'autoencoder':  # no N(0, I) prior: use the codes' spread
         center, scale = tuple(codes.mean(0)), tuple(codes.std(0))
       plotting.save(plotting.manifold_figure(lambda z: latent.decode(model, params, z),
-                                             codes, exp.test_labels, dataset, name,
+                                             codes, test_labels, dataset, name,
                                              center=center, scale=scale),
                     os.path.join(outdir, 'manifold.png'))
     mean, std = (0.0, 1.0) if config.model.kind == 'vae' else (codes.mean(0), codes.std(0))
     z = mean + std * np.asarray(jax.random.normal(jax.random.key(config.seed),
                                                   (args.count, codes.shape[1])))
-    x = exp.test_images[:args.count]
+    x = test_images[:args.count]
     plotting.save(plotting.image_rows_figure(
         [latent.decode(model, params, z)], ['prior samples'], f'samples: {name}'),
         os.path.join(outdir, 'samples.png'))

@@ -41,11 +41,10 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
-  c.train_loop = 'auto'         # 'scan' (jitted chunks), 'python' (per step) or 'auto' (= scan)
 
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'
-  c.model.family = 'mlp'            # 'mlp', 'conv' or 'rnn'
+  c.model.family = 'mlp'            # 'mlp', 'conv', 'rnn', registered, or 'package.module:builder'
   c.model.hidden_sizes = (512,)     # mlp: encoder widths (decoder mirrors them)
   c.model.conv_features = (32, 64)  # conv: channels of the stride-2 convs
   c.model.dense_size = 16           # conv: dense layer before the code
@@ -106,11 +105,13 @@ def _validate_kl(c):
 def validate(c):
   """Raises :class:`ConfigError` on the first unusable value."""
   _choice('model.kind', c.model.kind, models.KINDS)
-  _choice('model.family', c.model.family, models.FAMILIES)
+  try:
+    models.family_builder(c.model.family)
+  except ValueError as e:
+    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}') from None
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
-  _choice('train_loop', c.train_loop, ('auto', 'scan', 'python'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
   _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
   _choice('data.name', c.data.name, data_lib.DATASETS)

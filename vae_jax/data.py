@@ -1,12 +1,15 @@
 """MNIST and Fashion-MNIST as NumPy arrays, from local IDX files or TFDS.
 
-``load(name, split)`` returns float32 images ``[N, 28, 28, 1]`` in [0, 1] and
-int32 labels ``[N]``. The source is a local directory of the standard gzipped
+``load(name, split)`` returns float32 images ``[N, H, W, C]`` in [0, 1] and
+int32 labels ``[N]``; ``info(name)`` gives a data set's image shape and class
+names without reading it, and ``load_split(data_config, split)`` a run's slice
+of a split, binarised as it trains. The source is a local directory of the standard gzipped
 IDX files when ``data_dir`` is given or ``$VAE_JAX_DATA_DIR`` is set, and
 tensorflow-datasets otherwise. Nothing is ever substituted silently: a missing
 or damaged file raises :class:`DataError` naming the file and the fix.
 """
 
+import dataclasses
 import functools
 import gzip
 import os
@@ -15,7 +18,24 @@ import struct
 import jax
 import numpy as np
 
-DATASETS = ('mnist', 'fashion_mnist')
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What code that never reads the data needs to know about a data set."""
+  image_shape: tuple   # (H, W, C) of one image
+  class_names: tuple   # label i is class_names[i]
+
+  @property
+  def num_classes(self):
+    return len(self.class_names)
+
+
+DATASETS = {
+    'mnist': DatasetInfo((28, 28, 1), tuple(str(i) for i in range(10))),
+    'fashion_mnist': DatasetInfo((28, 28, 1), (
+        'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+        'Sneaker', 'Bag', 'Ankle boot')),
+}
 SPLITS = {'train': 'train', 'test': 't10k'}
 BINARIZE_MODES = ('none', 'static', 'dynamic')
 ENV_VAR = 'VAE_JAX_DATA_DIR'
@@ -26,6 +46,13 @@ _LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 
 class DataError(ValueError):
   """A data set could not be read; the message names the file and the fix."""
+
+
+def info(name):
+  """The :class:`DatasetInfo` of ``name``; raises :class:`DataError` for an unknown name."""
+  if name not in DATASETS:
+    raise DataError(f'unknown data set {name!r}: use one of {list(DATASETS)}')
+  return DATASETS[name]
 
 
 def idx_paths(data_dir, name, split):
@@ -66,12 +93,22 @@ def _read_idx(path, magic, ndim):
 
 
 def load_idx(data_dir, name, split):
-  """``(images uint8 [N, H, W], labels uint8 [N])`` from local IDX files."""
+  """``(images uint8 [N, H, W] or [N, H, W, C], labels uint8 [N])`` from local IDX files.
+
+  Grey images (C = 1) are stored ``[N, H, W]`` (magic 0x803, as MNIST's);
+  colour images ``[N, H, W, C]`` (magic 0x804).
+  """
   if not os.path.isdir(data_dir):
     raise DataError(f'data directory {data_dir} does not exist: pass an '
                     f'existing directory (it must contain {name}/)')
   image_path, label_path = idx_paths(data_dir, name, split)
-  images = _read_idx(image_path, _IMAGES_MAGIC, 3)
+  shape = info(name).image_shape
+  stored = shape[:2] if shape[-1] == 1 else shape
+  images = _read_idx(image_path, _IMAGES_MAGIC + len(stored) - 2, len(stored) + 1)
+  if images.shape[1:] != tuple(stored):
+    raise DataError(f'{image_path} holds images of shape {images.shape[1:]}, but '
+                    f'{name} is registered as {shape} in vae_jax.data.DATASETS: '
+                    'fix the file or the entry')
   labels = _read_idx(label_path, _LABELS_MAGIC, 1)
   if images.shape[0] != labels.shape[0]:
     raise DataError(f'{image_path} has {images.shape[0]} images but '
@@ -108,10 +145,9 @@ def load(name, split, *, data_dir=None):
       to ``$VAE_JAX_DATA_DIR``; when neither is set, TFDS is used.
 
   Returns:
-    ``(images [N, 28, 28, 1] float32, labels [N] int32)``.
+    ``(images [N, *info(name).image_shape] float32, labels [N] int32)``.
   """
-  if name not in DATASETS:
-    raise DataError(f'unknown data set {name!r}: use one of {list(DATASETS)}')
+  info(name)  # an unknown name fails here, before any file is looked for
   if split not in SPLITS:
     raise DataError(f'unknown split {split!r}: use one of {list(SPLITS)}')
   data_dir = data_dir or os.environ.get(ENV_VAR) or None
@@ -140,11 +176,33 @@ def _load_cached(name, split, data_dir, signature):
     images, labels = load_idx(data_dir, name, split)
   else:
     images, labels = load_tfds(name, split)
-  images = np.asarray(images).reshape(images.shape[0], 28, 28, 1)
+  images = np.asarray(images).reshape(images.shape[0], *info(name).image_shape)
   images = images.astype(np.float32) / 255.0
   labels = np.asarray(labels).astype(np.int32)
   images.setflags(write=False)
   labels.setflags(write=False)
+  return images, labels
+
+
+# Fixed seed for static binarisation: every seed of a study sees the same binary
+# data set, as in the literature's "statically binarised MNIST".
+STATIC_BINARIZATION_SEED = 1234
+
+
+def load_split(data_config, split):
+  """``(images, labels)`` of a run's ``split`` as it trains and evaluates on it.
+
+  ``data_config`` is a run config's ``data`` node: its first ``num_train`` /
+  ``num_test`` examples (0: all), binarised once with a fixed seed when
+  ``binarize`` is 'static', and the test set of a 'dynamic' run too (so that
+  its evaluation is deterministic and comparable across epochs).
+  """
+  images, labels = load(data_config.name, split, data_dir=data_config.dir or None)
+  limit = data_config.num_train if split == 'train' else data_config.num_test
+  if limit:
+    images, labels = images[:limit], labels[:limit]
+  if data_config.binarize == 'static' or (split == 'test' and data_config.binarize == 'dynamic'):
+    images = binarize_static(images, STATIC_BINARIZATION_SEED + (split == 'test'))
   return images, labels
 
 

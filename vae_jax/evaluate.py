@@ -12,7 +12,7 @@ z_1..z_k ~ q(z|x):
   one stochastic layer, dynamically binarised MNIST).
 
 Both are in nats per example (summed over pixels) and in bits per dimension,
-nats / (D · ln 2) with D = 784 pixels. They are only comparable between runs
+nats / (D · ln 2) with D the number of pixels. They are only comparable between runs
 on the same data variant: ``binarize`` 'static' or 'dynamic' evaluates a
 binary test set (a proper likelihood); 'none' scores grey values with a
 Bernoulli "likelihood", which is not a density over images. Every result
@@ -52,7 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpointing, interrupts, losses, models, optim, run_clock
+from vae_jax import data as data_lib
+from vae_jax import chunks, experiment, interrupts, latent, losses, models, run_clock
 from vae_jax import progress as progress_lib
 from vae_jax import workdir as workdir_lib
 
@@ -60,54 +61,9 @@ from vae_jax import workdir as workdir_lib
 # often, and after the last.
 LOG_EVERY_SECONDS = 10.0
 
-IMAGE_SHAPE = (28, 28, 1)
-
 
 class EvaluateError(ValueError):
   """The run cannot be evaluated as asked; the message names the fix."""
-
-
-# ----------------------------------------------------------------------------
-# Restoring a trained run
-# ----------------------------------------------------------------------------
-def restore_checkpoint(workdir):
-  """``(config, params, step)`` of the newest restorable checkpoint in ``workdir``.
-
-  Raises:
-    workdir.WorkdirError: ``workdir`` has no config.json.
-    checkpointing.CheckpointError: it has no (usable) checkpoint.
-  """
-  from vae_jax import train as train_lib  # heavy-ish; only needed here
-
-  config = workdir_lib.load_config(workdir)
-  model = models.build_model(config, IMAGE_SHAPE)
-  tx = optim.make_optimizer(config, total_steps=1)  # only its state's structure is used
-  abstract = jax.eval_shape(
-      functools.partial(train_lib.init_state, model, tx, image_shape=IMAGE_SHAPE),
-      jax.random.key(0))
-  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.tree_util.tree_map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract)
-  directory = os.path.join(os.path.abspath(workdir), workdir_lib.CHECKPOINT_DIR)
-  fix = ('train it first: python -m vae_jax.main --config=<config.py> '
-         f'--workdir={workdir}')
-  if not os.path.isdir(directory):
-    raise checkpointing.CheckpointError(f'{workdir} has no checkpoints/ directory: {fix}')
-  mngr = checkpointing.manager(directory)
-  try:
-    restored = checkpointing.restore_latest(mngr, abstract)
-  finally:
-    mngr.close()
-  if restored is None:
-    raise checkpointing.CheckpointError(f'{workdir} holds no checkpoint: {fix}')
-  step, state, _ = restored
-  return config, state.params, int(step)
-
-
-def restore_params(workdir):
-  """``(config, params)`` of a trained run: the model is ``models.build_model(config)``."""
-  config, params, _ = restore_checkpoint(workdir)
-  return config, params
 
 
 # ----------------------------------------------------------------------------
@@ -131,9 +87,9 @@ def _named_log_likelihood(likelihood, gaussian_variance):
                            likelihood=likelihood, variance=gaussian_variance)
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _encode(model, params, x):
-  return model.apply({'params': params}, x, method='encode')
+# latent's jitted encode under this module's name: the benchmark calls it and a
+# test patches it to interrupt an evaluation between chunks.
+_encode = latent.encode_batch
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'log_lik', 'num'))
@@ -153,7 +109,7 @@ def _accumulate(params, x, mean, logvar, example_keys, chunk_index, lse, recon_s
   """
   eps = jax.vmap(lambda k: jax.random.normal(
       jax.random.fold_in(k, chunk_index), (num, mean.shape[-1]), mean.dtype))(example_keys)
-  z = mean + jnp.exp(0.5 * logvar) * jnp.swapaxes(eps, 0, 1)          # [S, B, D]
+  z = models.posterior_sample(mean, logvar, jnp.swapaxes(eps, 0, 1))   # [S, B, D]
   out = model.apply({'params': params}, z.reshape(-1, z.shape[-1]), method='decode')
   out = out.reshape((num, x.shape[0], *out.shape[1:]))                  # [S, B, ...]
   recon_ll = jax.vmap(lambda o: log_lik(o, x))(out)                      # [S, B]
@@ -229,9 +185,7 @@ def iwae_per_example(model, params, images, key, *, num_samples,
   for start in range(first, n, example_chunk):
     x = images[start:start + example_chunk]
     valid = x.shape[0]
-    if valid < example_chunk:  # pad: one compiled shape for every chunk
-      x = np.concatenate([x, np.zeros((example_chunk - valid, *x.shape[1:]), x.dtype)])
-    x = jnp.asarray(x)
+    x = jnp.asarray(chunks.pad_rows(x, example_chunk))  # one compiled shape for every chunk
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
         jnp.arange(start, start + example_chunk))
     lse = jnp.full((example_chunk,), -jnp.inf, jnp.float32)
@@ -335,17 +289,15 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
   arguments resumes from them (to the same numbers). The caller removes the
   file once it has the result.
   """
-  from vae_jax import train as train_lib
-
   with interrupts.stop_on_signals() as stop:
-    config, params, step = restore_checkpoint(workdir)
+    config, model, params, step = experiment.restore(workdir)
     if config.model.kind != 'vae':
       raise EvaluateError(
           f'{workdir} holds a model.kind={config.model.kind!r} run: the ELBO and '
           'IWAE bounds need a VAE (an autoencoder defines no likelihood)')
     if data_dir:
       config.data.dir = data_dir
-    images, _ = train_lib.load_split(config, 'test')
+    images, _ = data_lib.load_split(config.data, 'test')
     if num_examples:
       images = images[:num_examples]
     settings = dict(workdir=os.path.abspath(workdir), step=step, num_samples=num_samples,
@@ -357,7 +309,6 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
       if stop.requested():
         raise stop.interrupted(_save_partial(progress_file, settings, so_far))
 
-    model = models.build_model(config, IMAGE_SHAPE)
     start = time.time()
     result = evaluate_likelihood(
         model, params, images, jax.random.key(seed), num_samples=num_samples,

@@ -98,10 +98,10 @@ class TwoLayerVAE(nn.Module):
     """
     key1, key2 = jax.random.split(key)
     mean1, logvar1 = self.q_z1(self._flat(x))
-    z1 = mean1 + jnp.exp(0.5 * logvar1) * jax.random.normal(
-        key1, (num_samples, *mean1.shape), mean1.dtype)                     # [K, B, D1]
+    z1 = models.posterior_sample(mean1, logvar1, jax.random.normal(
+        key1, (num_samples, *mean1.shape), mean1.dtype))                    # [K, B, D1]
     mean2, logvar2 = self.q_z2(z1)
-    z2 = mean2 + jnp.exp(0.5 * logvar2) * jax.random.normal(key2, mean2.shape, mean2.dtype)
+    z2 = models.reparameterize(key2, mean2, logvar2)
     prior_mean1, prior_logvar1 = self.p_z1(z2)
     logits = self.p_x(z1)                                                   # [K, B, H, W, C]
     recon_ll = jax.vmap(lambda l: log_likelihood(l, targets))(logits)       # [K, B]

@@ -6,9 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import chunks
+
 
 @functools.partial(jax.jit, static_argnums=(0,))
-def _encode(model, params, x):
+def encode_batch(model, params, x):
+  """``(mean, logvar or None)`` of one batch on the device, jitted per model and shape."""
   return model.apply({'params': params}, x, method='encode')
 
 
@@ -17,23 +20,17 @@ def _decode(model, params, z):
   return jax.nn.sigmoid(model.apply({'params': params}, z, method='decode'))
 
 
-def _batched(fn, inputs, batch_size):
-  outs = [jax.device_get(fn(inputs[i:i + batch_size]))
-          for i in range(0, inputs.shape[0], batch_size)]
-  return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *outs)
-
-
 def encode(model, params, images, batch_size=1000):
   """``(mean [N, D], logvar [N, D] or None)``; for an AE the mean is the code."""
-  mean, logvar = _batched(lambda x: _encode(model, params, jnp.asarray(x)),
-                          np.asarray(images), batch_size)
+  mean, logvar = chunks.map_chunks(lambda x: encode_batch(model, params, jnp.asarray(x)),
+                                   np.asarray(images), batch_size)
   return mean, logvar
 
 
 def decode(model, params, z, batch_size=1000):
   """Decoded images ``[N, H, W, C]`` in [0, 1] (the Bernoulli means)."""
-  return _batched(lambda v: _decode(model, params, jnp.asarray(v, jnp.float32)),
-                  np.asarray(z), batch_size)
+  return chunks.map_chunks(lambda v: _decode(model, params, jnp.asarray(v, jnp.float32)),
+                           np.asarray(z), batch_size)
 
 
 def decoder_fn(model, params):

@@ -218,19 +218,20 @@ def report_workdir(workdir, outdir=None, *, classifier_path=None, seed=0, data_d
                    log=None, **metric_options):
   """:func:`latent_report` of the latest checkpoint in ``workdir``.
 
-  Restores the parameters as ``vae-jax plot`` does and scores the run's own
+  Restores the parameters as ``vae-jax plot`` does
+  (:func:`experiment.restore`) and scores the run's own
   training and test data. With ``classifier_path`` the independent classifier
   is loaded from it, or trained on the real training images and saved there
   first (minutes); without it the classifier-based metrics are skipped.
   ``outdir`` defaults to ``workdir/latent_report``.
   """
-  from vae_jax import classifier, evaluate, latent, train  # heavy: only here
+  from vae_jax import classifier, data, experiment, latent  # heavy: only here
 
-  config, params = evaluate.restore_params(workdir)
+  config, model, params, _ = experiment.restore(workdir)
   if data_dir:
     config.data.dir = data_dir
-  exp = train.build_experiment(config)
-  model = exp.model
+  train_images, train_labels = data.load_split(config.data, 'train')
+  test_images, test_labels = data.load_split(config.data, 'test')
   logits_fn = features_fn = None
   if classifier_path:
     clf_params, meta = classifier.train_or_load(
@@ -243,8 +244,8 @@ def report_workdir(workdir, outdir=None, *, classifier_path=None, seed=0, data_d
     return mean if logvar is None else (mean, logvar)
 
   return latent_report(
-      encode, lambda z: latent.decode(model, params, z), np.asarray(exp.train_images),
-      exp.train_labels, exp.test_images, exp.test_labels,
+      encode, lambda z: latent.decode(model, params, z), train_images,
+      train_labels, test_images, test_labels,
       outdir or os.path.join(workdir, 'latent_report'), logits_fn=logits_fn,
       features_fn=features_fn, dataset=config.data.name, seed=seed,
       name=f'{config.model.kind} ({config.model.family}), {config.data.name}, '

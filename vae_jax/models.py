@@ -1,4 +1,4 @@
-"""Flax linen autoencoders and VAEs over three encoder/decoder families.
+"""Flax linen autoencoders and VAEs over three encoder/decoder families, and any other.
 
 An *encoder* maps images ``[B, H, W, C]`` to features ``[B, F]``; a *decoder*
 maps codes ``[B, D]`` to Bernoulli logits ``[B, H, W, C]``. The two model kinds
@@ -12,6 +12,7 @@ Both return a :class:`ModelOutput`; everything stays pure-functional, so the
 same modules serve training, evaluation and notebooks through ``apply``.
 """
 
+import importlib
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
@@ -32,10 +33,18 @@ class ModelOutput(NamedTuple):
   logvar: Optional[jax.Array]  # [B, D] posterior log-variance; None for an AE
 
 
+def posterior_sample(mean, logvar, eps):
+  """z = mean + σ·eps with σ = exp(logvar / 2), for standard-normal ``eps``.
+
+  ``eps`` may have leading sample axes (``[S, B, D]`` against ``[B, D]``): the
+  one place the reparameterisation is written, for training, IWAE and evaluation.
+  """
+  return mean + jnp.exp(0.5 * logvar) * eps
+
+
 def reparameterize(key, mean, logvar):
   """z = mean + sigma * eps, eps ~ N(0, I) from ``key``; differentiable in both."""
-  eps = jax.random.normal(key, mean.shape, mean.dtype)
-  return mean + jnp.exp(0.5 * logvar) * eps
+  return posterior_sample(mean, logvar, jax.random.normal(key, mean.shape, mean.dtype))
 
 
 # ----------------------------------------------------------------------------
@@ -428,13 +437,41 @@ def register_family(name, builder):
   FAMILIES[name] = builder
 
 
-def build_model(config, image_shape=(28, 28, 1)):
-  """The model a full experiment config describes (``config.model``, ``config.latent_dim``)."""
+def family_builder(name):
+  """The builder of family ``name``: a registered name or ``'package.module:builder'``.
+
+  The second form imports ``package.module`` (from ``sys.path``, e.g.
+  ``$PYTHONPATH``) and takes its ``builder(model_config, image_shape) ->
+  (encoder, decoder)``: a family defined outside vae_jax, usable from the
+  command line (``--config.model.family=my_models:wide_mlp``) and restorable
+  in any process that can import it.
+
+  Raises:
+    ValueError: the name is not registered, or the module or attribute is missing.
+  """
+  if name in FAMILIES:
+    return FAMILIES[name]
+  if not isinstance(name, str) or name.count(':') != 1:
+    raise ValueError(f'use one of {sorted(FAMILIES)} or package.module:builder')
+  module_name, attribute = name.split(':')
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f'cannot import {module_name} ({e}): put its directory on '
+                     'PYTHONPATH') from e
+  builder = getattr(module, attribute, None)
+  if not callable(builder):
+    raise ValueError(f'{module_name} has no function {attribute}(model_config, '
+                     'image_shape) -> (encoder, decoder)')
+  return builder
+
+
+def build_model(config, image_shape):
+  """The model a validated config describes (``config.model``, ``config.latent_dim``).
+
+  ``experiment.build_model(config)`` validates the config and takes the image
+  shape from its data set; call that unless the images come from elsewhere.
+  """
   cfg = config.model
-  if cfg.kind not in KINDS:
-    raise ValueError(f'unknown model.kind {cfg.kind!r}: use one of {sorted(KINDS)}')
-  if cfg.family not in FAMILIES:
-    raise ValueError(
-        f'unknown model.family {cfg.family!r}: use one of {sorted(FAMILIES)}')
-  encoder, decoder = FAMILIES[cfg.family](cfg, image_shape)
+  encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)

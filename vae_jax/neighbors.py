@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import chunks
+
 @functools.partial(jax.jit, static_argnames='k')
 def _knn_chunk(queries, refs, k):
   d2 = (jnp.sum(queries ** 2, -1)[:, None] - 2.0 * queries @ refs.T
@@ -20,13 +22,6 @@ def nearest_neighbors(queries, refs, k=1, chunk=1000):
   refs = jnp.asarray(refs, np.float32)
   k = min(k, refs.shape[0])
   chunk = max(1, min(chunk, queries.shape[0]))
-  dists, idxs = [], []
-  for start in range(0, queries.shape[0], chunk):
-    q = queries[start:start + chunk]
-    valid = q.shape[0]
-    if valid < chunk:
-      q = np.concatenate([q, np.zeros((chunk - valid, q.shape[1]), q.dtype)])
-    d2, idx = _knn_chunk(jnp.asarray(q), refs, k)
-    dists.append(np.sqrt(np.asarray(d2, np.float64))[:valid])
-    idxs.append(np.asarray(idx)[:valid])
-  return np.concatenate(dists), np.concatenate(idxs)
+  d2, idx = chunks.map_chunks(lambda q: _knn_chunk(jnp.asarray(q), refs, k), queries, chunk,
+                              pad_last=True)
+  return np.sqrt(np.asarray(d2, np.float64)), idx

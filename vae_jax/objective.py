@@ -14,7 +14,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vae_jax import losses
+from vae_jax import losses, models
 
 NOISE_KINDS = ('none', 'gaussian', 'masking')
 
@@ -79,7 +79,7 @@ def corrupt(key, images, noise, level):
   raise ValueError(f'unknown model.noise {noise!r}: use one of {NOISE_KINDS}')
 
 
-def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
+def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
                train, step=None):
   """Per-example objective terms.
 
@@ -89,7 +89,7 @@ def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
     inputs: ``[B, H, W, C]`` what the encoder sees (possibly corrupted).
     targets: ``[B, H, W, C]`` what the decoder must reproduce.
     key: PRNG key for the reparameterisation and dropout (used once here).
-    obj: the static :class:`Objective`.
+    objective: the static :class:`Objective`.
     train: enables dropout.
     step: training step, for the β schedule and free bits (None: full β and
       the plain KL, as evaluation reports it).
@@ -100,54 +100,54 @@ def loss_terms(model, params, inputs, targets, key, obj: Objective, *,
   z_key, dropout_key = jax.random.split(key)
   variables = {'params': params}
   rngs = {'dropout': dropout_key}
-  beta = obj.beta(step)
+  beta = objective.beta(step)
 
   if hasattr(model, 'log_weights'):  # no closed-form KL: hierarchical.TwoLayerVAE
-    return _sampled_terms(model, variables, inputs, targets, z_key, obj, beta)
-  if obj.kind == 'vae' and obj.iwae_samples > 1:
-    return _iwae_terms(model, variables, inputs, targets, z_key, rngs, obj, train)
+    return _sampled_terms(model, variables, inputs, targets, z_key, objective, beta)
+  if objective.kind == 'vae' and objective.iwae_samples > 1:
+    return _iwae_terms(model, variables, inputs, targets, z_key, rngs, objective, train)
 
   out = model.apply(variables, inputs, z_key, train=train, rngs=rngs)
   recon = -losses.reconstruction_log_likelihood(
-      out.logits, targets, obj.likelihood, obj.gaussian_variance)
+      out.logits, targets, objective.likelihood, objective.gaussian_variance)
   terms = {'recon': recon}
   loss = recon
-  if obj.kind == 'vae':
+  if objective.kind == 'vae':
     kl = losses.gaussian_kl(out.mean, out.logvar)
     terms.update(kl=kl, elbo=-(recon + kl))
-    loss = loss + beta * _weighted_kl(out, kl, obj, step)
-  if obj.l1_activity > 0:
+    loss = loss + beta * _weighted_kl(out, kl, objective, step)
+  if objective.l1_activity > 0:
     l1 = losses.l1_activity(out.z)
     terms['l1'] = l1
-    loss = loss + obj.l1_activity * l1
+    loss = loss + objective.l1_activity * l1
   terms['loss'] = loss
   return terms
 
 
-def _weighted_kl(out, kl, obj, step):
+def _weighted_kl(out, kl, objective, step):
   """The KL that β multiplies: with free bits while training, else the plain KL.
 
   Evaluation (``step`` None) reports the plain KL: free bits change which
   gradient training follows, not the model's ELBO.
   """
-  if obj.free_bits > 0 and step is not None:
+  if objective.free_bits > 0 and step is not None:
     return losses.free_bits_kl(losses.gaussian_kl_per_dim(out.mean, out.logvar),
-                               obj.free_bits)
+                               objective.free_bits)
   return kl
 
 
-def _iwae_terms(model, variables, inputs, targets, key, rngs, obj, train):
+def _iwae_terms(model, variables, inputs, targets, key, rngs, objective, train):
   """IWAE objective: loss = -log (1/k) Σ w_k; elbo reported as the mean over k."""
-  k = obj.iwae_samples
+  k = objective.iwae_samples
   mean, logvar = model.apply(variables, inputs, train=train, rngs=rngs,
                              method='encode')
   eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
-  z = mean + jnp.exp(0.5 * logvar) * eps                 # [K, B, D]
+  z = models.posterior_sample(mean, logvar, eps)         # [K, B, D]
   logits = model.apply(variables, z.reshape(-1, z.shape[-1]), train=train,
                        rngs=rngs, method='decode')
   logits = logits.reshape((k, *targets.shape))
   recon_ll = jax.vmap(lambda l: losses.reconstruction_log_likelihood(
-      l, targets, obj.likelihood, obj.gaussian_variance))(logits)  # [K, B]
+      l, targets, objective.likelihood, objective.gaussian_variance))(logits)  # [K, B]
   log_w = losses.iwae_log_weights(recon_ll, z, mean, logvar)
   kl = losses.gaussian_kl(mean, logvar)
   recon = -jnp.mean(recon_ll, axis=0)
@@ -155,7 +155,7 @@ def _iwae_terms(model, variables, inputs, targets, key, rngs, obj, train):
           'loss': -losses.iwae_bound(log_w)}
 
 
-def _sampled_terms(model, variables, inputs, targets, key, obj, beta):
+def _sampled_terms(model, variables, inputs, targets, key, objective, beta):
   """Terms of a model that gives importance log-weights instead of a closed-form KL.
 
   ``elbo`` is the mean of the k log-weights (one-sample ELBO at k = 1),
@@ -163,15 +163,15 @@ def _sampled_terms(model, variables, inputs, targets, key, obj, beta):
   KL(q || p) over every stochastic layer); the loss is ``recon + β kl`` at
   k = 1 and the IWAE bound's negative at k > 1 (where β does not act).
   """
-  if obj.free_bits > 0:
+  if objective.free_bits > 0:
     raise ValueError('free bits need a KL per latent dimension, which a model with '
                      'several stochastic layers does not have: set free_bits=0')
   log_lik = functools.partial(losses.reconstruction_log_likelihood,
-                              likelihood=obj.likelihood, variance=obj.gaussian_variance)
-  log_w, recon_ll = model.apply(variables, inputs, targets, key, obj.iwae_samples, log_lik,
+                              likelihood=objective.likelihood, variance=objective.gaussian_variance)
+  log_w, recon_ll = model.apply(variables, inputs, targets, key, objective.iwae_samples, log_lik,
                                 method='log_weights')                    # [K, B] each
   elbo = jnp.mean(log_w, axis=0)
   recon = -jnp.mean(recon_ll, axis=0)
   kl = -elbo - recon
-  loss = recon + beta * kl if obj.iwae_samples == 1 else -losses.iwae_bound(log_w)
+  loss = recon + beta * kl if objective.iwae_samples == 1 else -losses.iwae_bound(log_w)
   return {'recon': recon, 'kl': kl, 'elbo': elbo, 'loss': loss}

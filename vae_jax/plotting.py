@@ -17,11 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.scipy.special import ndtri  # noqa: E402
 
-CLASS_NAMES = {
-    'mnist': [str(i) for i in range(10)],
-    'fashion_mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-                      'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
-}
+from vae_jax import data as data_lib  # noqa: E402
+
 CMAP = 'tab10'
 DPI = 80
 
@@ -35,30 +32,40 @@ def save(fig, path):
 
 
 def tile(images, cols):
-  """``[N, H, W, 1]`` -> one ``[rows*H, cols*W]`` image (missing cells blank)."""
-  images = np.asarray(images)[..., 0]
-  n, h, w = images.shape
+  """``[N, H, W, C]`` -> one image ``[rows*H, cols*W]`` for C = 1 (grey, drawn
+  with a colour map) or ``[rows*H, cols*W, C]`` (colour); missing cells blank."""
+  images = np.asarray(images)
+  if images.shape[-1] == 1:
+    images = images[..., 0]
+  n, h, w = images.shape[:3]
   rows = -(-n // cols)
-  out = np.ones((rows * h, cols * w), images.dtype)
+  out = np.ones((rows * h, cols * w, *images.shape[3:]), images.dtype)
   for i, img in enumerate(images):
     r, c = divmod(i, cols)
     out[r * h:(r + 1) * h, c * w:(c + 1) * w] = img
   return out
 
 
+def _class_names(dataset, labels):
+  """The data set's class names (vae_jax.data), else the labels as numbers."""
+  if dataset in data_lib.DATASETS:
+    return data_lib.info(dataset).class_names
+  return tuple(str(i) for i in range(int(np.max(labels)) + 1))
+
+
 def scatter_codes(ax, codes, labels, dataset, title=None, legend=True, size=2):
   """2-D codes coloured by class, with a legend of class names."""
   codes = np.asarray(codes)
+  names = _class_names(dataset, labels)
   sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap=CMAP, vmin=-0.5,
-                  vmax=9.5, s=size, alpha=0.7, linewidths=0)
+                  vmax=len(names) - 0.5, s=size, alpha=0.7, linewidths=0)
   ax.set_xlabel('z[0]')
   ax.set_ylabel('z[1]')
   if title:
     ax.set_title(title)
   if legend:
-    names = CLASS_NAMES.get(dataset) or [str(i) for i in range(10)]
     handles = [plt.Line2D([], [], marker='o', ls='', color=sc.cmap(sc.norm(i)),
-                          label=names[i]) for i in range(10)]
+                          label=name) for i, name in enumerate(names)]
     ax.legend(handles=handles, loc='center left', bbox_to_anchor=(1.0, 0.5),
               fontsize=7, frameon=False, markerscale=0.8)
   return sc

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax import chunks
 from vae_jax.neighbors import nearest_neighbors
 
 
@@ -62,15 +63,10 @@ def _share_inside(queries, centres, radii, chunk=1000):
   """Share of ``queries`` within distance ``radii[j]`` of some ``centres[j]``."""
   centres = jnp.asarray(centres, jnp.float32)
   radii2 = jnp.asarray(np.asarray(radii, np.float64) ** 2, jnp.float32)
-  hits = 0
   queries = np.asarray(queries, np.float32)
-  for start in range(0, queries.shape[0], chunk):
-    q = queries[start:start + chunk]
-    pad = chunk - q.shape[0]
-    q = np.concatenate([q, np.zeros((pad, q.shape[1]), q.dtype)]) if pad else q
-    hits += int(np.sum(np.asarray(_inside_any_ball(jnp.asarray(q), centres, radii2))
-                       [:chunk - pad]))
-  return hits / queries.shape[0]
+  inside = chunks.map_chunks(lambda q: _inside_any_ball(jnp.asarray(q), centres, radii2),
+                             queries, chunk, pad_last=True)
+  return int(np.sum(inside)) / queries.shape[0]
 
 
 def _kth_neighbour_radius(features, k):

@@ -1,7 +1,7 @@
 """TensorBoard event files without TensorFlow.
 
 A minimal metric writer with clu's ``MetricWriter`` method names
-(``write_scalars``, ``write_images``, ``write_texts``, ``flush``, ``close``),
+(``write_scalars``, ``write_images``, ``flush``, ``close``),
 built on the ``tensorboard`` package's own event-file writer. clu's writers
 import TensorFlow, and TensorFlow loaded beside XLA in one long process crashed
 a seed study inside the XLA compiler; this keeps the training process free of
@@ -62,18 +62,6 @@ class SummaryWriter:
       channels = 1 if image.ndim == 2 or image.shape[-1] == 1 else image.shape[-1]
       values.append(summary_pb2.Summary.Value(tag=name, image=summary_pb2.Summary.Image(
           height=height, width=width, colorspace=channels, encoded_image_string=encoded)))
-    self._add(step, values)
-
-  def write_texts(self, step, texts):
-    from tensorboard.plugins.text import metadata
-    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2
-    values = []
-    for name, text in texts.items():
-      tensor = tensor_pb2.TensorProto(
-          dtype='DT_STRING', string_val=[str(text).encode()],
-          tensor_shape=tensor_shape_pb2.TensorShapeProto())
-      values.append(summary_pb2.Summary.Value(
-          tag=name, metadata=metadata.create_summary_metadata(), tensor=tensor))
     self._add(step, values)
 
   def flush(self):

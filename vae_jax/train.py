@@ -20,41 +20,27 @@ import math
 import os
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from vae_jax import checkpointing
+from vae_jax import chunks
 from vae_jax import diagnostics
+from vae_jax import experiment
 from vae_jax import interrupts
 from vae_jax import progress as progress_lib
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
-from vae_jax import models, objective, optim, parallel, workdir as workdir_lib
+from vae_jax import objective, optim, parallel, workdir as workdir_lib
 from vae_jax import run_clock
 from vae_jax.errors import NonFiniteError  # noqa: F401  (part of this module's API)
+# The state a step updates; built and restored in vae_jax.experiment.
+from vae_jax.experiment import TrainState, init_state  # noqa: F401  (this module's API)
 
 
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array   # int32 scalar: optimizer updates done so far
-  params: Any
-  opt_state: Any
-
-
-def init_state(model, tx, key, image_shape):
-  """Fresh parameters and optimizer state (initialisation uses ``key`` only)."""
-  params_key, dropout_key, z_key = jax.random.split(key, 3)
-  dummy = jnp.zeros((1, *image_shape), jnp.float32)
-  params = model.init({'params': params_key, 'dropout': dropout_key},
-                      dummy, z_key)['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=tx.init(params))
-
-
-def make_train_step(model, tx, obj: objective.Objective, binarize='none',
+def make_train_step(model, tx, training_objective: objective.Objective, binarize='none',
                     batch_sharding=None):
   """Builds the pure ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -71,10 +57,11 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
     loss_key, binarize_key, noise_key = jax.random.split(step_key, 3)
     if binarize == 'dynamic':
       batch = data_lib.binarize_dynamic(binarize_key, batch)
-    inputs = objective.corrupt(noise_key, batch, obj.noise, obj.noise_level)
+    inputs = objective.corrupt(noise_key, batch, training_objective.noise,
+                               training_objective.noise_level)
 
     def loss_fn(params):
-      terms = objective.loss_terms(model, params, inputs, batch, loss_key, obj,
+      terms = objective.loss_terms(model, params, inputs, batch, loss_key, training_objective,
                                    train=True, step=state.step)
       return jnp.mean(terms['loss']), terms
 
@@ -83,8 +70,9 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
     params = optax.apply_updates(state.params, updates)
     metrics = {k: jnp.mean(v) for k, v in terms.items()}
     metrics['grad_norm'] = optax.tree_utils.tree_norm(grads)
-    if obj.weights_kl:  # the β this step used, so a schedule can be read off the log
-      metrics['kl_weight'] = jnp.asarray(obj.beta(state.step), jnp.float32)
+    # The β this step used, so that a schedule can be read off the log.
+    if training_objective.weights_kl:
+      metrics['kl_weight'] = jnp.asarray(training_objective.beta(state.step), jnp.float32)
     new_state = state.replace(step=state.step + 1, params=params,
                               opt_state=opt_state)
     return new_state, metrics
@@ -92,55 +80,23 @@ def make_train_step(model, tx, obj: objective.Objective, binarize='none',
   return train_step
 
 
-def make_train_chunk(train_step, loop='scan'):
+def make_train_chunk(train_step):
   """``(state, images, order, offset, key, num_steps) -> (state, metrics[num_steps])``.
 
   ``order`` is the epoch's ``[steps_per_epoch, B]`` index matrix; rows
-  ``offset .. offset + num_steps`` are trained. ``loop='scan'`` runs them in
-  one ``lax.scan`` (one dispatch per chunk); ``loop='python'`` dispatches one
-  jitted step per row, still without any host sync. The two give identical
-  results; 'python' exists because XLA's CPU backend runs convolutions inside
-  a while loop about 10x slower than at top level (experiments/benchmark.py).
+  ``offset .. offset + num_steps`` are trained in one ``lax.scan``: one
+  dispatch per chunk, the state donated.
   """
-  if loop == 'scan':
-    def train_chunk(state, images, order, offset, key, num_steps):
-      rows = jax.lax.dynamic_slice_in_dim(order, offset, num_steps)
-
-      def body(state, idx):
-        return train_step(state, images[idx], key)
-
-      return jax.lax.scan(body, state, rows)
-
-    return jax.jit(train_chunk, donate_argnums=(0,), static_argnames='num_steps')
-
-  if loop != 'python':
-    raise ValueError(f"unknown train loop {loop!r}: use 'scan' or 'python'")
-
-  @functools.partial(jax.jit, donate_argnums=(0,))
-  def step_at(state, images, order, row, key):
-    return train_step(state, images[order[row]], key)
 
   def train_chunk(state, images, order, offset, key, num_steps):
-    history = []
-    for i in range(num_steps):
-      state, metrics = step_at(state, images, order, offset + i, key)
-      history.append(metrics)
-    return state, jax.tree_util.tree_map(lambda *m: jnp.stack(m), *history)
+    rows = jax.lax.dynamic_slice_in_dim(order, offset, num_steps)
 
-  return train_chunk
+    def body(state, idx):
+      return train_step(state, images[idx], key)
 
+    return jax.lax.scan(body, state, rows)
 
-def resolve_train_loop(config):
-  """'auto' is 'scan' for every family.
-
-  The conv family used to need 'python' on CPU (XLA's CPU backend ran its
-  convolutions ~10x slower inside a while loop); its layers are now matrix
-  products (models.conv_same, models.conv_transpose_2x), which run as fast
-  inside the scan, ~1.3x faster overall than one dispatch per step.
-  """
-  if config.train_loop != 'auto':
-    return config.train_loop
-  return 'scan'
+  return jax.jit(train_chunk, donate_argnums=(0,), static_argnames='num_steps')
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -154,7 +110,7 @@ def epoch_order(key, epoch, num_examples, batch_size):
   return perm[:steps * batch_size].reshape(steps, batch_size)
 
 
-def make_eval_fn(model, obj: objective.Objective, batch_sharding=None):
+def make_eval_fn(model, training_objective: objective.Objective, batch_sharding=None):
   """``(params, batches [NB, bs, ...], mask [NB, bs], key) -> {term: sum}``.
 
   Sums of the per-example terms over the unmasked examples; divide by the
@@ -167,12 +123,12 @@ def make_eval_fn(model, obj: objective.Objective, batch_sharding=None):
       if batch_sharding is not None:
         x = jax.lax.with_sharding_constraint(x, batch_sharding)
       terms = objective.loss_terms(model, params, x, x, jax.random.fold_in(key, i),
-                                   obj, train=False)
+                                   training_objective, train=False)
       return {k: totals[k] + jnp.sum(v * m) for k, v in terms.items()}, None
 
     names = jax.eval_shape(
         lambda: objective.loss_terms(model, params, batches[0], batches[0], key,
-                                     obj, train=False)).keys()
+                                     training_objective, train=False)).keys()
     zeros = {k: jnp.zeros((), jnp.float32) for k in names}
     idx = jnp.arange(batches.shape[0])
     totals, _ = jax.lax.scan(body, zeros, (idx, batches, mask))
@@ -183,11 +139,9 @@ def make_eval_fn(model, obj: objective.Objective, batch_sharding=None):
 
 def pad_batches(images, batch_size):
   """``images [N, ...]`` -> ``(batches [NB, bs, ...], mask [NB, bs])`` with zero padding."""
-  n = images.shape[0]
-  nb = math.ceil(n / batch_size)
-  pad = nb * batch_size - n
-  padded = np.concatenate([images, np.zeros((pad, *images.shape[1:]), images.dtype)])
-  mask = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+  nb = math.ceil(images.shape[0] / batch_size)
+  padded = chunks.pad_rows(images, nb * batch_size)
+  mask = chunks.pad_rows(np.ones(images.shape[0], np.float32), nb * batch_size)
   return (padded.reshape(nb, batch_size, *images.shape[1:]),
           mask.reshape(nb, batch_size))
 
@@ -199,7 +153,7 @@ class Experiment:
   mesh: Any
   model: Any
   tx: Any
-  obj: objective.Objective
+  objective: objective.Objective
   train_images: jax.Array   # [N, 28, 28, 1] on every device
   train_labels: np.ndarray
   test_images: np.ndarray   # host copy, binarised as evaluated
@@ -228,24 +182,6 @@ class Experiment:
     return {k: float(v) / images.shape[0] for k, v in jax.device_get(totals).items()}
 
 
-# Fixed seed for static binarisation: every seed of a study sees the same binary
-# data set, as in the literature's "statically binarised MNIST".
-STATIC_BINARIZATION_SEED = 1234
-
-
-def load_split(config, split):
-  images, labels = data_lib.load(config.data.name, split, data_dir=config.data.dir or None)
-  limit = config.data.num_train if split == 'train' else config.data.num_test
-  if limit:
-    images, labels = images[:limit], labels[:limit]
-  if config.data.binarize == 'static' or (split == 'test' and config.data.binarize == 'dynamic'):
-    # The test set of a dynamically binarised run is binarised once, so that
-    # evaluation is deterministic and comparable across epochs.
-    seed = STATIC_BINARIZATION_SEED + (split == 'test')
-    images = data_lib.binarize_static(images, seed)
-  return images, labels
-
-
 def build_experiment(config, mesh=None):
   """Validates ``config`` and builds an :class:`Experiment` (loads the data)."""
   config_lib.validate(config)
@@ -256,34 +192,34 @@ def build_experiment(config, mesh=None):
       raise config_lib.ConfigError(
           f'config.{field}={config[field]} is not divisible by the {ndev} '
           'devices: pick a multiple of the device count')
-  train_images, train_labels = load_split(config, 'train')
-  test_images, test_labels = load_split(config, 'test')
+  train_images, train_labels = data_lib.load_split(config.data, 'train')
+  test_images, test_labels = data_lib.load_split(config.data, 'test')
   if config.batch_size > train_images.shape[0]:
     raise config_lib.ConfigError(
         f'config.batch_size={config.batch_size} exceeds the {train_images.shape[0]} '
         'training images: lower it (or raise data.num_train)')
-  model = models.build_model(config, train_images.shape[1:])
+  model = experiment.build_model(config)
   total_steps = train_images.shape[0] // config.batch_size * config.num_epochs
   if config.kl_schedule == 'cyclical' and config.kl_cycles > total_steps:
     raise config_lib.ConfigError(
         f'config.kl_cycles={config.kl_cycles} exceeds the {total_steps} training steps: '
         'lower kl_cycles or train longer')
   tx = optim.make_optimizer(config, total_steps)
-  obj = objective.Objective.from_config(config, total_steps)
+  training_objective = objective.Objective.from_config(config, total_steps)
   batch_sharding = parallel.batch_sharded(mesh)
-  train_step = make_train_step(model, tx, obj, config.data.binarize, batch_sharding)
+  train_step = make_train_step(model, tx, training_objective, config.data.binarize, batch_sharding)
   names = ('init', 'train', 'order', 'eval')
   # Made inside jit so that the keys are replicated on the mesh, one or many hosts.
   split = jax.jit(lambda: tuple(jax.random.split(jax.random.key(config.seed), len(names))),
                   out_shardings=parallel.replicated(mesh))()
   keys = dict(zip(names, split))
   return Experiment(
-      config=config, mesh=mesh, model=model, tx=tx, obj=obj,
+      config=config, mesh=mesh, model=model, tx=tx, objective=training_objective,
       train_images=parallel.put_replicated(train_images, mesh),
       train_labels=train_labels, test_images=test_images, test_labels=test_labels,
       keys=keys, train_step=train_step,
-      train_chunk=make_train_chunk(train_step, resolve_train_loop(config)),
-      eval_fn=make_eval_fn(model, obj, batch_sharding))
+      train_chunk=make_train_chunk(train_step),
+      eval_fn=make_eval_fn(model, training_objective, batch_sharding))
 
 
 def _chunk_end(step, epoch_start, epoch_end, config):
@@ -302,20 +238,20 @@ def _chunk_end(step, epoch_start, epoch_end, config):
   return min(ends)
 
 
-def _last_good(mngr):
-  last = mngr.latest_step()
-  return (f'the last good checkpoint is step {last} in {mngr.directory}'
+def _last_good(manager):
+  last = manager.latest_step()
+  return (f'the last good checkpoint is step {last} in {manager.directory}'
           if last is not None else 'no checkpoint was written yet')
 
 
-def _check_finite(rows, start, mngr):
+def _check_finite(rows, start, manager):
   """Raises :class:`NonFiniteError` at the first step whose loss or gradients are not finite."""
   for name in ('loss', 'grad_norm'):
     bad = np.flatnonzero(~np.isfinite(rows[name]))
     if bad.size:
       raise NonFiniteError(
           f'{name} became {rows[name][bad[0]]} at step {start + int(bad[0]) + 1}; '
-          f'{_last_good(mngr)}. Lower learning_rate or check the data')
+          f'{_last_good(manager)}. Lower learning_rate or check the data')
 
 
 @jax.jit
@@ -325,7 +261,7 @@ def _all_finite(tree):
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def _check_state_finite(state, step, mngr):
+def _check_state_finite(state, step, manager):
   """Raises :class:`NonFiniteError` rather than checkpoint non-finite parameters.
 
   A step's loss and gradients can be finite while its update overflows (a
@@ -334,7 +270,7 @@ def _check_state_finite(state, step, mngr):
   """
   if not bool(_all_finite((state.params, state.opt_state))):
     raise NonFiniteError(
-        f'parameters became non-finite at step {step}; {_last_good(mngr)}. '
+        f'parameters became non-finite at step {step}; {_last_good(manager)}. '
         'Lower learning_rate or check the data')
 
 
@@ -396,14 +332,14 @@ def _lock(workdir):
     yield
 
 
-def _restore(mngr, workdir, state):
+def _restore(manager, workdir, state):
   """``(start_step, state, meta)``: the newest good checkpoint's, or ``(0, state, {})``."""
   abstract = _abstract(state)
   # Damaged checkpoints newer than the restored one are moved aside, so that
   # their steps can be saved again (one process only: it moves the files).
   restored = checkpointing.restore_latest(
-      mngr, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
-                                 if jax.process_count() == 1 else None))
+      manager, abstract, set_aside=(os.path.join(workdir, workdir_lib.DAMAGED_CHECKPOINT_DIR)
+                                    if jax.process_count() == 1 else None))
   if restored is None:
     return 0, state, {}
   start_step, state, meta = restored
@@ -416,9 +352,9 @@ def _abstract(state):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
 
 
-def _interrupted(stop, step, mngr):
-  last = mngr.latest_step()
-  saved = (f'saved checkpoint {last} in {mngr.directory}' if last is not None
+def _interrupted(stop, step, manager):
+  last = manager.latest_step()
+  saved = (f'saved checkpoint {last} in {manager.directory}' if last is not None
            else 'no checkpoint was written yet')
   return stop.interrupted(f'interrupted at step {step}; {saved}; rerun the same '
                           'command to resume')
@@ -429,38 +365,39 @@ def _train(config, workdir, stop, allow_config_change, mesh):
   workdir_lib.check_config(workdir, config, allow_config_change)
   is_main = jax.process_index() == 0
   state = exp.init_state()
-  mngr = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
-                               config.max_checkpoints)
+  manager = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),
+                                  config.max_checkpoints)
   try:
-    start_step, state, meta = _restore(mngr, workdir, state)
+    start_step, state, meta = _restore(manager, workdir, state)
     if start_step < config.num_epochs * exp.steps_per_epoch:
       # A rerun on a full disk stops here at once, not after an epoch of work.
-      checkpointing.check_space(mngr, _abstract(state))
-    with checkpointing.disk_full_as_error(mngr, _abstract(state)):
+      checkpointing.check_space(manager, _abstract(state))
+    with checkpointing.disk_full_as_error(manager, _abstract(state)):
       if is_main:
         workdir_lib.truncate_metrics(workdir, start_step if start_step else -1)
         # Only once the checkpoints are known good: a failed start changes nothing.
         workdir_lib.write_config(workdir, config)
       if stop.requested():
-        raise _interrupted(stop, start_step, mngr)
+        raise _interrupted(stop, start_step, manager)
       clock = run_clock.RunClock(meta.get(run_clock.META_KEY), start_step)
-      state, step = _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock)
+      state, step = _train_loop(exp, state, start_step, manager, workdir, stop, is_main,
+                                clock)
     test = exp.evaluate(state.params)
     if stop.requested():  # the signal came during the final evaluation
-      raise _interrupted(stop, step, mngr)
+      raise _interrupted(stop, step, manager)
   finally:
-    mngr.close()
+    manager.close()
   return {'state': state, 'experiment': exp, 'test': test}
 
 
-def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock):
+def _train_loop(exp, state, start_step, manager, workdir, stop, is_main, clock):
   """Trains from ``start_step`` to the end; returns ``(state, step)``.
 
   ``clock`` (a :class:`run_clock.RunClock`) is saved with every checkpoint.
   """
   config = exp.config
-  spe = exp.steps_per_epoch
-  total_steps = config.num_epochs * spe
+  steps_per_epoch = exp.steps_per_epoch
+  total_steps = config.num_epochs * steps_per_epoch
   log = workdir_lib.MetricsLog(workdir, tensorboard=is_main) if is_main else None
   progress = progress_lib.Progress('train', total_steps * config.batch_size,
                                    min(start_step, total_steps) * config.batch_size,
@@ -475,17 +412,17 @@ def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock):
     metrics, start, end = pending
     pending = None
     rows = jax.device_get(metrics)          # the only host sync per interval
-    _check_finite(rows, start, mngr)
+    _check_finite(rows, start, manager)
     means = {k: float(np.mean(v)) for k, v in rows.items()}
     if log is not None:
-      log.write(end, (end - 1) // spe + 1, 'train', means)
+      log.write(end, (end - 1) // steps_per_epoch + 1, 'train', means)
     last_loss = means['loss']
     progress.update((end - start) * config.batch_size, loss=f'{last_loss:.2f}')
 
   def save(step):
     segments = clock.segments(step)
-    checkpointing.save(mngr, step, state, {
-        'step': step, 'epoch': step / spe,
+    checkpointing.save(manager, step, state, {
+        'step': step, 'epoch': step / steps_per_epoch,
         'config': workdir_lib.config_to_dict(config), run_clock.META_KEY: segments})
     if is_main:
       run_clock.write(workdir, segments)
@@ -493,23 +430,23 @@ def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock):
   step = start_step
   try:
     while step < total_steps:
-      epoch = step // spe
-      epoch_end = (epoch + 1) * spe
+      epoch = step // steps_per_epoch
+      epoch_end = (epoch + 1) * steps_per_epoch
       order = epoch_order(exp.keys['order'], epoch, exp.train_images.shape[0],
                           config.batch_size)
       while step < epoch_end:
-        end = _chunk_end(step, epoch * spe, epoch_end, config)
+        end = _chunk_end(step, epoch * steps_per_epoch, epoch_end, config)
         state, metrics = exp.train_chunk(state, exp.train_images, order,
-                                         step - epoch * spe, exp.keys['train'],
+                                         step - epoch * steps_per_epoch, exp.keys['train'],
                                          num_steps=end - step)
         flush()
         pending = (metrics, step, end)
         step = end
         at_checkpoint = (config.checkpoint_every_steps
-                         and (step - epoch * spe) % config.checkpoint_every_steps == 0)
+                         and (step - epoch * steps_per_epoch) % config.checkpoint_every_steps == 0)
         if step == epoch_end or at_checkpoint:
           flush()
-          _check_state_finite(state, step, mngr)  # before it is evaluated or saved
+          _check_state_finite(state, step, manager)  # before it is evaluated or saved
           if step == epoch_end:
             test = _end_of_epoch(exp, state, step, epoch, log)
             progress.log(f'epoch {epoch + 1}/{config.num_epochs} (step {step}/{total_steps}), '
@@ -517,11 +454,11 @@ def _train_loop(exp, state, start_step, mngr, workdir, stop, is_main, clock):
           save(step)
         # A flag read on the host between chunks: no device sync is added.
         if stop.requested():
-          if mngr.latest_step() != step:
+          if manager.latest_step() != step:
             flush()
-            _check_state_finite(state, step, mngr)
+            _check_state_finite(state, step, manager)
             save(step)
-          raise _interrupted(stop, step, mngr)
+          raise _interrupted(stop, step, manager)
     flush()
   finally:
     progress.close()

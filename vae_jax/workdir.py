@@ -41,8 +41,15 @@ ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles':
                 'kl_cycle_ratio': 0.5, 'free_bits': 0.0}
 
 
+# Fields removed from the config, which never changed what a run computes:
+# an older run's config.json reads as if it lacked them.
+# train_loop: 'python' gave bit-identical results to 'scan', and 'auto' was 'scan'.
+REMOVED_FIELDS = frozenset({'train_loop'})
+
+
 def _with_added_fields(d):
-  return {**ADDED_FIELDS, **d}
+  """An older run's config dict as the current config would have written it."""
+  return {**ADDED_FIELDS, **{k: v for k, v in d.items() if k not in REMOVED_FIELDS}}
 
 
 class WorkdirError(ValueError):
