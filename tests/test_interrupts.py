@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -357,7 +358,7 @@ def test_a_failed_save_is_not_logged_again_by_asyncio_even_after_it_raised():
   asyncio_logger, absl_logger = logging.getLogger('asyncio'), logging.getLogger('absl')
   ours = logging.LogRecord('asyncio', logging.ERROR, __file__, 1, 'unrelated', None,
                            (ValueError, ValueError('x'), None))
-  before = asyncio_logger.filters[:]
+  before, warning_filters = asyncio_logger.filters[:], warnings.filters[:]
   with pytest.raises(OSError):
     with checkpointing._quiet_orbax_failures():
       raise OSError(errno.ENOSPC, 'No space left on device')
@@ -366,8 +367,14 @@ def test_a_failed_save_is_not_logged_again_by_asyncio_even_after_it_raised():
     assert not asyncio_logger.filter(_record_of_a_failed_orbax_write('asyncio'))
     assert asyncio_logger.filter(ours), 'a traceback from elsewhere must still be logged'
     assert absl_logger.filter(_record_of_a_failed_orbax_write('absl'))  # only while saving
+    # So may the writes it never started: no "never awaited" warning either.
+    with warnings.catch_warnings(record=True) as shown:
+      warnings.warn("coroutine 'write_fragment' was never awaited", RuntimeWarning)
+      warnings.warn('another warning', RuntimeWarning)
+    assert [str(w.message) for w in shown] == ['another warning']
   finally:
     asyncio_logger.filters[:] = before
+    warnings.filters[:] = warning_filters
     sys.unraisablehook = sys.__unraisablehook__
   with checkpointing._quiet_orbax_failures():
     pass

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 
 import jax
 import numpy as np
@@ -210,7 +211,9 @@ def _quiet_orbax_failures():
   Besides orbax's log lines, the tensorstore writes still in flight when one
   fails complete on an event loop orbax has closed, and each prints an
   unraisable "RuntimeError: Event loop is closed" traceback, some of them
-  after ``save`` has returned: after a failure that filter stays installed.
+  after ``save`` has returned; asyncio logs the failed tasks and Python warns
+  of the writes never started when they are collected: after a failure these
+  filters stay installed.
   """
   absl, tasks, quiet = logging.getLogger('absl'), logging.getLogger('asyncio'), _NoOrbaxTracebacks()
   previous_hook = sys.unraisablehook
@@ -219,6 +222,13 @@ def _quiet_orbax_failures():
   sys.unraisablehook = _drop_closed_loop_errors(previous_hook)
   try:
     yield
+  except BaseException:
+    # Write coroutines the failed save never started are collected, possibly
+    # at interpreter exit, each with a "coroutine ... was never awaited"
+    # RuntimeWarning: the run is ending with its one error line already.
+    warnings.filterwarnings('ignore', message=r"coroutine '.*' was never awaited",
+                            category=RuntimeWarning)
+    raise
   finally:
     absl.removeFilter(quiet)
   # Reached only when the save succeeded: a failed write task may be collected later.
