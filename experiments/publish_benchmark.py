@@ -82,7 +82,10 @@ def main(argv=None):
   if results['quick'] and not args.allow_quick:
     raise SystemExit('error: a --quick run is a smoke test; publish a full run')
   bench_report.analyse(results)
-  note = NOTE.format(source=os.path.basename(args.json))
+  # The path from the checkout when the JSON is kept in it (results/), else its name.
+  path = os.path.abspath(args.json)
+  note = NOTE.format(source=os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep)
+                     else os.path.basename(path))
   docs = [note, bench_report.markdown(results)]
   if args.profile:
     with open(args.profile) as f:
