@@ -20,27 +20,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchmark  # noqa: E402
 
-CONFIG = 'mnist_vae_50d_dynamic'
+DEFAULT_CONFIG = 'mnist_vae_50d_dynamic'
 TRAIN_IMAGES = 60000
 
 
-def measure_costs(data_dir, ks, steps, reps, epochs):
+def measure_costs(data_dir, ks, steps, reps, epochs, config=DEFAULT_CONFIG):
   """``[{k, images_per_s, seconds_per_epoch, hours}]`` for each k, timed on a data slice."""
   from vae_jax import run_clock
   rows = []
   for k in ks:
-    result, _, _ = benchmark.bench_train(CONFIG, data_dir, steps, reps, count_xla=False,
+    result, _, _ = benchmark.bench_train(config, data_dir, steps, reps, count_xla=False,
                                          iwae_samples=k, **{'data.num_train': 20 * steps * 100})
     rate = result['images_per_s']['median']
     rows.append({'k': k, 'images_per_s': rate, 'seconds_per_epoch': TRAIN_IMAGES / rate,
                  'hours': epochs * TRAIN_IMAGES / rate / 3600})
-  return {'config': CONFIG, 'epochs': epochs, 'machine': run_clock.machine_description(),
+  return {'config': config, 'epochs': epochs, 'machine': run_clock.machine_description(),
           'rows': rows}
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--json', required=True, help='where to write the measurement')
+  parser.add_argument('--config', default=DEFAULT_CONFIG,
+                      help='a config under experiments/configs, without .py')
   parser.add_argument('--ks', default='1,2,5,10', help='comma-separated k values')
   parser.add_argument('--epochs', type=int, default=1000, help='epochs of the run to price')
   parser.add_argument('--steps', type=int, default=30, help='steps per timed chunk')
@@ -48,7 +50,7 @@ def main(argv=None):
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR', ''))
   args = parser.parse_args(argv)
   ks = [int(k) for k in args.ks.split(',')]
-  result = measure_costs(args.data_dir, ks, args.steps, args.reps, args.epochs)
+  result = measure_costs(args.data_dir, ks, args.steps, args.reps, args.epochs, args.config)
   os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
   with open(args.json, 'w') as f:
     json.dump(result, f, indent=2, sort_keys=True)

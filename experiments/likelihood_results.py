@@ -128,8 +128,13 @@ def _describe(config):
   k = config.get('iwae_samples', 1)
   trained = 'ELBO (k = 1)' if k == 1 else f'IWAE bound (k = {k})'
   hidden = '-'.join(str(h) for h in m['hidden_sizes'])
-  return (f"{m['kind'].upper()} trained on the {trained}, {config['latent_dim']} latent units, "
-          f"deterministic {hidden}, {config['num_epochs']} epochs")
+  if m.get('stochastic_layers', 1) == 2:
+    top = '-'.join(str(h) for h in m['top_hidden_sizes'])
+    units = (f"{m['bottom_latent_dim']} + {config['latent_dim']} latent units, deterministic "
+             f"{hidden} (tanh) and {top}")
+  else:
+    units = f"{config['latent_dim']} latent units, deterministic {hidden}"
+  return f"{m['kind'].upper()} trained on the {trained}, {units}, {config['num_epochs']} epochs"
 
 
 def summarise(runs):
@@ -141,6 +146,7 @@ def summarise(runs):
     hours = [r['timing']['train_seconds'] / 3600 for r in group]
     rows.append({
         'experiment': experiment, 'description': _describe(group[0]['config']),
+        'layers': group[0]['config']['model'].get('stochastic_layers', 1),
         'seeds': [r['seed'] for r in group], 'nll': _mean_std(nll),
         'neg_elbo': _mean_std(neg_elbo),
         'bits_per_dim': _mean_std([r['eval']['nll_bits_per_dim'] for r in group]),
@@ -161,7 +167,7 @@ def readme_block(rows):
            '|---|---:|---:|---|']
   lines += [f"| {m} | {layers or '—'} | {nll:.2f} | {src} |" for m, layers, nll, src in ANCHORS]
   for r in rows:
-    lines.append(f"| **vae_jax `{r['experiment']}`**: {r['description']} | 1 | "
+    lines.append(f"| **vae_jax `{r['experiment']}`**: {r['description']} | {r['layers']} | "
                  f"**{r['nll']}** | `results/{r['experiment']}_seed*` (seeds {r['seeds']}) |")
   lines.append('')
   if not rows:

@@ -127,3 +127,56 @@ def test_iwae_bound_of_two_1d_layers_approaches_a_2d_grid_integral_of_log_px():
   np.testing.assert_allclose(bounds[50000]['iwae'], log_px, atol=0.05)
   # At k = 1 the bound is the one-sample ELBO: the mean of a single log-weight.
   np.testing.assert_allclose(bounds[1]['iwae'], bounds[1]['elbo'], rtol=1e-6)
+
+
+TWO_LAYERS = ('--config.model.stochastic_layers=2', '--config.model.hidden_sizes=(24,)',
+              '--config.model.top_hidden_sizes=(12,)', '--config.model.bottom_latent_dim=6',
+              '--config.latent_dim=3', '--config.data.binarize=dynamic',
+              '--config.iwae_samples=2')
+
+
+def test_a_two_layer_vae_trains_resumes_and_is_evaluated_from_the_cli(tmp_path, data_dir):
+  import json
+  import os
+  from conftest import cli, train_args
+  from vae_jax import experiment, workdir as workdir_lib
+  w = str(tmp_path / 'run')
+  proc = cli(train_args(w, *TWO_LAYERS), data_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  config, model, params, step = experiment.restore(w)
+  assert isinstance(model, hierarchical.TwoLayerVAE) and step == 8
+  assert params['q_z1']['Dense_0']['kernel'].shape == (784, 24)
+  assert params['q_z2']['Dense_1']['kernel'].shape == (12, 2 * 3)
+  test = [r for r in workdir_lib.read_metrics(w) if r['split'] == 'test'][-1]
+  assert test['elbo'] < 0 and test['kl'] > 0
+  proc = cli(['--workdir', w, '--iwae_samples', '20', '--num_examples', '40'], data_dir,
+             module='vae_jax.evaluate')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(os.path.join(w, 'eval_iwae20_n40.json')) as f:
+    r = json.load(f)
+  assert r['nll'] > 0 and r['iwae'] >= r['elbo'] - 1.0
+  # Raising num_epochs continues the same run.
+  proc = cli(train_args(w, *TWO_LAYERS, '--config.num_epochs=2'), data_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert experiment.restore(w)[3] == 16
+
+
+def test_two_layers_refuse_what_they_do_not_support_in_one_line():
+  from conftest import tiny_config
+  from vae_jax import config as config_lib
+  c = tiny_config(**{'model.stochastic_layers': 2, 'model.family': 'conv',
+                     'model.dropout_rate': 0.5})
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"stochastic_layers=2 .* needs model.family='mlp', "
+                           r'model.dropout_rate=0$'):
+    config_lib.validate(c)
+  with pytest.raises(config_lib.ConfigError, match='must be 1 or 2'):
+    config_lib.validate(tiny_config(**{'model.stochastic_layers': 3}))
+
+
+def test_a_config_json_from_before_two_layers_reads_as_one_layer():
+  from vae_jax import workdir as workdir_lib
+  old = {'latent_dim': 2, 'train_loop': 'scan', 'model': {'kind': 'vae', 'family': 'mlp'}}
+  new = workdir_lib._with_added_fields(old)
+  assert new['model']['stochastic_layers'] == 1 and new['model']['top_hidden_sizes'] == [100, 100]
+  assert 'train_loop' not in new and old['model'] == {'kind': 'vae', 'family': 'mlp'}

@@ -25,7 +25,8 @@ RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
 RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
                          'python experiments/publish_study.py ')
 RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
-RUN_BY_TEST_LIKELIHOOD = ('python experiments/likelihood_results.py ',)
+RUN_BY_TEST_LIKELIHOOD = ('python experiments/likelihood_results.py ',
+                          'python experiments/likelihood_cost.py ')
 RUN_BY_TEST_SWEEP = ('python experiments/sweep.py ',)
 # Installs of accelerator wheels: they need a GPU/TPU host, which CI is not.
 NOT_RUN = ('pip install -U "jax[cuda12]"', 'pip install -U "jax[tpu]"')

@@ -57,6 +57,12 @@ def base_config():
   c.model.noise_level = 0.0         # gaussian std, or masking drop probability
   c.model.likelihood = 'bernoulli'  # 'bernoulli' (logits) or 'gaussian' (fixed variance)
   c.model.gaussian_variance = 1.0   # variance of the gaussian likelihood
+  # Burda et al.'s two stochastic layers (vae_jax/hierarchical.py): mlp VAE only,
+  # x <-> z1 through hidden_sizes (tanh), z1 <-> z2 through top_hidden_sizes;
+  # latent_dim is the top layer z2, the model's code.
+  c.model.stochastic_layers = 1     # 1, or 2 for the two-layer VAE
+  c.model.bottom_latent_dim = 100   # 2 layers: units of z1
+  c.model.top_hidden_sizes = (100, 100)  # 2 layers: widths between z1 and z2
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'mnist'       # 'mnist' or 'fashion_mnist'
@@ -137,9 +143,26 @@ def validate(c):
     raise ConfigError('config.model.noise_level must be < 1 for masking noise')
   if c.iwae_samples > 1 and c.model.kind != 'vae':
     raise ConfigError('config.iwae_samples > 1 needs config.model.kind=vae')
-  for f in ('hidden_sizes', 'conv_features'):
+  for f in ('hidden_sizes', 'conv_features', 'top_hidden_sizes'):
     sizes = c.model[f]
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
                         for s in sizes):
       raise ConfigError(f'config.model.{f}={sizes!r} must be a non-empty '
                         'tuple of positive integers, e.g. "(512,)"')
+  _validate_stochastic_layers(c)
+
+
+def _validate_stochastic_layers(c):
+  layers = c.model.stochastic_layers
+  if layers not in (1, 2) or isinstance(layers, bool):
+    raise ConfigError(f'config.model.stochastic_layers={layers!r} must be 1 or 2')
+  _positive('model.bottom_latent_dim', c.model.bottom_latent_dim)
+  if layers == 2:
+    unsupported = [f for f, off in (('model.kind=vae', c.model.kind == 'vae'),
+                                    ("model.family='mlp'", c.model.family == 'mlp'),
+                                    ('model.dropout_rate=0', c.model.dropout_rate == 0),
+                                    ('model.max_norm=0', c.model.max_norm == 0),
+                                    ('free_bits=0', c.free_bits == 0)) if not off]
+    if unsupported:
+      raise ConfigError('config.model.stochastic_layers=2 (the two-layer VAE) needs '
+                        + ', '.join(unsupported))

@@ -473,5 +473,10 @@ def build_model(config, image_shape):
   shape from its data set; call that unless the images come from elsewhere.
   """
   cfg = config.model
+  if cfg.get('stochastic_layers', 1) == 2:
+    from vae_jax import hierarchical  # it builds on this module
+    return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(cfg.hidden_sizes),
+                                    cfg.bottom_latent_dim, tuple(cfg.top_hidden_sizes),
+                                    config.latent_dim)
   encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)

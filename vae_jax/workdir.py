@@ -10,6 +10,7 @@ A run holds the directory's lock (:func:`lock`) while it writes there.
 """
 
 import contextlib
+import copy
 import datetime
 import errno
 import fcntl
@@ -38,7 +39,9 @@ RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
 # Fields added to the config after runs were made, with the value those older
 # runs implicitly used: their config.json reads as if it had them.
 ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
-                'kl_cycle_ratio': 0.5, 'free_bits': 0.0}
+                'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
+                'model.stochastic_layers': 1, 'model.bottom_latent_dim': 100,
+                'model.top_hidden_sizes': [100, 100]}
 
 
 # Fields removed from the config, which never changed what a run computes:
@@ -49,7 +52,14 @@ REMOVED_FIELDS = frozenset({'train_loop'})
 
 def _with_added_fields(d):
   """An older run's config dict as the current config would have written it."""
-  return {**ADDED_FIELDS, **{k: v for k, v in d.items() if k not in REMOVED_FIELDS}}
+  d = copy.deepcopy({k: v for k, v in d.items() if k not in REMOVED_FIELDS})
+  for dotted, default in ADDED_FIELDS.items():
+    *path, last = dotted.split('.')
+    node = d
+    for name in path:
+      node = node.setdefault(name, {})
+    node.setdefault(last, copy.deepcopy(default))
+  return d
 
 
 class WorkdirError(ValueError):
