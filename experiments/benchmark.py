@@ -297,12 +297,8 @@ def _machine():
   info = {'platform': platform.platform(), 'python': platform.python_version(),
           'jax': jax.__version__, 'backend': jax.default_backend(),
           'devices': [str(d) for d in jax.devices()], 'cpu_count': os.cpu_count()}
-  try:
-    with open('/proc/cpuinfo') as f:
-      models = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
-    info['cpu'] = models[0] if models else platform.processor()
-  except OSError:
-    info['cpu'] = platform.processor()
+  from vae_jax import run_clock
+  info['cpu'] = run_clock.cpu_model()
   info['cpu_flags'] = _cpu_flags()
   return info
 

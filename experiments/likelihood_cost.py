@@ -49,7 +49,12 @@ def main(argv=None):
   parser.add_argument('--reps', type=int, default=3, help='timed chunks per k')
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR', ''))
   args = parser.parse_args(argv)
-  ks = [int(k) for k in args.ks.split(',')]
+  try:
+    ks = [int(k) for k in args.ks.split(',')]
+  except ValueError:
+    parser.error(f'--ks={args.ks} must be comma-separated integers, e.g. --ks=1,5')
+  if min(ks) < 1 or args.epochs < 1 or args.steps < 1 or args.reps < 1:
+    parser.error('--ks, --epochs, --steps and --reps must be at least 1')
   result = measure_costs(args.data_dir, ks, args.steps, args.reps, args.epochs, args.config)
   os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
   with open(args.json, 'w') as f:

@@ -95,6 +95,7 @@ def collect(workdir, experiment, root=ROOT):
 
 def load_results(root=ROOT):
   """``{experiment: [run, ...]}`` from results/, each run a dict of its files, by seed."""
+  from vae_jax import workdir as workdir_lib
   base = os.path.join(root, RESULTS)
   runs = {}
   for name in sorted(os.listdir(base)) if os.path.isdir(base) else ():
@@ -105,8 +106,7 @@ def load_results(root=ROOT):
     if missing:
       raise ResultsError(f'{RESULTS}/{name} lacks {", ".join(missing)}: collect it again')
     path = os.path.join(base, name)
-    with open(os.path.join(path, 'metrics_test.jsonl')) as f:
-      tests = [json.loads(line) for line in f if line.strip()]
+    tests = workdir_lib.read_jsonl(os.path.join(path, 'metrics_test.jsonl'))
     runs.setdefault(m.group(1), []).append({
         'seed': int(m.group(2)), 'config': _read_json(os.path.join(path, 'config.json')),
         'eval': _read_json(os.path.join(path, EVAL_FILE)),
@@ -252,7 +252,7 @@ def main(argv=None):
       print(f'collected {collect(args.workdir, args.experiment, args.root)}')
       return 0
     stale = publish(args.root, check=args.check)
-  except (ResultsError, OSError) as e:
+  except (ResultsError, OSError, ValueError) as e:  # ValueError: workdir.WorkdirError
     print(f'error: {e}', file=sys.stderr)
     return 2
   if args.check and stale:

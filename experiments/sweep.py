@@ -207,11 +207,8 @@ def read_cells(outdir, jobs):
 
 
 def read_passes(outdir):
-  path = os.path.join(outdir, PASSES_FILE)
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  from vae_jax import workdir as workdir_lib
+  return workdir_lib.read_jsonl(os.path.join(outdir, PASSES_FILE))
 
 
 def summarize(outdir, jobs, grid, quick):

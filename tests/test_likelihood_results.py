@@ -150,3 +150,19 @@ def test_cost_measurement_prices_each_k(tmp_path, data_dir):
     assert r['images_per_s'] > 0
     assert r['hours'] == pytest.approx(10 * 60000 / r['images_per_s'] / 3600)
   assert 'k=3:' in proc.stdout
+
+
+def test_bad_input_is_one_error_line_naming_the_fix(tmp_path, checkout):
+  script = os.path.join(ROOT, 'experiments', 'likelihood_results.py')
+  proc = subprocess.run([sys.executable, script, 'collect', f'--workdir={tmp_path}',
+                         '--experiment=headline', f'--root={checkout}'],
+                        capture_output=True, text=True, cwd=ROOT)
+  assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      f'error: {tmp_path} has no config.json: it is not a vae_jax run directory; pass '
+      'the --workdir you trained in']
+  cost = os.path.join(ROOT, 'experiments', 'likelihood_cost.py')
+  proc = subprocess.run([sys.executable, cost, f'--json={tmp_path}/c.json', '--ks=1,five'],
+                        capture_output=True, text=True, cwd=ROOT)
+  assert proc.returncode == 2 and 'must be comma-separated integers' in proc.stderr
+  assert 'Traceback' not in proc.stderr

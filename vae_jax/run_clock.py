@@ -23,18 +23,21 @@ TIMING_FILE = 'timing.json'
 META_KEY = 'segments'  # key of the segment list in a checkpoint's metadata
 
 
-def machine_description():
-  """The CPU model, core count and architecture, e.g. 'AMD EPYC 7B13, 2 cores, x86_64'."""
-  model = platform.processor() or 'cpu'
+def cpu_model():
+  """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
   try:
     with open('/proc/cpuinfo') as f:
       for line in f:
         if line.startswith('model name'):
-          model = line.split(':', 1)[1].strip()
-          break
+          return line.split(':', 1)[1].strip()
   except OSError:
     pass
-  return f'{model}, {os.cpu_count()} cores, {platform.machine()}'
+  return platform.processor() or 'cpu'
+
+
+def machine_description():
+  """The CPU model, core count and architecture, e.g. 'AMD EPYC 7B13, 2 cores, x86_64'."""
+  return f'{cpu_model()}, {os.cpu_count()} cores, {platform.machine()}'
 
 
 class RunClock:

@@ -206,18 +206,22 @@ def load_config(workdir):
                        'run directory; pass the --workdir you trained in')
   with open(path) as f:
     d = _with_added_fields(json.load(f))
-  for key in ('hidden_sizes', 'conv_features'):
+  for key in ('hidden_sizes', 'conv_features', 'top_hidden_sizes'):
     d['model'][key] = tuple(d['model'][key])
   return ml_collections.ConfigDict(d)
 
 
-def read_metrics(workdir):
-  """All lines of ``metrics.jsonl`` as dicts (empty list when absent)."""
-  path = os.path.join(workdir, METRICS_FILE)
+def read_jsonl(path):
+  """Every line of a JSON-lines file as a dict (empty list when the file is absent)."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def read_metrics(workdir):
+  """All lines of ``metrics.jsonl`` as dicts (empty list when absent)."""
+  return read_jsonl(os.path.join(workdir, METRICS_FILE))
 
 
 def truncate_metrics(workdir, last_step):
