@@ -44,7 +44,7 @@ def readme_section(s):
   acc = ', '.join(f"{d} {m['test_accuracy'] * 100:.2f} %" for d, m in s['classifiers'].items())
   lines = [BEGIN, '',
            f"Everything below is generated from one full run of the seed study "
-           f"(`python experiments/reproduce_seed.py --outdir=runs/study`, seeds "
+           f"(`python experiments/run_study.py --outdir=runs/study`, seeds "
            f"{s['seeds']}) by `python experiments/publish_study.py --outdir=runs/study`: "
            f"{s['wall_seconds'] / 60:.0f} minutes of wall time in its last pass, "
            f"{s['train_seconds_total'] / 60:.0f} minutes of training in all, on "
@@ -83,7 +83,7 @@ def main(argv):
     summary = json.load(f)
   if summary['quick']:
     print(f'error: {FLAGS.outdir} is a --quick study: publish a full run '
-          '(reproduce_seed.py without --quick)', file=sys.stderr)
+          '(run_study.py without --quick)', file=sys.stderr)
     sys.exit(2)
   figdir = os.path.join(FLAGS.root, 'docs', 'figures')
   os.makedirs(figdir, exist_ok=True)

@@ -32,8 +32,8 @@ class Claim(NamedTuple):
   reference: Optional[str] = None  # what the metric's reference distribution implies
 
 
-def _per_dataset(dataset, short, sampler, group):
-  vae, ae, rl = f'{short}_vae_2d', f'{short}_ae_2d', f'{short}_vae_rl_only_2d'
+def _per_dataset(dataset, sampler, group):
+  vae, ae, recon_only = f'{dataset}_vae_2d', f'{dataset}_ae_2d', f'{dataset}_vae_recon_only_2d'
   where = f'{dataset}, samples from {SAMPLER_TEXT[sampler]}'
   rows = []
   for metric, direction, what in (
@@ -41,8 +41,8 @@ def _per_dataset(dataset, short, sampler, group):
        'image'),
       ('hole_share', 'less', 'fewer samples land in holes between the codes'),
       ('frechet_distance', 'less', 'samples closer to the test images (Fréchet distance)')):
-    for other, other_label in ((ae, 'the classic AE'), (rl, 'the reconstruction-only VAE')):
-      rows.append(Claim(f'{short}_{sampler}_{metric}_vs_{other.split("_", 1)[1]}',
+    for other, other_label in ((ae, 'the classic AE'), (recon_only, 'the reconstruction-only VAE')):
+      rows.append(Claim(f'{dataset}_{sampler}_{metric}_vs_{other.split("_", 1)[1]}',
                         f'{where}: the VAE with KL is more complete than {other_label}: '
                         f'{what}', f'{sampler}/{metric}', vae, other, direction, group))
   return rows
@@ -64,12 +64,12 @@ def _article_claims():
             'recon_per_pixel', 'mnist_ae_32', 'mnist_ae_2d', 'less'),
       Claim('kl_centres', 'The KL term centres the codes on (0, 0): the code mean is nearer '
             '0, in units of the codes\' spread, than without KL', 'centre_offset',
-            'mnist_vae_2d', 'mnist_vae_rl_only_2d', 'less'),
+            'mnist_vae_2d', 'mnist_vae_recon_only_2d', 'less'),
       Claim('kl_majority_in_box', 'With KL, the majority of codes lie within [-1, 1]²',
             'share_in_unit_box', 'mnist_vae_2d', 0.5, 'greater',
             reference=f'N(0, I) itself puts {PRIOR_SHARE_IN_UNIT_BOX:.3f} of its mass there'),
       Claim('rl_spreads', 'Without KL the codes spread beyond [-1, 1]² (a smaller share '
-            'inside than with KL)', 'share_in_unit_box', 'mnist_vae_rl_only_2d',
+            'inside than with KL)', 'share_in_unit_box', 'mnist_vae_recon_only_2d',
             'mnist_vae_2d', 'less'),
       Claim('walk_jumps', 'Walking from a 0 to a 1, the classic AE\'s output changes less '
             'evenly than the VAE\'s (largest step / mean step)', 'walk_evenness',
@@ -77,29 +77,31 @@ def _article_claims():
       Claim('denoising', 'A denoising AE removes noise (PSNR gain over the noisy input, dB)',
             'psnr_gain_db', 'mnist_denoising_ae', 0.0, 'greater'),
   ]
-  for dataset, short in (('mnist', 'mnist'), ('fashion_mnist', 'fmnist')):
-    rows += _per_dataset(dataset, short, 'prior', 'article')
-    vae, ae, rl = f'{short}_vae_2d', f'{short}_ae_2d', f'{short}_vae_rl_only_2d'
-    for model, label in ((vae, 'the VAE with KL'), (rl, 'the reconstruction-only VAE')):
-      rows.append(Claim(f'{short}_continuity_{model.split("_", 1)[1]}',
+  for dataset in ('mnist', 'fashion_mnist'):
+    rows += _per_dataset(dataset, 'prior', 'article')
+    vae, ae, recon_only = f'{dataset}_vae_2d', f'{dataset}_ae_2d', f'{dataset}_vae_recon_only_2d'
+    for model, label in ((vae, 'the VAE with KL'), (recon_only, 'the reconstruction-only VAE')):
+      rows.append(Claim(f'{dataset}_continuity_{model.split("_", 1)[1]}',
                         f'{dataset}: {label} is more continuous than the classic AE (jump '
                         'ratio along paths, blur-proof)', 'path_jump_ratio', model, ae, 'less'))
-    rows.append(Claim(f'{short}_dmax_knn', f'{dataset}, MLP: dropout 0.5 + max-norm 2 improves '
-                      'class separation of the codes (kNN accuracy)', 'knn_accuracy',
-                      f'{short}_vae_dmax_2d', vae, 'greater'))
+    rows.append(Claim(f'{dataset}_dropout_maxnorm_knn', f'{dataset}, MLP: dropout 0.5 + '
+                      'max-norm 2 improves class separation of the codes (kNN accuracy)',
+                      'knn_accuracy',
+                      f'{dataset}_vae_dropout_maxnorm_2d', vae, 'greater'))
   for metric, what in (('knn_accuracy', 'class separation of the codes (kNN accuracy)'),
                        ('prior/confident_share', 'how often N(0, I) samples decode to a '
                         'confidently classified garment')):
-    rows.append(Claim(f'fmnist_conv_dmax_{metric.split("/")[-1]}',
+    rows.append(Claim(f'fashion_mnist_conv_dropout_maxnorm_{metric.split("/")[-1]}',
                       f'fashion_mnist, conv VAE (where the article made the claim): dropout 0.5 '
-                      f'+ max-norm 2 improves {what}', metric, 'fmnist_conv_vae_dmax_2d',
-                      'fmnist_conv_vae_2d', 'greater'))
+                      f'+ max-norm 2 improves {what}', metric,
+                      'fashion_mnist_conv_vae_dropout_maxnorm_2d', 'fashion_mnist_conv_vae_2d',
+                      'greater'))
   return rows
 
 
 CLAIMS = _article_claims() + [
-    row for dataset, short in (('mnist', 'mnist'), ('fashion_mnist', 'fmnist'))
-    for sampler in ('gaussian', 'gmm') for row in _per_dataset(dataset, short, sampler, 'samplers')]
+    row for dataset in ('mnist', 'fashion_mnist')
+    for sampler in ('gaussian', 'gmm') for row in _per_dataset(dataset, sampler, 'samplers')]
 
 
 def values(per_seed, model, metric):

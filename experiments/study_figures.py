@@ -4,7 +4,7 @@ Each ``fig_*`` function writes its PNGs and returns ``{figure_name: facts}``,
 the numbers the figure rests on (they go to summary.json and REPORT.md), and
 each figure's caption is generated from those facts (:func:`captions`): no
 statement about a figure is typed by hand. ``models[name]`` is a
-:class:`Trained`: experiment, params, test codes. ``confident(dataset,
+:class:`Trained`: config, model, params, test set and codes. ``confident(dataset,
 images)`` is the share of images the study's independent classifier calls
 with confidence.
 """
@@ -21,11 +21,15 @@ from vae_jax.objective import corrupt
 
 @dataclasses.dataclass
 class Trained:
+  """A study model restored from its workdir (experiment.restore), with its test set."""
   name: str
   label: str
   seed: int
-  exp: object      # train.Experiment
+  config: object           # the run's ml_collections.ConfigDict
+  model: object            # the flax module
   params: object
+  test_images: np.ndarray  # as evaluated (binarised when the run binarises)
+  test_labels: np.ndarray
   codes: np.ndarray        # test-set means [N, D]
   logvars: object          # test-set log-variances, None for an AE
   test: dict               # test-set metrics of the final params
@@ -34,10 +38,15 @@ class Trained:
 
   @property
   def dataset(self):
-    return self.exp.config.data.name
+    return self.config.data.name
+
+  def train_split(self):
+    """``(images, labels)`` of the training set, loaded on demand, never kept."""
+    from vae_jax import data
+    return data.load_split(self.config.data, 'train')
 
   def decode(self, z):
-    return latent.decode(self.exp.model, self.params, z)
+    return latent.decode(self.model, self.params, z)
 
   def title(self, what):
     data = 'MNIST' if self.dataset == 'mnist' else 'Fashion-MNIST'
@@ -64,12 +73,13 @@ def fig_latents(models, outdir, confident):
   facts = {}
   for fig_name, key, what in [
       ('classic_ae_latent', 'mnist_ae_2d', 'classic AE codes'),
-      ('vae_rl_only_latent', 'mnist_vae_rl_only_2d', 'VAE means (kl_weight 0)'),
-      ('vae_rl_kl_latent', 'mnist_vae_2d', 'VAE means (with KL)'),
-      ('fashion_mnist_latent', 'fmnist_conv_vae_2d', 'VAE means'),
-      ('fashion_mnist_dmax_latent', 'fmnist_conv_vae_dmax_2d', 'VAE means')]:
+      ('vae_recon_only_latent', 'mnist_vae_recon_only_2d', 'VAE means (kl_weight 0)'),
+      ('vae_recon_kl_latent', 'mnist_vae_2d', 'VAE means (with KL)'),
+      ('fashion_mnist_latent', 'fashion_mnist_conv_vae_2d', 'VAE means'),
+      ('fashion_mnist_dropout_maxnorm_latent', 'fashion_mnist_conv_vae_dropout_maxnorm_2d',
+       'VAE means')]:
     m = models[key]
-    plotting.save(plotting.latent_figure(m.codes, m.exp.test_labels, m.dataset,
+    plotting.save(plotting.latent_figure(m.codes, m.test_labels, m.dataset,
                                          m.title(what)),
                   os.path.join(outdir, f'{fig_name}.png'))
     facts[fig_name] = dict(code_facts(m), model=m.name, seed=m.seed)
@@ -78,7 +88,7 @@ def fig_latents(models, outdir, confident):
 
 def _class_anchor(m, cls):
   """Index of the test example of class ``cls`` whose code is nearest the class median."""
-  idx = np.flatnonzero(m.exp.test_labels == cls)
+  idx = np.flatnonzero(m.test_labels == cls)
   med = np.median(m.codes[idx], axis=0)
   return int(idx[np.argmin(np.sum((m.codes[idx] - med) ** 2, axis=1))])
 
@@ -105,7 +115,7 @@ def fig_walk(models, outdir, confident):
   i0, i1 = facts['inputs']
   panels = []
   for m in (ae, vae):
-    panels.append(dict(name=m.title('walk'), codes=m.codes, labels=m.exp.test_labels,
+    panels.append(dict(name=m.title('walk'), codes=m.codes, labels=m.test_labels,
                        z0=m.codes[i0], z1=m.codes[i1], decode_fn=m.decode))
   plotting.save(plotting.walk_figure(panels, 'mnist',
                                      'A straight walk from a 0 to a 1, decoded'),
@@ -118,7 +128,7 @@ def fig_posterior_cloud(models, outdir, confident, count=6, draws=300):
   m = models['mnist_vae_2d']
   chosen = [_class_anchor(m, c) for c in range(0, 10, 10 // count)][:count]
   eps = np.asarray(jax.random.normal(jax.random.key(m.seed), (draws, len(chosen), 2)))
-  fig = plotting.posterior_cloud_figure(m.codes, m.exp.test_labels, m.codes[chosen],
+  fig = plotting.posterior_cloud_figure(m.codes, m.test_labels, m.codes[chosen],
                                         m.logvars[chosen], eps, 'mnist',
                                         m.title('posterior samples'))
   plotting.save(fig, os.path.join(outdir, 'posterior_cloud.png'))
@@ -132,10 +142,11 @@ def fig_manifolds(models, outdir, confident):
   """Figures 6, 7b, 8b: scatter + decoded 30x30 grids, linear and Gaussian spacing."""
   facts = {}
   for fig_name, key in [('mnist_vae_manifold', 'mnist_vae_2d'),
-                        ('fashion_mnist_manifold', 'fmnist_conv_vae_2d'),
-                        ('fashion_mnist_dmax_manifold', 'fmnist_conv_vae_dmax_2d')]:
+                        ('fashion_mnist_manifold', 'fashion_mnist_conv_vae_2d'),
+                        ('fashion_mnist_dropout_maxnorm_manifold',
+                         'fashion_mnist_conv_vae_dropout_maxnorm_2d')]:
     m = models[key]
-    plotting.save(plotting.manifold_figure(m.decode, m.codes, m.exp.test_labels,
+    plotting.save(plotting.manifold_figure(m.decode, m.codes, m.test_labels,
                                            m.dataset, m.title('latent space and decoded grid')),
                   os.path.join(outdir, f'{fig_name}.png'))
     grids = {spacing: confident(m.dataset, m.decode(plotting.grid_points(30, spacing)[0]))
@@ -148,16 +159,16 @@ def fig_manifolds(models, outdir, confident):
 def fig_blend(models, outdir, confident):
   """Figure 9: two inputs blended in latent space, classic AE vs VAE."""
   facts = {}
-  for fig_name, short, classes in [('blend_mnist', 'mnist', (3, 7)),
-                                   ('blend_fashion_mnist', 'fmnist', (0, 3))]:
-    ae, vae = models[f'{short}_ae_2d'], models[f'{short}_vae_2d']
+  for fig_name, dataset, classes in [('blend_mnist', 'mnist', (3, 7)),
+                                     ('blend_fashion_mnist', 'fashion_mnist', (0, 3))]:
+    ae, vae = models[f'{dataset}_ae_2d'], models[f'{dataset}_vae_2d']
     i0, i1 = _class_anchor(vae, classes[0]), _class_anchor(vae, classes[1])
     panels = []
     for m in (ae, vae):
-      panels.append(dict(name=m.label, x0=m.exp.test_images[i0], x1=m.exp.test_images[i1],
+      panels.append(dict(name=m.label, x0=m.test_images[i0], x1=m.test_images[i1],
                          z0=m.codes[i0], z1=m.codes[i1], decode_fn=m.decode))
       facts.setdefault(fig_name, {})[m.name] = _walk_change(m, m.codes[i0], m.codes[i1])
-    data = 'MNIST' if short == 'mnist' else 'Fashion-MNIST'
+    data = 'MNIST' if dataset == 'mnist' else 'Fashion-MNIST'
     plotting.save(plotting.blend_figure(panels, f'Blending two test inputs in latent space, '
                                                 f'{data}, seed {vae.seed}'),
                   os.path.join(outdir, f'{fig_name}.png'))
@@ -172,11 +183,11 @@ RECONSTRUCTION_ROWS = ('mnist_ae_2d', 'mnist_ae_32', 'mnist_sparse_ae',
 def fig_reconstructions(models, outdir, confident, count=12):
   """Figure 10a: the same test digits reconstructed by every kind of autoencoder."""
   ref = models['mnist_ae_2d']
-  x = ref.exp.test_images[:count]
+  x = ref.test_images[:count]
   rows, names = [x], ['input']
   for key in RECONSTRUCTION_ROWS:
     m = models[key]
-    rows.append(latent.reconstruct(m.exp.model, m.params, x))
+    rows.append(latent.reconstruct(m.model, m.params, x))
     names.append(m.label)
   per_pixel = {m: models[m].test['recon'] / num_pixels(models[m]) for m in RECONSTRUCTION_ROWS}
   plotting.save(plotting.image_rows_figure(rows, names,
@@ -187,7 +198,7 @@ def fig_reconstructions(models, outdir, confident, count=12):
 
 
 def num_pixels(m):
-  return int(np.prod(m.exp.test_images.shape[1:]))
+  return int(np.prod(m.test_images.shape[1:]))
 
 
 def psnr(a, b):
@@ -197,11 +208,11 @@ def psnr(a, b):
 
 
 def _denoise(m):
-  cfg = m.exp.config.model
-  clean = m.exp.test_images
+  cfg = m.config.model
+  clean = m.test_images
   noisy = np.asarray(corrupt(jax.random.key(1000 + m.seed), clean, cfg.noise,
                              cfg.noise_level))
-  return noisy, latent.reconstruct(m.exp.model, m.params, noisy), clean
+  return noisy, latent.reconstruct(m.model, m.params, noisy), clean
 
 
 def denoising_facts(m):
@@ -210,7 +221,7 @@ def denoising_facts(m):
   before, after = psnr(noisy, clean), psnr(denoised, clean)
   return {'psnr_noisy_db': float(before.mean()), 'psnr_denoised_db': float(after.mean()),
           'psnr_gain_db': float(after.mean() - before.mean()),
-          'noise_std': float(m.exp.config.model.noise_level)}
+          'noise_std': float(m.config.model.noise_level)}
 
 
 def fig_denoising(models, outdir, confident, count=12):
@@ -219,7 +230,7 @@ def fig_denoising(models, outdir, confident, count=12):
   noisy, denoised, clean = _denoise(m)
   plotting.save(plotting.image_rows_figure(
       [noisy[:count], denoised[:count], clean[:count]], ['noisy input', 'denoised', 'clean'],
-      m.title(f'Denoising (Gaussian noise, std {m.exp.config.model.noise_level})')),
+      m.title(f'Denoising (Gaussian noise, std {m.config.model.noise_level})')),
       os.path.join(outdir, 'denoising.png'))
   return {'denoising': dict(denoising_facts(m), model=m.name, seed=m.seed)}
 
@@ -233,18 +244,18 @@ FIGURES = {
     'classic_ae_latent': 'Classic AE: 2-D codes of the MNIST test set, coloured by class.',
     'classic_ae_walk': 'A straight walk from a typical 0 to a typical 1 (the AE\'s class '
                        'medians), decoded by the classic AE and by the VAE.',
-    'vae_rl_only_latent': 'VAE trained on reconstruction loss only (KL weight 0): posterior '
-                          'means of the MNIST test set.',
-    'vae_rl_kl_latent': 'VAE with the KL term: posterior means of the MNIST test set.',
+    'vae_recon_only_latent': 'VAE trained on reconstruction loss only (KL weight 0): '
+                             'posterior means of the MNIST test set.',
+    'vae_recon_kl_latent': 'VAE with the KL term: posterior means of the MNIST test set.',
     'posterior_cloud': 'Samples of q(z|x) for a few test inputs, over the VAE\'s means.',
     'mnist_vae_manifold': 'MNIST VAE: codes and decoded 30x30 grids (linear over ±4 and '
                           'Gaussian quantiles).',
     'fashion_mnist_latent': 'Fashion-MNIST conv ("deconv") VAE: posterior means of the test set.',
     'fashion_mnist_manifold': 'Fashion-MNIST conv VAE: decoded grids of the latent space.',
-    'fashion_mnist_dmax_latent': 'Fashion-MNIST conv VAE with dropout 0.5 + max-norm 2: '
-                                 'posterior means.',
-    'fashion_mnist_dmax_manifold': 'Fashion-MNIST conv VAE with dropout 0.5 + max-norm 2: '
-                                   'decoded grids.',
+    'fashion_mnist_dropout_maxnorm_latent': 'Fashion-MNIST conv VAE with dropout 0.5 + '
+                                            'max-norm 2: posterior means.',
+    'fashion_mnist_dropout_maxnorm_manifold': 'Fashion-MNIST conv VAE with dropout 0.5 + '
+                                              'max-norm 2: decoded grids.',
     'blend_mnist': 'Blending a 3 and a 7 in latent space: classic AE vs VAE.',
     'blend_fashion_mnist': 'Blending a T-shirt and a dress in latent space: classic AE vs VAE.',
     'reconstructions': 'The same test digits reconstructed by every kind of autoencoder the '
@@ -280,10 +291,10 @@ def captions(facts, claims, prior_share_in_box, real_confident, failed_gates=Non
   for name, text in FIGURES.items():
     f = facts.get(name, {})
     extra = ''
-    if name in ('classic_ae_latent', 'vae_rl_only_latent', 'fashion_mnist_latent',
-                'fashion_mnist_dmax_latent'):
+    if name in ('classic_ae_latent', 'vae_recon_only_latent', 'fashion_mnist_latent',
+                'fashion_mnist_dropout_maxnorm_latent'):
       extra = _where(f) + '.'
-    elif name == 'vae_rl_kl_latent':
+    elif name == 'vae_recon_kl_latent':
       extra = (_where(f) + f' (N(0, I) itself: {_pct(prior_share_in_box)}).'
                + _verdict(claims, 'kl_majority_in_box'))
     elif name == 'classic_ae_walk':

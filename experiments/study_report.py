@@ -48,11 +48,11 @@ class TableMetrics:
     import jax
     from vae_jax import metrics
 
-    exp = m.exp
     logits_fn, features_fn = self.classifier_fns(m.dataset)
+    train_images, train_labels = m.train_split()
     row = metrics.latent_space_metrics(
-        exp.model, m.params, np.asarray(exp.train_images), exp.train_labels,
-        exp.test_images, exp.test_labels, jax.random.key(10_000 + m.seed),
+        m.model, m.params, train_images, train_labels,
+        m.test_images, m.test_labels, jax.random.key(10_000 + m.seed),
         classifier_fn=logits_fn, features_fn=features_fn, hole_quantile=HOLE_QUANTILE,
         num_samples=1000 if self.quick else 5000)
     return dict(row, **study_figures.code_facts(m))

@@ -34,7 +34,7 @@ from absl import flags  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import reproduce_seed  # noqa: E402  (its flags: --outdir, --data_dir, --seeds, --quick, --quiet)
+import run_study  # noqa: E402  (its flags: --outdir, --data_dir, --seeds, --quick, --quiet)
 import study_models  # noqa: E402
 import sweep_models  # noqa: E402
 
@@ -96,7 +96,7 @@ def _samples(m, seed):
   import jax
   import numpy as np
   from vae_jax import latent, samplers
-  train_codes, _ = latent.encode(m.exp.model, m.params, np.asarray(m.exp.train_images[:10000]))
+  train_codes, _ = latent.encode(m.model, m.params, m.train_split()[0][:10000])
   out = {}
   for i, name in enumerate(samplers.SAMPLERS):
     fit_key, draw_key = jax.random.split(jax.random.fold_in(jax.random.key(20_000 + seed), i))
@@ -114,12 +114,12 @@ def run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop, sa
   from vae_jax import workdir as workdir_lib
 
   _classifier_fns(table_metrics, spec.dataset, stop)
-  m = reproduce_seed.train_one(spec, seed, outdir, data_dir, quick, quiet)
+  m = run_study.train_one(spec, seed, outdir, data_dir, quick, quiet)
   start = time.perf_counter()
   row = dict(m.test, active_units=diagnostics.summarize(m.codes, per_dim=False)['active_units'])
   row.update({k: float(v) for k, v in table_metrics(m).items() if isinstance(v, (int, float))})
   row['metrics_seconds'] = time.perf_counter() - start
-  row['epochs'] = m.exp.config.num_epochs
+  row['epochs'] = m.config.num_epochs
   directory = cell_dir(outdir, spec, seed)
   variant = spec.name.rsplit('_', 1)[1]
   if seed == sample_seed and variant in SAMPLE_VARIANTS:
@@ -130,7 +130,6 @@ def run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop, sa
                                 json.dumps(cell, indent=2, sort_keys=True))
   if os.path.exists(os.path.join(directory, ERROR_FILE)):
     os.remove(os.path.join(directory, ERROR_FILE))   # an earlier failure, now retried
-  m.exp.train_images = None
   jax.clear_caches()
   return row
 
@@ -168,13 +167,13 @@ def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
               os.makedirs(directory, exist_ok=True)
               workdir_lib.atomic_write_text(os.path.join(directory, ERROR_FILE),
                                             f'{type(e).__name__}: {e}\n')
-              reproduce_seed._status(f'sweep: {spec.name} seed {seed} FAILED: {e}')
+              run_study._status(f'sweep: {spec.name} seed {seed} FAILED: {e}')
               continue
         except workdir_lib.WorkdirLockedError:
           counts['busy'] += 1   # another process is training it
           continue
         counts['done'] += 1
-        reproduce_seed._status(
+        run_study._status(
             f'sweep: {k + 1}/{len(jobs)} {spec.name} seed {seed} done (recon {row["recon"]:.1f} '
             f'nats, train {row["train_seconds"]:.0f} s, metrics {row["metrics_seconds"]:.0f} s); '
             f'{(time.perf_counter() - started) / 60:.1f} min elapsed')
@@ -289,7 +288,7 @@ def main(argv):
     errors.exit_with(str(e))
   os.makedirs(FLAGS.outdir, exist_ok=True)
   study_models.use_compilation_cache(FLAGS.outdir)
-  with errors.user_errors(extra=(reproduce_seed.StudyError,)):
+  with errors.user_errors(extra=(run_study.StudyError,)):
     if not FLAGS.summarize_only:
       counts = run_shard(FLAGS.outdir, FLAGS.data_dir, sweep_models.shard(jobs, index, count),
                          FLAGS.quick, FLAGS.quiet, sample_seed=g['seeds'][0])

@@ -3,7 +3,7 @@
 Every cell is the study's 784-512-d MLP (experiments/configs/mnist_ae_2d.py or
 mnist_vae_2d.py) with the latent size, β and free bits set by
 ``study_models.Spec.overrides``, so a cell trains, resumes and is reused
-exactly as a study model is (reproduce_seed.train_one). Pure functions only:
+exactly as a study model is (run_study.train_one). Pure functions only:
 nothing here imports JAX.
 """
 
@@ -12,7 +12,7 @@ import dataclasses
 import study_models
 
 DATASETS = ('mnist', 'fashion_mnist')
-SHORT = {'mnist': 'mnist', 'fashion_mnist': 'fmnist'}
+SHORT = {'mnist': 'mnist', 'fashion_mnist': 'fashion_mnist'}
 LATENT_DIMS = (2, 8, 32)
 # Free bits' λ, nats per latent dimension (Kingma et al. 2016): half a nat
 # lets a dimension carry ~0.7 bits before the KL term pushes on it, enough to

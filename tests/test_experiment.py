@@ -105,3 +105,33 @@ def test_restore_names_the_fix_for_a_workdir_without_checkpoints(tmp_path, train
   shutil.copy(os.path.join(trained[0], 'config.json'), tmp_path / 'config.json')
   with pytest.raises(checkpointing.CheckpointError, match='train it first'):
     experiment.restore(str(tmp_path))
+
+
+def test_restore_finished_gives_the_final_params_and_the_final_evaluation(trained, data_dir):
+  workdir, result = trained
+  (config, _, params, step), test = experiment.restore_finished(
+      workdir, tiny_config(data_dir, num_epochs=2))
+  assert step == 16 and config.num_epochs == 2
+  # The logged final test row is what train_and_evaluate's own final evaluation returned.
+  assert test == result['test'], (test, result['test'])
+  for a, b in zip(jax.tree_util.tree_leaves(params),
+                  jax.tree_util.tree_leaves(result['state'].params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_restore_finished_is_none_until_the_run_is_finished(trained, tmp_path, data_dir):
+  assert experiment.restore_finished(str(tmp_path / 'empty'), tiny_config(data_dir)) is None
+  # The same run asked for one more epoch: not finished.
+  assert experiment.restore_finished(trained[0], tiny_config(data_dir, num_epochs=3)) is None
+  # A log one epoch ahead of the newest checkpoint (a crash between the two writes).
+  workdir = str(tmp_path / 'behind')
+  shutil.copytree(trained[0], workdir)
+  checkpoints = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+  shutil.rmtree(os.path.join(checkpoints, '16'))
+  assert experiment.restore_finished(workdir, tiny_config(data_dir, num_epochs=2)) is None
+  assert experiment.restore(workdir)[3] == 8   # the older checkpoint is still there
+
+
+def test_restore_finished_refuses_a_run_of_another_config(trained, data_dir):
+  with pytest.raises(workdir_lib.WorkdirError, match='different config'):
+    experiment.restore_finished(trained[0], tiny_config(data_dir, num_epochs=2, latent_dim=3))

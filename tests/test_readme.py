@@ -1,5 +1,5 @@
 """README.md stays true: every command in it is run (here, shrunk to seconds, by
-tests/test_reproduce.py, or by .ci/run), its Python examples execute, and each
+tests/test_study.py, or by .ci/run), its Python examples execute, and each
 ``vae-jax`` subcommand's ``--help`` shows an example.
 """
 
@@ -22,7 +22,7 @@ with open(os.path.join(ROOT, 'README.md')) as _f:
 RUN_HERE = ('python -m vae_jax.main ', 'vae-jax evaluate ', 'vae-jax plot ',
             'vae-jax latent-report ', 'tensorboard --logdir=', 'python -m vae_jax.evaluate')
 RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
-RUN_BY_TEST_REPRODUCE = ('python experiments/reproduce_seed.py ',
+RUN_BY_TEST_STUDY = ('python experiments/run_study.py ',
                          'python experiments/publish_study.py ')
 RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
 RUN_BY_TEST_LIKELIHOOD = ('python experiments/likelihood_results.py ',
@@ -70,7 +70,7 @@ def test_the_command_list_is_parsed():
 
 
 def test_every_readme_command_runs_somewhere():
-  known = (RUN_HERE + RUN_BY_CI + RUN_BY_TEST_REPRODUCE + RUN_BY_TEST_BENCHMARK
+  known = (RUN_HERE + RUN_BY_CI + RUN_BY_TEST_STUDY + RUN_BY_TEST_BENCHMARK
            + RUN_BY_TEST_LIKELIHOOD + RUN_BY_TEST_SWEEP + NOT_RUN)
   orphans = [c for c in readme_commands() if not without_env(c).startswith(known)]
   assert not orphans, f'README commands no test runs (add them to tests/test_readme.py): {orphans}'
@@ -236,7 +236,7 @@ def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
              'evaluate': 'vae-jax evaluate --workdir=',
              'plot': 'vae-jax plot --workdir=',
              'latent-report': 'vae-jax latent-report --workdir=',
-             'reproduce': 'reproduce_seed.py --outdir='}[subcommand]
+             'reproduce': 'run_study.py --outdir='}[subcommand]
   assert example in text, text
 
 

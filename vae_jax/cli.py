@@ -169,7 +169,7 @@ def main(argv=None):
     latent_report(rest)
   elif command == 'reproduce':
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'experiments', 'reproduce_seed.py')
+                          'experiments', 'run_study.py')
     if not os.path.exists(script):
       print('error: vae-jax reproduce needs the repository checkout (experiments/): '
             'install with pip install -e . from a clone', file=sys.stderr)

@@ -4,7 +4,9 @@ This is the one place that turns a config into a model and a (possibly
 abstract) training state, and a workdir back into ``(config, model, params,
 step)``. :func:`restore` reads only ``config.json`` and the newest good
 checkpoint: it loads no data and compiles no training step, so evaluation,
-plots, reports and tests restore a run in seconds. ``train.py`` builds the
+plots, reports and tests restore a run in seconds; :func:`restore_finished`
+does so only for a run that has finished training under a given config, so a
+caller trains just what is missing. ``train.py`` builds the
 training machinery (data on the devices, the jitted step and loop) on top of
 :func:`build_model` and :func:`init_state`.
 """
@@ -99,3 +101,38 @@ def restore(workdir):
   """``(config, model, params, step)`` of a trained run, for inference only."""
   config, model, step, state, _ = restore_state(workdir)
   return config, model, state.params, step
+
+
+def _final_test_row(workdir, num_epochs):
+  """The test metrics logged at the end of the last epoch, or None while unfinished."""
+  rows = [r for r in workdir_lib.read_metrics(workdir) if r['split'] == 'test']
+  if not rows or rows[-1]['epoch'] != num_epochs:
+    return None
+  return rows[-1]
+
+
+def restore_finished(workdir, config):
+  """``(restored, test)`` of a finished run made with ``config``, or None.
+
+  ``restored`` is :func:`restore`'s ``(config, model, params, step)``:
+  no training data loaded, no training step compiled. ``test`` is the test
+  metrics the run logged at its final step (the final evaluation gives the same
+  numbers: same parameters, same evaluation key). A run whose newest checkpoint
+  is behind its log (a crash between the two writes) counts as unfinished.
+
+  Raises:
+    workdir.WorkdirError: ``workdir`` holds a run with a different config.
+  """
+  if not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
+    return None
+  workdir_lib.check_config(workdir, config)
+  row = _final_test_row(workdir, config.num_epochs)
+  if row is None:
+    return None
+  try:
+    restored = restore(workdir)
+  except checkpointing.CheckpointError:
+    return None
+  if restored[3] != row['step']:
+    return None
+  return restored, {k: v for k, v in row.items() if k not in ('step', 'epoch', 'split')}

@@ -5,7 +5,7 @@ ConvTranspose 64 and 32 (stride 2), ConvTranspose 1. Batch 128, Adam. The
 Keras example trains 30 epochs at a constant rate; here 15 epochs with the
 rate decayed to 0 (cosine), which a 2-core CPU affords for 3 seeds of both
 variants. Runtime and the test metrics of the study's 3 seeds:
-docs/study_summary.json (models.fmnist_conv_vae_2d) and README.md.
+docs/study_summary.json (models.fashion_mnist_conv_vae_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_2d

@@ -4,7 +4,7 @@ Dropout 0.5 after every hidden layer and a max-norm constraint of 2.0 on each
 unit's incoming weights (projected after every Adam update).
 Trained like fashion_mnist_conv_vae_2d (15 epochs, cosine decay). Runtime and
 the test metrics of the study's 3 seeds: docs/study_summary.json
-(models.fmnist_conv_vae_dmax_2d) and README.md.
+(models.fashion_mnist_conv_vae_dropout_maxnorm_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_dropout_maxnorm_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_dropout_maxnorm_2d

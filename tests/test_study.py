@@ -28,8 +28,8 @@ def _env(data_dir):
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
   # The README's main command, made --quick, in a temporary outdir.
-  readme = shlex.split(readme_command('python experiments/reproduce_seed.py '))
-  assert readme[:2] == ['python', 'experiments/reproduce_seed.py'], readme
+  readme = shlex.split(readme_command('python experiments/run_study.py '))
+  assert readme[:2] == ['python', 'experiments/run_study.py'], readme
   flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
   proc = subprocess.run(
       [sys.executable, os.path.join(ROOT, readme[1]), *flags,
@@ -66,14 +66,14 @@ def test_summary_has_every_key(study):
   assert s['quick'] is True and s['seeds'] == [0, 1]
   assert set(s['figures']) == set(study_figures.FIGURES) == set(s['captions'])
   for dataset in ('mnist', 'fashion_mnist'):
-    for kind in ('ae_2d', 'vae_rl_only_2d', 'vae_2d', 'vae_dmax_2d'):
-      short = 'mnist' if dataset == 'mnist' else 'fmnist'
-      row = s['table'][dataset][f'{short}_{kind}']
+    for kind in ('ae_2d', 'vae_recon_only_2d', 'vae_2d', 'vae_dropout_maxnorm_2d'):
+      row = s['table'][dataset][f'{dataset}_{kind}']
       assert row['recon']['n'] == 2 and np.isfinite(row['recon']['mean'])
       for sampler in ('prior', 'gaussian', 'gmm'):   # one protocol for every model
         for metric in ('hole_share', 'confident_share', 'frechet_distance', 'precision'):
           assert row[f'{sampler}/{metric}']['n'] == 2, (kind, sampler, metric)
-  assert s['table']['fashion_mnist']['fmnist_conv_vae_dmax_2d']['knn_accuracy']['n'] == 2
+  conv = s['table']['fashion_mnist']['fashion_mnist_conv_vae_dropout_maxnorm_2d']
+  assert conv['knn_accuracy']['n'] == 2
   facts = s['figures_facts']['denoising']
   assert facts['psnr_gain_db'] == pytest.approx(facts['psnr_denoised_db'] - facts['psnr_noisy_db'])
   # Every claim is judged from per-seed values, with its interval and a verdict.
@@ -87,8 +87,8 @@ def test_summary_has_every_key(study):
   # Every model's gates were evaluated (and, --quick, not enforced).
   assert {g['model'] for g in s['gates']} == set(s['models'])
   # Captions state the measured facts they rest on.
-  share = s['figures_facts']['vae_rl_kl_latent']['share_in_unit_box']
-  assert f'{100 * share:.0f} %' in s['captions']['vae_rl_kl_latent']
+  share = s['figures_facts']['vae_recon_kl_latent']['share_in_unit_box']
+  assert f'{100 * share:.0f} %' in s['captions']['vae_recon_kl_latent']
 
 
 def test_a_log_gets_one_plain_line_per_model(study):
@@ -115,7 +115,7 @@ def test_second_run_reuses_finished_models(study, data_dir):
   before = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
             for d in os.listdir(os.path.join(study, 'models'))}
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
        f'--outdir={study}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -137,7 +137,7 @@ def test_plot_command_writes_figures(study, data_dir, tmp_path):
 
 def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
        f'--outdir={tmp_path}', '--quick', '--quiet', f'--data_dir={tmp_path}/missing'],
       capture_output=True, text=True, env=_env(str(tmp_path / 'missing')), cwd=ROOT,
       timeout=300)
@@ -149,7 +149,7 @@ def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
 def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
   """A model trained for one quick epoch is far below its gate: one line names model, gate, value."""
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
        f'--outdir={tmp_path}', '--quick', '--quiet', '--check_gates'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=600)
   assert proc.returncode == 2, proc.stderr[-2000:]
@@ -204,7 +204,7 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
 def _study_until(outdir, data_dir, models_done, sig):
   """Starts a --quick study, sends ``sig`` once ``models_done`` models are done, waits."""
   proc = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
        f'--outdir={outdir}', '--quick', '--quiet'],
       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(data_dir),
       cwd=ROOT)
@@ -237,7 +237,7 @@ def test_a_second_study_on_an_outdir_in_use_exits_2(tmp_path, data_dir):
   from vae_jax import workdir as workdir_lib
   with workdir_lib.lock(str(tmp_path), 'study'):   # held by this (live) process
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'experiments', 'reproduce_seed.py'),
+        [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
          f'--outdir={tmp_path}', '--quick', '--quiet'],
         capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=300)
   assert proc.returncode == 2, proc.stderr[-2000:]

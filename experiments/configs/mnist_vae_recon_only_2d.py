@@ -6,8 +6,8 @@ Runtime on a 2-core CPU: about 2.5 s per epoch, 2-3 minutes in all.
 Expected test metrics: see the seed study's table in README.md
 (15-epoch runs, mean ± std over 3 seeds) and docs/study_summary.json.
 
-  python -m vae_jax.main --config=experiments/configs/mnist_vae_rl_only_2d.py \
-      --workdir=runs/mnist_vae_rl_only_2d
+  python -m vae_jax.main --config=experiments/configs/mnist_vae_recon_only_2d.py \
+      --workdir=runs/mnist_vae_recon_only_2d
 """
 
 from vae_jax.config import base_config

@@ -1,6 +1,6 @@
 r"""The seed study: every figure of the article, and the numbers behind its claims.
 
-  python experiments/reproduce_seed.py --outdir=runs/study \
+  python experiments/run_study.py --outdir=runs/study \
       [--data_dir=../shared/datasets] [--seeds=0,1,2] [--quick]
 
 Trains (or resumes, or reuses when finished) every model under
@@ -72,42 +72,54 @@ def check_gates(spec, trained, enforce):
   return rows
 
 
+def _read_json(path):
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
 def train_one(spec, seed, outdir, data_dir, quick, quiet):
-  """Trains (or reuses) one model; returns a study_figures.Trained."""
-  import jax
-  from vae_jax import latent, train
+  """Trains one model unless its workdir holds it finished; returns a study_figures.Trained.
+
+  Training and restoring are separate: a finished model is restored with
+  ``experiment.restore`` whether it was trained now or by an earlier run.
+  """
+  from vae_jax import data, experiment, latent, train
   from vae_jax import workdir as workdir_lib
 
   config = study_models.make_config(spec, seed, data_dir, quick)
   config.progress = not quiet
   workdir = os.path.join(outdir, 'models', f'{spec.name}_seed{seed}')
   timing_path = os.path.join(workdir, 'study_timing.json')
-  start = time.perf_counter()
-  try:
-    result = train.train_and_evaluate(config, workdir)
-  except workdir_lib.WorkdirError:
-    raise  # a locked workdir or a full disk: its own one line says what to do
-  except Exception as e:
-    raise StudyError(f'model {spec.name} (seed {seed}) failed to train: '
-                     f'{type(e).__name__}: {e}') from e
-  elapsed = time.perf_counter() - start
-  test = result['test']
+  found = experiment.restore_finished(workdir, config)
+  if found is None:
+    start = time.perf_counter()
+    try:
+      train.train_and_evaluate(config, workdir)
+    except workdir_lib.WorkdirError:
+      raise  # a locked workdir or a full disk: its own one line says what to do
+    except Exception as e:
+      raise StudyError(f'model {spec.name} (seed {seed}) failed to train: '
+                       f'{type(e).__name__}: {e}') from e
+    # Training time over every pass that trained this model (a resumed one adds up).
+    workdir_lib.atomic_write_text(timing_path, json.dumps(
+        {'train_seconds': _read_json(timing_path).get('train_seconds', 0.0)
+         + time.perf_counter() - start}))
+    found = experiment.restore_finished(workdir, config)
+    if found is None:
+      raise StudyError(f'model {spec.name} (seed {seed}) trained but {workdir} holds no final '
+                       'checkpoint and test row: delete that directory and rerun')
+  (_, model, params, _), test = found
   bad = [k for k, v in test.items() if not (abs(v) < float('inf'))]
   if bad:
     raise StudyError(f'model {spec.name} (seed {seed}) ended with non-finite test '
                      f'{bad}: see {workdir}/metrics.jsonl')
-  # The training time of a reused model is the one measured when it was trained.
-  timing = {'train_seconds': elapsed}
-  if os.path.exists(timing_path):
-    with open(timing_path) as f:
-      timing = json.load(f)
-  elif result['state'].step > 0:
-    with open(timing_path, 'w') as f:
-      json.dump(timing, f)
-  exp, params = result['experiment'], jax.device_get(result['state'].params)
-  codes, logvars = latent.encode(exp.model, params, exp.test_images)
-  return study_figures.Trained(spec.name, spec.label, seed, exp, params, codes, logvars,
-                               dict(test, **timing))
+  timing = _read_json(timing_path)
+  test_images, test_labels = data.load_split(config.data, 'test')
+  codes, logvars = latent.encode(model, params, test_images)
+  return study_figures.Trained(spec.name, spec.label, seed, config, model, params, test_images,
+                               test_labels, codes, logvars, dict(test, **timing))
 
 
 def add_seed_facts(trained, seeds):
@@ -153,7 +165,6 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
     gate_rows += check_gates(spec, m, enforce_gates)
     if spec.table:
       m.table = table_metrics(m)
-    m.exp.train_images = None  # free the device copy: dozens of models stay in memory
     trained[(spec.name, seed)] = m
     elapsed = time.perf_counter() - started
     _status(f'study: {done + 1}/{len(jobs)} {spec.name} seed {seed} done '
