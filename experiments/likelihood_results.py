@@ -108,7 +108,9 @@ def load_results(root=ROOT):
     path = os.path.join(base, name)
     tests = workdir_lib.read_jsonl(os.path.join(path, 'metrics_test.jsonl'))
     runs.setdefault(m.group(1), []).append({
-        'seed': int(m.group(2)), 'config': _read_json(os.path.join(path, 'config.json')),
+        'seed': int(m.group(2)),
+        # A run collected before a config change reads as today's config writes it.
+        'config': workdir_lib.upgrade_config_dict(_read_json(os.path.join(path, 'config.json'))),
         'eval': _read_json(os.path.join(path, EVAL_FILE)),
         'timing': _read_json(os.path.join(path, 'timing.json')), 'tests': tests})
   for v in runs.values():
@@ -127,10 +129,11 @@ def _describe(config):
   m = config['model']
   k = config.get('iwae_samples', 1)
   trained = 'ELBO (k = 1)' if k == 1 else f'IWAE bound (k = {k})'
-  hidden = '-'.join(str(h) for h in m['hidden_sizes'])
-  if m.get('stochastic_layers', 1) == 2:
-    top = '-'.join(str(h) for h in m['top_hidden_sizes'])
-    units = (f"{m['bottom_latent_dim']} + {config['latent_dim']} latent units, deterministic "
+  mlp = m['mlp']
+  hidden = '-'.join(str(h) for h in mlp['hidden_sizes'])
+  if mlp['stochastic_layers'] == 2:
+    top = '-'.join(str(h) for h in mlp['top_hidden_sizes'])
+    units = (f"{mlp['bottom_latent_dim']} + {config['latent_dim']} latent units, deterministic "
              f"{hidden} (tanh) and {top}")
   else:
     units = f"{config['latent_dim']} latent units, deterministic {hidden}"
@@ -146,7 +149,7 @@ def summarise(runs):
     hours = [r['timing']['train_seconds'] / 3600 for r in group]
     rows.append({
         'experiment': experiment, 'description': _describe(group[0]['config']),
-        'layers': group[0]['config']['model'].get('stochastic_layers', 1),
+        'layers': group[0]['config']['model']['mlp']['stochastic_layers'],
         'seeds': [r['seed'] for r in group], 'nll': _mean_std(nll),
         'neg_elbo': _mean_std(neg_elbo),
         'bits_per_dim': _mean_std([r['eval']['nll_bits_per_dim'] for r in group]),

@@ -28,7 +28,7 @@ CONFIG = os.path.join(ROOT, 'experiments', 'configs', 'mnist_vae_2d.py')
 TINY_FLAGS = ['--config.data.num_train=512', '--config.data.num_test=200',
               '--config.batch_size=64', '--config.eval_batch_size=100',
               '--config.num_epochs=1', '--config.log_every_steps=4',
-              '--config.model.hidden_sizes=(32,)', '--quiet']
+              '--config.model.mlp.hidden_sizes=(32,)', '--quiet']
 
 
 def pytest_configure(config):
@@ -75,7 +75,7 @@ def tiny_config(data_dir=None, **overrides):
   c.eval_batch_size = 100
   c.num_epochs = 1
   c.log_every_steps = 4
-  c.model.hidden_sizes = (32,)
+  c.model.mlp.hidden_sizes = (32,)
   c.progress = False
   for key, value in overrides.items():
     target = c
@@ -104,7 +104,7 @@ def train_args(workdir, *extra):
 
   A TINY flag is dropped, not just followed, when ``extra`` sets the same
   field: ml_collections *appends* a repeated tuple-valued --config flag
-  (hidden_sizes=(32,) then (16,) gives (32, 16)).
+  (mlp.hidden_sizes=(32,) then (16,) gives (32, 16)).
   """
   fields = {e.split('=')[0] for e in extra if e.startswith('--')}
   tiny = [f for f in TINY_FLAGS if f.split('=')[0] not in fields]

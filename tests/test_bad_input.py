@@ -40,7 +40,7 @@ def assert_refused(proc, workdir, before, *must_contain, code=2):
 
 
 BAD_FLAGS = [
-    # flag, what the error line must say
+    # flags (space-separated), what the error line must say
     ('--config.data.name=cifar10', ["config.data.name='cifar10'", 'use one of']),
     ('--config.model.kind=gan', ["config.model.kind='gan'", 'use one of']),
     ('--config.model.family=transformer', ["config.model.family='transformer'", 'use one of']),
@@ -62,8 +62,11 @@ BAD_FLAGS = [
     ('--config.seed=-1', ['config.seed=-1', '≥ 0']),
     ('--config.data.binarize=sometimes', ["config.data.binarize='sometimes'", 'use one of']),
     ('--config.model.noise=salt', ["config.model.noise='salt'", 'use one of']),
-    ('--config.model.hidden_sizes=()', ['config.model.hidden_sizes=()', 'e.g. "(512,)"']),
-    ('--config.model.conv_features=(0,)', ['config.model.conv_features=(0,)', 'positive integers']),
+    ('--config.model.mlp.hidden_sizes=()', ['config.model.mlp.hidden_sizes=()', 'e.g. "(512,)"']),
+    ('--config.model.family=conv --config.model.conv.features=(0,)',
+     ['config.model.conv.features=(0,)', 'positive integers']),
+    ('--config.model.family=rnn --config.model.rnn.cell=tanh',
+     ["config.model.rnn.cell='tanh'", 'use one of']),
     ('--config.no_such_field=1', ["unknown config field 'no_such_field'", 'vae_jax/config.py']),
     ('--no_such_flag', ["Unknown command line flag 'no_such_flag'", '--help']),
     ('stray_argument', ["unexpected arguments ['stray_argument']", '--flag=value']),
@@ -73,7 +76,7 @@ BAD_FLAGS = [
 @pytest.mark.parametrize('flag,expected', BAD_FLAGS, ids=[b[0].lstrip('-') for b in BAD_FLAGS])
 def test_bad_flag(workdir, data_dir, flag, expected):
   before = snapshot(workdir)
-  assert_refused(cli(train_args(workdir, flag), data_dir), workdir, before, *expected)
+  assert_refused(cli(train_args(workdir, *flag.split()), data_dir), workdir, before, *expected)
 
 
 def test_missing_config_and_workdir_flags(workdir, data_dir):

@@ -34,7 +34,7 @@ def test_run_writes_metrics_config_checkpoint_then_a_rerun_resumes(tmp_path, dat
 
   with open(os.path.join(w, 'config.json')) as f:
     config = json.load(f)
-  assert config['latent_dim'] == 2 and config['model']['hidden_sizes'] == [32]
+  assert config['latent_dim'] == 2 and config['model']['mlp']['hidden_sizes'] == [32]
   assert config['num_epochs'] == 1 and config['data']['num_train'] == 512
   assert os.listdir(os.path.join(w, 'checkpoints')) == ['8']
   assert os.path.isdir(os.path.join(w, 'checkpoints', '8', 'state'))

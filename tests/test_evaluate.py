@@ -168,7 +168,7 @@ def tiny_config(data_dir, kind='vae'):
   c.data.num_test = 200
   c.data.binarize = 'static'
   c.model.kind = kind
-  c.model.hidden_sizes = (32,)
+  c.model.mlp.hidden_sizes = (32,)
   c.num_epochs = 2
   c.batch_size = 64
   c.eval_batch_size = 100
@@ -206,7 +206,7 @@ def test_restore_matches_trained_state(trained):
   workdir, result = trained
   config, _, params, step = experiment.restore(workdir)
   assert step == 16
-  assert config.model.kind == 'vae' and tuple(config.model.hidden_sizes) == (32,)
+  assert config.model.kind == 'vae' and tuple(config.model.mlp.hidden_sizes) == (32,)
   jax.tree_util.tree_map(np.testing.assert_array_equal, jax.device_get(params),
                          jax.device_get(result['state'].params))
 

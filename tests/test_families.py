@@ -38,7 +38,7 @@ def test_a_family_from_an_outside_module_trains_from_the_cli_and_restores(
   assert proc.returncode == 0, proc.stderr[-3000:]
   config, model, params, step = experiment.restore(w)
   assert config.model.family == 'my_families.mlp:narrow_mlp' and step == 8
-  # The outside widths were built, not the config's hidden_sizes=(32,).
+  # The outside widths were built, not the config's mlp.hidden_sizes=(32,).
   widths = sorted({x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2})
   assert widths == [4, 12, 24, 784], widths  # 4 = 2 * latent_dim (mean, logvar); 784 pixels
 

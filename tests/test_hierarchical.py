@@ -129,8 +129,8 @@ def test_iwae_bound_of_two_1d_layers_approaches_a_2d_grid_integral_of_log_px():
   np.testing.assert_allclose(bounds[1]['iwae'], bounds[1]['elbo'], rtol=1e-6)
 
 
-TWO_LAYERS = ('--config.model.stochastic_layers=2', '--config.model.hidden_sizes=(24,)',
-              '--config.model.top_hidden_sizes=(12,)', '--config.model.bottom_latent_dim=6',
+TWO_LAYERS = ('--config.model.mlp.stochastic_layers=2', '--config.model.mlp.hidden_sizes=(24,)',
+              '--config.model.mlp.top_hidden_sizes=(12,)', '--config.model.mlp.bottom_latent_dim=6',
               '--config.latent_dim=3', '--config.data.binarize=dynamic',
               '--config.iwae_samples=2')
 
@@ -164,19 +164,20 @@ def test_a_two_layer_vae_trains_resumes_and_is_evaluated_from_the_cli(tmp_path, 
 def test_two_layers_refuse_what_they_do_not_support_in_one_line():
   from conftest import tiny_config
   from vae_jax import config as config_lib
-  c = tiny_config(**{'model.stochastic_layers': 2, 'model.family': 'conv',
+  c = tiny_config(**{'model.mlp.stochastic_layers': 2, 'model.family': 'conv',
                      'model.dropout_rate': 0.5})
   with pytest.raises(config_lib.ConfigError,
-                     match=r"stochastic_layers=2 .* needs model.family='mlp', "
+                     match=r"mlp.stochastic_layers=2 .* needs model.family='mlp', "
                            r'model.dropout_rate=0$'):
     config_lib.validate(c)
   with pytest.raises(config_lib.ConfigError, match='must be 1 or 2'):
-    config_lib.validate(tiny_config(**{'model.stochastic_layers': 3}))
+    config_lib.validate(tiny_config(**{'model.mlp.stochastic_layers': 3}))
 
 
 def test_a_config_json_from_before_two_layers_reads_as_one_layer():
   from vae_jax import workdir as workdir_lib
   old = {'latent_dim': 2, 'train_loop': 'scan', 'model': {'kind': 'vae', 'family': 'mlp'}}
-  new = workdir_lib._with_added_fields(old)
-  assert new['model']['stochastic_layers'] == 1 and new['model']['top_hidden_sizes'] == [100, 100]
+  new = workdir_lib.upgrade_config_dict(old)
+  mlp = new['model']['mlp']
+  assert mlp['stochastic_layers'] == 1 and mlp['top_hidden_sizes'] == [100, 100]
   assert 'train_loop' not in new and old['model'] == {'kind': 'vae', 'family': 'mlp'}

@@ -19,7 +19,7 @@ IMAGE_SHAPE = (4, 4, 1)
 
 def _tiny_vae(latent_dim, hidden=(8,), seed=0, image_shape=IMAGE_SHAPE):
   cfg = ml_collections.ConfigDict({'model': {
-      'kind': 'vae', 'family': 'mlp', 'hidden_sizes': hidden, 'dropout_rate': 0.0},
+      'kind': 'vae', 'family': 'mlp', 'dropout_rate': 0.0, 'mlp': {'hidden_sizes': hidden}},
       'latent_dim': latent_dim})
   model = models.build_model(cfg, image_shape)
   x = np.random.default_rng(seed).integers(0, 2, (6, *image_shape)).astype(np.float32)

@@ -121,6 +121,24 @@ def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix
     lr.publish(str(checkout))
 
 
+def test_a_run_collected_with_the_older_flat_model_fields_is_described_the_same(tmp_path,
+                                                                              checkout):
+  # Long runs started before each family's fields had a node write them flat.
+  out = lr.collect(_fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0), 'headline',
+                   root=str(checkout))
+  [nested] = lr.summarise(lr.load_results(str(checkout)))
+  path = os.path.join(out, 'config.json')
+  with open(path) as f:
+    config = json.load(f)
+  mlp = config['model'].pop('mlp')
+  config['model'].update(hidden_sizes=mlp['hidden_sizes'], stochastic_layers=1)
+  with open(path, 'w') as f:
+    json.dump(config, f)
+  [flat] = lr.summarise(lr.load_results(str(checkout)))
+  assert flat['description'] == nested['description'] and flat['layers'] == 1
+  assert 'deterministic 32, 3 epochs' in flat['description']
+
+
 def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
   sys.path.insert(0, os.path.dirname(__file__))
   from test_readme import readme_command

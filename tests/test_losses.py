@@ -103,7 +103,7 @@ def test_vae_loss_gradient_reaches_both_mean_and_logvar_heads():
   # [D:] the log-variance. Both must receive gradient from the ELBO, the
   # log-variance through the sampled z (reconstruction) and the KL.
   c = base_config()
-  c.model.hidden_sizes, c.latent_dim = (16,), 3
+  c.model.mlp.hidden_sizes, c.latent_dim = (16,), 3
   model = experiment.build_model(c)
   x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
   params = model.init(jax.random.key(1), x, jax.random.key(2))['params']

@@ -16,7 +16,7 @@ from vae_jax.config import base_config
 def test_every_family_and_kind_maps_images_to_logits(family, kind):
   c = base_config()
   c.model.family, c.model.kind, c.latent_dim = family, kind, 3
-  c.model.hidden_sizes, c.model.rnn_size = (16,), 8
+  c.model.mlp.hidden_sizes, c.model.rnn.size = (16,), 8
   model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = model.init(jax.random.key(0), x, jax.random.key(1))['params']
@@ -60,7 +60,7 @@ def test_max_norm_optimizer_on_model_parameters():
   # every kernel (dense [in, out], conv [h, w, in, out]) has unit norms ≤ c;
   # biases get exactly Adam's update.
   c = base_config()
-  c.model.max_norm, c.learning_rate, c.model.hidden_sizes = 0.5, 0.05, (16,)
+  c.model.max_norm, c.learning_rate, c.model.mlp.hidden_sizes = 0.5, 0.05, (16,)
   model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = jax.jit(model.init)(jax.random.key(0), x, jax.random.key(1))['params']
@@ -92,7 +92,7 @@ def test_max_norm_optimizer_on_model_parameters():
 
 def test_logvar_clamp_keeps_kl_finite_for_huge_encoder_outputs():
   c = base_config()
-  c.model.hidden_sizes, c.latent_dim = (8,), 2
+  c.model.mlp.hidden_sizes, c.latent_dim = (8,), 2
   model = experiment.build_model(c)
   x = jnp.ones((2, 28, 28, 1))
   params = model.init(jax.random.key(0), x, jax.random.key(1))['params']

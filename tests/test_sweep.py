@@ -46,7 +46,7 @@ def test_a_cell_is_the_study_mlp_with_its_latent_size_and_objective(variant, kin
   spec = sweep_models.spec('fashion_mnist', 32, variant)
   c = study_models.make_config(spec, 2, '/data', quick=False)
   assert (c.model.kind, c.latent_dim, c.data.name, c.seed) == (kind, 32, 'fashion_mnist', 2)
-  assert c.model.hidden_sizes == (512,) and c.num_epochs == sweep_models.EPOCHS
+  assert c.model.mlp.hidden_sizes == (512,) and c.num_epochs == sweep_models.EPOCHS
   if beta is not None:
     assert (c.kl_weight, c.free_bits) == (beta, free_bits)
   # The study's own models are unchanged by the overrides field.

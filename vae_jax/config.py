@@ -42,14 +42,11 @@ def base_config():
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
 
+  # Fields every family shares; each built-in family's own fields are in its
+  # node below, read (and validated) only when model.family selects it.
   c.model = ml_collections.ConfigDict()
   c.model.kind = 'vae'              # 'vae' or 'autoencoder'
   c.model.family = 'mlp'            # 'mlp', 'conv', 'rnn', registered, or 'package.module:builder'
-  c.model.hidden_sizes = (512,)     # mlp: encoder widths (decoder mirrors them)
-  c.model.conv_features = (32, 64)  # conv: channels of the stride-2 convs
-  c.model.dense_size = 16           # conv: dense layer before the code
-  c.model.rnn_cell = 'lstm'         # rnn: 'lstm' or 'gru'
-  c.model.rnn_size = 256            # rnn: hidden state size
   c.model.dropout_rate = 0.0        # dropout after every hidden layer, in [0, 1)
   c.model.max_norm = 0.0            # max-norm of each unit's incoming weights (0: off)
   c.model.l1_activity = 0.0         # sparse AE: weight of the L1 penalty on the code
@@ -57,12 +54,23 @@ def base_config():
   c.model.noise_level = 0.0         # gaussian std, or masking drop probability
   c.model.likelihood = 'bernoulli'  # 'bernoulli' (logits) or 'gaussian' (fixed variance)
   c.model.gaussian_variance = 1.0   # variance of the gaussian likelihood
-  # Burda et al.'s two stochastic layers (vae_jax/hierarchical.py): mlp VAE only,
+
+  c.model.mlp = ml_collections.ConfigDict()
+  c.model.mlp.hidden_sizes = (512,)       # encoder widths (decoder mirrors them)
+  # Burda et al.'s two stochastic layers (vae_jax/hierarchical.py): VAE only,
   # x <-> z1 through hidden_sizes (tanh), z1 <-> z2 through top_hidden_sizes;
   # latent_dim is the top layer z2, the model's code.
-  c.model.stochastic_layers = 1     # 1, or 2 for the two-layer VAE
-  c.model.bottom_latent_dim = 100   # 2 layers: units of z1
-  c.model.top_hidden_sizes = (100, 100)  # 2 layers: widths between z1 and z2
+  c.model.mlp.stochastic_layers = 1       # 1, or 2 for the two-layer VAE
+  c.model.mlp.bottom_latent_dim = 100     # 2 layers: units of z1
+  c.model.mlp.top_hidden_sizes = (100, 100)  # 2 layers: widths between z1 and z2
+
+  c.model.conv = ml_collections.ConfigDict()
+  c.model.conv.features = (32, 64)  # channels of the stride-2 convs
+  c.model.conv.dense_size = 16      # dense layer before the code
+
+  c.model.rnn = ml_collections.ConfigDict()
+  c.model.rnn.cell = 'lstm'         # 'lstm' or 'gru'
+  c.model.rnn.size = 256            # hidden state size
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'mnist'       # 'mnist' or 'fashion_mnist'
@@ -117,7 +125,6 @@ def validate(c):
     raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}') from None
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
-  _choice('model.rnn_cell', c.model.rnn_cell, ('lstm', 'gru'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
   _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
   _choice('data.name', c.data.name, data_lib.DATASETS)
@@ -143,26 +150,53 @@ def validate(c):
     raise ConfigError('config.model.noise_level must be < 1 for masking noise')
   if c.iwae_samples > 1 and c.model.kind != 'vae':
     raise ConfigError('config.iwae_samples > 1 needs config.model.kind=vae')
-  for f in ('hidden_sizes', 'conv_features', 'top_hidden_sizes'):
-    sizes = c.model[f]
-    if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
-                        for s in sizes):
-      raise ConfigError(f'config.model.{f}={sizes!r} must be a non-empty '
-                        'tuple of positive integers, e.g. "(512,)"')
-  _validate_stochastic_layers(c)
+  family_check = _FAMILY_CHECKS.get(c.model.family)
+  if family_check:  # an outside family's own fields are its builder's to check
+    family_check(c.model)
+  _validate_two_layers(c)
 
 
-def _validate_stochastic_layers(c):
-  layers = c.model.stochastic_layers
+def _sizes(field, sizes):
+  if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
+                      for s in sizes):
+    raise ConfigError(f'config.{field}={sizes!r} must be a non-empty '
+                      'tuple of positive integers, e.g. "(512,)"')
+
+
+def _validate_mlp(m):
+  _sizes('model.mlp.hidden_sizes', m.mlp.hidden_sizes)
+  layers = m.mlp.stochastic_layers
   if layers not in (1, 2) or isinstance(layers, bool):
-    raise ConfigError(f'config.model.stochastic_layers={layers!r} must be 1 or 2')
-  _positive('model.bottom_latent_dim', c.model.bottom_latent_dim)
-  if layers == 2:
+    raise ConfigError(f'config.model.mlp.stochastic_layers={layers!r} must be 1 or 2')
+  _positive('model.mlp.bottom_latent_dim', m.mlp.bottom_latent_dim)
+  _sizes('model.mlp.top_hidden_sizes', m.mlp.top_hidden_sizes)
+
+
+def _validate_conv(m):
+  _sizes('model.conv.features', m.conv.features)
+  _positive('model.conv.dense_size', m.conv.dense_size)
+
+
+def _validate_rnn(m):
+  _choice('model.rnn.cell', m.rnn.cell, ('lstm', 'gru'))
+  _positive('model.rnn.size', m.rnn.size)
+
+
+# Each built-in family's check of its node, given config.model. Only the selected
+# family's runs: a run never reads another family's node, so its values cannot
+# make the run fail.
+_FAMILY_CHECKS = {'mlp': _validate_mlp, 'conv': _validate_conv, 'rnn': _validate_rnn}
+
+
+def _validate_two_layers(c):
+  # Checked whatever the family: asking for two layers selects another model,
+  # which must not be ignored in silence on a conv or rnn run.
+  if c.model.mlp.stochastic_layers == 2:
     unsupported = [f for f, off in (('model.kind=vae', c.model.kind == 'vae'),
                                     ("model.family='mlp'", c.model.family == 'mlp'),
                                     ('model.dropout_rate=0', c.model.dropout_rate == 0),
                                     ('model.max_norm=0', c.model.max_norm == 0),
                                     ('free_bits=0', c.free_bits == 0)) if not off]
     if unsupported:
-      raise ConfigError('config.model.stochastic_layers=2 (the two-layer VAE) needs '
+      raise ConfigError('config.model.mlp.stochastic_layers=2 (the two-layer VAE) needs '
                         + ', '.join(unsupported))

@@ -306,7 +306,7 @@ class ConvDecoder(nn.Module):
     if height % scale or width % scale:
       raise ValueError(
           f'conv decoder needs image sides divisible by {scale}, got '
-          f'{height}x{width}: use fewer model.conv_features')
+          f'{height}x{width}: use fewer model.conv.features')
     h0, w0 = height // scale, width // scale
     h = nn.relu(nn.Dense(h0 * w0 * self.features[-1])(z))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
@@ -323,7 +323,7 @@ def _rnn_cell(kind, size):
     return nn.OptimizedLSTMCell(size)
   if kind == 'gru':
     return nn.GRUCell(size)
-  raise ValueError(f"unknown model.rnn_cell {kind!r}: use 'lstm' or 'gru'")
+  raise ValueError(f"unknown model.rnn.cell {kind!r}: use 'lstm' or 'gru'")
 
 
 class RNNEncoder(nn.Module):
@@ -410,30 +410,41 @@ class VAE(nn.Module):
 # ----------------------------------------------------------------------------
 # Building from a config
 # ----------------------------------------------------------------------------
+# Each built-in builder reads the shared fields of ``config.model`` (``cfg``) and
+# its own node: ``cfg.mlp``, ``cfg.conv`` or ``cfg.rnn``.
 def _mlp(cfg, image_shape):
-  return (MLPEncoder(tuple(cfg.hidden_sizes), cfg.dropout_rate),
-          MLPDecoder(tuple(image_shape), tuple(cfg.hidden_sizes), cfg.dropout_rate))
+  sizes = tuple(cfg.mlp.hidden_sizes)
+  return (MLPEncoder(sizes, cfg.dropout_rate),
+          MLPDecoder(tuple(image_shape), sizes, cfg.dropout_rate))
 
 
 def _conv(cfg, image_shape):
-  return (ConvEncoder(tuple(cfg.conv_features), cfg.dense_size, cfg.dropout_rate),
-          ConvDecoder(tuple(image_shape), tuple(cfg.conv_features), cfg.dropout_rate))
+  features = tuple(cfg.conv.features)
+  return (ConvEncoder(features, cfg.conv.dense_size, cfg.dropout_rate),
+          ConvDecoder(tuple(image_shape), features, cfg.dropout_rate))
 
 
 def _rnn(cfg, image_shape):
-  return (RNNEncoder(cfg.rnn_size, cfg.rnn_cell, cfg.dropout_rate),
-          RNNDecoder(tuple(image_shape), cfg.rnn_size, cfg.rnn_cell, cfg.dropout_rate))
+  return (RNNEncoder(cfg.rnn.size, cfg.rnn.cell, cfg.dropout_rate),
+          RNNDecoder(tuple(image_shape), cfg.rnn.size, cfg.rnn.cell, cfg.dropout_rate))
 
 
-# name -> fn(model_config, image_shape) -> (encoder, decoder). Extend with
-# :func:`register_family` to train a new architecture without editing the library.
+# name -> fn(model_config, image_shape) -> (encoder, decoder), where model_config
+# is the whole ``config.model`` node. Extend with :func:`register_family` to
+# train a new architecture without editing the library.
 FAMILIES: dict[str, Callable[[Any, Sequence[int]], tuple]] = {
     'mlp': _mlp, 'conv': _conv, 'rnn': _rnn}
 KINDS = {'autoencoder': Autoencoder, 'vae': VAE}
 
 
 def register_family(name, builder):
-  """Adds ``builder(model_config, image_shape) -> (encoder, decoder)`` as ``name``."""
+  """Adds ``builder(model_config, image_shape) -> (encoder, decoder)`` as ``name``.
+
+  ``model_config`` is the whole ``config.model`` node: the shared fields
+  (``dropout_rate``, ``max_norm``, ...) and, by convention, the family's own
+  fields in a node named after it (``config.model.<name>``), which the user's
+  config adds; ``config.validate`` checks only the built-in families' nodes.
+  """
   FAMILIES[name] = builder
 
 
@@ -444,7 +455,8 @@ def family_builder(name):
   ``$PYTHONPATH``) and takes its ``builder(model_config, image_shape) ->
   (encoder, decoder)``: a family defined outside vae_jax, usable from the
   command line (``--config.model.family=my_models:wide_mlp``) and restorable
-  in any process that can import it.
+  in any process that can import it. Either builder gets the whole
+  ``config.model`` node, as :func:`register_family` describes.
 
   Raises:
     ValueError: the name is not registered, or the module or attribute is missing.
@@ -473,10 +485,11 @@ def build_model(config, image_shape):
   shape from its data set; call that unless the images come from elsewhere.
   """
   cfg = config.model
-  if cfg.get('stochastic_layers', 1) == 2:
+  mlp = cfg.get('mlp') or {}  # a hand-made config may lack the node or its fields
+  if cfg.family == 'mlp' and mlp.get('stochastic_layers', 1) == 2:
     from vae_jax import hierarchical  # it builds on this module
-    return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(cfg.hidden_sizes),
-                                    cfg.bottom_latent_dim, tuple(cfg.top_hidden_sizes),
+    return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(mlp.hidden_sizes),
+                                    mlp.bottom_latent_dim, tuple(mlp.top_hidden_sizes),
                                     config.latent_dim)
   encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)

@@ -36,12 +36,23 @@ RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
                               'log_every_steps', 'checkpoint_every_steps',
                               'max_checkpoints'})
 
+# Fields moved after runs were made: old dotted name -> new one. Each family's
+# own fields left the flat config.model for a node of their own.
+RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
+                  'model.conv_features': 'model.conv.features',
+                  'model.dense_size': 'model.conv.dense_size',
+                  'model.rnn_cell': 'model.rnn.cell',
+                  'model.rnn_size': 'model.rnn.size',
+                  'model.stochastic_layers': 'model.mlp.stochastic_layers',
+                  'model.bottom_latent_dim': 'model.mlp.bottom_latent_dim',
+                  'model.top_hidden_sizes': 'model.mlp.top_hidden_sizes'}
+
 # Fields added to the config after runs were made, with the value those older
 # runs implicitly used: their config.json reads as if it had them.
 ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
                 'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
-                'model.stochastic_layers': 1, 'model.bottom_latent_dim': 100,
-                'model.top_hidden_sizes': [100, 100]}
+                'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
+                'model.mlp.top_hidden_sizes': [100, 100]}
 
 
 # Fields removed from the config, which never changed what a run computes:
@@ -50,15 +61,29 @@ ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles':
 REMOVED_FIELDS = frozenset({'train_loop'})
 
 
-def _with_added_fields(d):
-  """An older run's config dict as the current config would have written it."""
+def _parent(d, dotted):
+  """``(node, last name)`` of a dotted field in nested dict ``d``, nodes created as needed."""
+  *path, last = dotted.split('.')
+  for name in path:
+    d = d.setdefault(name, {})
+  return d, last
+
+
+def upgrade_config_dict(d):
+  """An older run's config dict as the current config would have written it.
+
+  Renames first, so that a field an old run had under its old name keeps its
+  value rather than taking the added field's default. ``d`` is not changed.
+  """
   d = copy.deepcopy({k: v for k, v in d.items() if k not in REMOVED_FIELDS})
+  for old, new in RENAMED_FIELDS.items():
+    old_node, old_name = _parent(d, old)
+    if old_name in old_node:
+      node, name = _parent(d, new)
+      node[name] = old_node.pop(old_name)
   for dotted, default in ADDED_FIELDS.items():
-    *path, last = dotted.split('.')
-    node = d
-    for name in path:
-      node = node.setdefault(name, {})
-    node.setdefault(last, copy.deepcopy(default))
+    node, name = _parent(d, dotted)
+    node.setdefault(name, copy.deepcopy(default))
   return d
 
 
@@ -167,7 +192,7 @@ def config_differences(old, new):
   """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`
   (except ``num_epochs`` of a run with a cosine learning rate or a cyclical
   KL schedule: it sets the decay's length, or the cycles')."""
-  a, b = _flatten(_with_added_fields(old)), _flatten(new)
+  a, b = _flatten(upgrade_config_dict(old)), _flatten(new)
   resumable = RESUMABLE_FIELDS
   if ('cosine' in (a.get('lr_schedule'), b.get('lr_schedule'))
       or 'cyclical' in (a.get('kl_schedule'), b.get('kl_schedule'))):
@@ -205,9 +230,10 @@ def load_config(workdir):
     raise WorkdirError(f'{workdir} has no {CONFIG_FILE}: it is not a vae_jax '
                        'run directory; pass the --workdir you trained in')
   with open(path) as f:
-    d = _with_added_fields(json.load(f))
-  for key in ('hidden_sizes', 'conv_features', 'top_hidden_sizes'):
-    d['model'][key] = tuple(d['model'][key])
+    d = upgrade_config_dict(json.load(f))
+  for family, key in (('mlp', 'hidden_sizes'), ('conv', 'features'),
+                      ('mlp', 'top_hidden_sizes')):
+    d['model'][family][key] = tuple(d['model'][family][key])  # JSON wrote them as lists
   return ml_collections.ConfigDict(d)
 
 

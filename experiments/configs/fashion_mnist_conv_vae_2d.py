@@ -24,8 +24,8 @@ def get_config():
   c.data.name = 'fashion_mnist'
   c.model.kind = 'vae'
   c.model.family = 'conv'
-  c.model.conv_features = (32, 64)
-  c.model.dense_size = 16
+  c.model.conv.features = (32, 64)
+  c.model.conv.dense_size = 16
   c.latent_dim = 2
   c.num_epochs = 15
   c.lr_schedule = 'cosine'  # decayed to 0 over the 15 epochs: converges in half the Keras 30

@@ -27,8 +27,8 @@ def get_config():
   c.data.name = 'fashion_mnist'
   c.model.kind = 'vae'
   c.model.family = 'conv'
-  c.model.conv_features = (32, 64)
-  c.model.dense_size = 16
+  c.model.conv.features = (32, 64)
+  c.model.conv.dense_size = 16
   c.model.dropout_rate = 0.5
   c.model.max_norm = 2.0
   c.latent_dim = 2

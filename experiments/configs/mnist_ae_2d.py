@@ -21,7 +21,7 @@ def get_config():
   c = base_config()
   c.model.kind = 'autoencoder'
   c.model.family = 'mlp'
-  c.model.hidden_sizes = (512,)
+  c.model.mlp.hidden_sizes = (512,)
   c.latent_dim = 2
   c.num_epochs = 50
   c.lock()

@@ -18,8 +18,8 @@ def get_config():
   c = base_config()
   c.model.kind = 'autoencoder'
   c.model.family = 'conv'
-  c.model.conv_features = (32, 64)
-  c.model.dense_size = 64
+  c.model.conv.features = (32, 64)
+  c.model.conv.dense_size = 64
   c.latent_dim = 16
   c.num_epochs = 10
   c.lock()

@@ -17,7 +17,7 @@ QUALITY_GATES = ('recon_per_pixel <= 0.12',)
 def get_config():
   c = base_config()
   c.model.kind = 'autoencoder'
-  c.model.hidden_sizes = (512,)
+  c.model.mlp.hidden_sizes = (512,)
   c.latent_dim = 32
   c.model.noise = 'gaussian'
   c.model.noise_level = 0.5

@@ -18,8 +18,8 @@ def get_config():
   c = base_config()
   c.model.kind = 'autoencoder'
   c.model.family = 'rnn'
-  c.model.rnn_cell = 'lstm'
-  c.model.rnn_size = 128
+  c.model.rnn.cell = 'lstm'
+  c.model.rnn.size = 128
   c.latent_dim = 32
   c.num_epochs = 10
   c.lock()

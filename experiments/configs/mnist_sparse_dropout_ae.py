@@ -17,7 +17,7 @@ QUALITY_GATES = ('recon_per_pixel <= 0.12',)
 def get_config():
   c = base_config()
   c.model.kind = 'autoencoder'
-  c.model.hidden_sizes = (784,)
+  c.model.mlp.hidden_sizes = (784,)
   c.latent_dim = 784
   c.model.dropout_rate = 0.5
   c.num_epochs = 50

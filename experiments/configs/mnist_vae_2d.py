@@ -22,7 +22,7 @@ def get_config():
   c = base_config()
   c.model.kind = 'vae'
   c.model.family = 'mlp'
-  c.model.hidden_sizes = (512,)  # 784-512-2, as in the Keras example
+  c.model.mlp.hidden_sizes = (512,)  # 784-512-2, as in the Keras example
   c.latent_dim = 2
   c.kl_weight = 1.0
   c.num_epochs = 50

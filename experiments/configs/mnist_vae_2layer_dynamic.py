@@ -22,10 +22,10 @@ from vae_jax.config import base_config
 def get_config():
   c = base_config()
   c.model.kind = 'vae'
-  c.model.stochastic_layers = 2
-  c.model.hidden_sizes = (200, 200)
-  c.model.bottom_latent_dim = 100
-  c.model.top_hidden_sizes = (100, 100)
+  c.model.mlp.stochastic_layers = 2
+  c.model.mlp.hidden_sizes = (200, 200)
+  c.model.mlp.bottom_latent_dim = 100
+  c.model.mlp.top_hidden_sizes = (100, 100)
   c.latent_dim = 50
   c.data.binarize = 'dynamic'
   c.iwae_samples = 5

@@ -22,7 +22,7 @@ from vae_jax.config import base_config
 def get_config():
   c = base_config()
   c.model.kind = 'vae'
-  c.model.hidden_sizes = (512, 512)
+  c.model.mlp.hidden_sizes = (512, 512)
   c.latent_dim = 50
   c.data.binarize = 'dynamic'
   c.num_epochs = 1000

@@ -18,7 +18,7 @@ QUALITY_GATES = {'mnist': ('elbo >= -165', 'active_units >= 2'),
 def get_config():
   c = base_config()
   c.model.kind = 'vae'
-  c.model.hidden_sizes = (512,)
+  c.model.mlp.hidden_sizes = (512,)
   c.latent_dim = 2
   c.model.dropout_rate = 0.5
   c.model.max_norm = 2.0

@@ -23,7 +23,7 @@ def get_config():
   c = base_config()
   c.model.kind = 'vae'
   c.model.family = 'mlp'
-  c.model.hidden_sizes = (512,)
+  c.model.mlp.hidden_sizes = (512,)
   c.latent_dim = 2
   c.kl_weight = 0.0  # reconstruction loss only
   c.num_epochs = 50
