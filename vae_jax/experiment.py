@@ -20,7 +20,7 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from vae_jax import checkpointing, models, optim
+from vae_jax import checkpointing, hierarchical, models, optim
 from vae_jax import config as config_lib
 from vae_jax import data as data_lib
 from vae_jax import workdir as workdir_lib
@@ -40,7 +40,13 @@ def build_model(config):
   this process, which :class:`config.ConfigError` then says in one line.
   """
   config_lib.validate(config)
-  return models.build_model(config, data_lib.info(config.data.name).image_shape)
+  image_shape = data_lib.info(config.data.name).image_shape
+  mlp = config.model.mlp
+  if config.model.family == 'mlp' and mlp.stochastic_layers == 2:
+    return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(mlp.hidden_sizes),
+                                    mlp.bottom_latent_dim, tuple(mlp.top_hidden_sizes),
+                                    config.latent_dim)
+  return models.build_model(config, image_shape)
 
 
 def init_state(model, tx, key, image_shape):

@@ -479,17 +479,13 @@ def family_builder(name):
 
 
 def build_model(config, image_shape):
-  """The model a validated config describes (``config.model``, ``config.latent_dim``).
+  """The one-stochastic-layer model of ``config.model`` and ``config.latent_dim``.
 
-  ``experiment.build_model(config)`` validates the config and takes the image
-  shape from its data set; call that unless the images come from elsewhere.
+  ``experiment.build_model(config)`` validates the config, takes the image
+  shape from its data set and also builds the two-layer VAE
+  (hierarchical.py, which builds on this module); call that unless the images
+  come from elsewhere.
   """
   cfg = config.model
-  mlp = cfg.get('mlp') or {}  # a hand-made config may lack the node or its fields
-  if cfg.family == 'mlp' and mlp.get('stochastic_layers', 1) == 2:
-    from vae_jax import hierarchical  # it builds on this module
-    return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(mlp.hidden_sizes),
-                                    mlp.bottom_latent_dim, tuple(mlp.top_hidden_sizes),
-                                    config.latent_dim)
   encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
   return KINDS[cfg.kind](encoder, decoder, config.latent_dim)
