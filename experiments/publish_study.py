@@ -77,6 +77,17 @@ def readme_section(s):
   return '\n'.join(lines)
 
 
+def _stale_figures(published_summary, figures):
+  """Figures of the previously published study that the study no longer draws (renamed)."""
+  if not os.path.exists(published_summary):
+    return []
+  with open(published_summary) as f:
+    before = json.load(f).get('figures', [])
+  figdir = os.path.join(os.path.dirname(published_summary), 'figures')
+  return [n for n in before if n not in figures
+          and os.path.exists(os.path.join(figdir, f'{n}.png'))]
+
+
 def main(argv):
   del argv
   with open(os.path.join(FLAGS.outdir, 'summary.json')) as f:
@@ -87,10 +98,12 @@ def main(argv):
     sys.exit(2)
   figdir = os.path.join(FLAGS.root, 'docs', 'figures')
   os.makedirs(figdir, exist_ok=True)
+  published = os.path.join(FLAGS.root, 'docs', 'study_summary.json')
+  for name in _stale_figures(published, study_figures.FIGURES):
+    os.remove(os.path.join(figdir, f'{name}.png'))  # a figure the study no longer draws
   for name in study_figures.FIGURES:
     shutil.copy(os.path.join(FLAGS.outdir, 'figures', f'{name}.png'), figdir)
-  shutil.copy(os.path.join(FLAGS.outdir, 'summary.json'),
-              os.path.join(FLAGS.root, 'docs', 'study_summary.json'))
+  shutil.copy(os.path.join(FLAGS.outdir, 'summary.json'), published)
   with open(os.path.join(FLAGS.root, 'docs', 'study_report.md'), 'w') as f:
     f.write(study_report.report_markdown(summary))
   readme = os.path.join(FLAGS.root, 'README.md')

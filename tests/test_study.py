@@ -180,6 +180,11 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
     summary = json.load(f)
   summary['quick'] = False
   (full / 'summary.json').write_text(json.dumps(summary))
+  # An earlier publication drew a figure since renamed; another tool's figure sits beside it.
+  (root / 'docs' / 'figures').mkdir()
+  (root / 'docs' / 'study_summary.json').write_text(json.dumps({'figures': ['renamed_latent']}))
+  for name in ('renamed_latent', 'sweep_samples_mnist'):
+    (root / 'docs' / 'figures' / f'{name}.png').write_bytes(b'png')
   proc = subprocess.run(publish + [f'--outdir={full}', f'--root={root}'],
                         capture_output=True, text=True, cwd=ROOT, timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -199,6 +204,8 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
     assert (root / 'docs' / 'figures' / f'{name}.png').read_bytes() == (
         full / 'figures' / f'{name}.png').read_bytes()
   assert json.loads((root / 'docs' / 'study_summary.json').read_text()) == summary
+  assert not (root / 'docs' / 'figures' / 'renamed_latent.png').exists()
+  assert (root / 'docs' / 'figures' / 'sweep_samples_mnist.png').exists()
 
 
 def _study_until(outdir, data_dir, models_done, sig):
