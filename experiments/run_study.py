@@ -85,7 +85,7 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet):
   Training and restoring are separate: a finished model is restored with
   ``experiment.restore`` whether it was trained now or by an earlier run.
   """
-  from vae_jax import data, experiment, latent, train
+  from vae_jax import data, experiment, latent, run_clock, train
   from vae_jax import workdir as workdir_lib
 
   config = study_models.make_config(spec, seed, data_dir, quick)
@@ -116,6 +116,10 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet):
     raise StudyError(f'model {spec.name} (seed {seed}) ended with non-finite test '
                      f'{bad}: see {workdir}/metrics.jsonl')
   timing = _read_json(timing_path)
+  if not timing and run_clock.read(workdir):
+    # Trained outside the study (python -m vae_jax.main with the same config):
+    # the training loop's own clock, summed over its segments.
+    timing = {'train_seconds': run_clock.read(workdir)['train_seconds']}
   test_images, test_labels = data.load_split(config.data, 'test')
   codes, logvars = latent.encode(model, params, test_images)
   return study_figures.Trained(spec.name, spec.label, seed, config, model, params, test_images,

@@ -124,6 +124,26 @@ def test_second_run_reuses_finished_models(study, data_dir):
   assert before == after  # nothing retrained: no new checkpoint anywhere
 
 
+def test_a_model_trained_outside_the_study_is_reused_with_its_own_clock(study, data_dir,
+                                                                        tmp_path):
+  import run_study
+  import study_models
+  from vae_jax import run_clock
+  # mnist_vae_2d seed 0 as if trained by python -m vae_jax.main with the study's config:
+  # no study_timing.json, only the training loop's timing.json.
+  workdir = tmp_path / 'models' / 'mnist_vae_2d_seed0'
+  shutil.copytree(os.path.join(study, 'models', 'mnist_vae_2d_seed0'), workdir)
+  os.remove(workdir / 'study_timing.json')
+  checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
+  spec = next(s for s in study_models.SPECS if s.name == 'mnist_vae_2d')
+  m = run_study.train_one(spec, 0, str(tmp_path), data_dir, quick=True, quiet=True)
+  assert sorted(os.listdir(workdir / 'checkpoints')) == checkpoints  # restored, not retrained
+  assert m.test['train_seconds'] == run_clock.read(str(workdir))['train_seconds'] > 0
+  with open(os.path.join(study, 'summary.json')) as f:
+    logged = json.load(f)['per_seed']['mnist_vae_2d']['0']
+  assert m.test['elbo'] == logged['elbo']  # the final test row the study reported
+
+
 def test_plot_command_writes_figures(study, data_dir, tmp_path):
   workdir = os.path.join(study, 'models', 'mnist_vae_2d_seed0')
   proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', 'plot', f'--workdir={workdir}',
