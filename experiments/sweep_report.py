@@ -132,12 +132,27 @@ def beta_onsets(judged, grid, metric, baseline):
   return out
 
 
+def busy_seconds(passes):
+  """Seconds during which at least one process ran: the union of their intervals.
+
+  Right for both ways of running the grid: shards in parallel (overlapping
+  passes count once) and one process resumed across sessions (the gaps between
+  passes do not count, as they do in the span).
+  """
+  busy, end = 0.0, float('-inf')
+  for start, stop in sorted((p['started'], p['started'] + p['wall_seconds']) for p in passes):
+    busy += max(0.0, stop - max(start, end))
+    end = max(end, stop)
+  return busy
+
+
 def timing(passes, per_seed):
   """Wall time of the processes that ran, and the seconds spent per cell."""
   rows = [r for cells in per_seed.values() for r in cells.values()]
   span = (max(p['started'] + p['wall_seconds'] for p in passes)
           - min(p['started'] for p in passes)) if passes else 0.0
-  return {'passes': passes, 'wall_seconds_span': span,
+  return {'passes': passes, 'wall_seconds_busy': busy_seconds(passes),
+          'wall_seconds_span': span,
           'wall_seconds_sum': float(sum(p['wall_seconds'] for p in passes)),
           'train_seconds_total': float(sum(r.get('train_seconds', 0.0) for r in rows)),
           'metrics_seconds_total': float(sum(r.get('metrics_seconds', 0.0) for r in rows)),
@@ -189,9 +204,10 @@ def status_lines(s):
       f"{', '.join(map(str, s['grid']['seeds']))}; the study's 784-512-d MLP trained for "
       f"{' or '.join(map(str, s['epochs'])) or '–'} epochs per cell; free bits "
       f"λ = {s['free_bits']} nats per dimension. Measured wall time: "
-      f"{t['wall_seconds_span'] / 60:.1f} min from the first process's start to the last "
-      f"one's end ({len(t['passes'])} process runs, {t['wall_seconds_sum'] / 60:.1f} min "
-      f"summed); {t['train_seconds_total'] / 60:.1f} min training and "
+      f"{t['wall_seconds_busy'] / 60:.1f} min during which at least one of its "
+      f"{len(t['passes'])} process runs was running ({t['wall_seconds_span'] / 60:.1f} min "
+      f"from the first start to the last end, {t['wall_seconds_sum'] / 60:.1f} min summed "
+      f"over the runs); {t['train_seconds_total'] / 60:.1f} min training and "
       f"{t['metrics_seconds_total'] / 60:.1f} min of metrics over the finished cells, on "
       f"{'; '.join(t['machines']) or 'no recorded machine'}.")
   return lines

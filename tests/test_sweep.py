@@ -188,7 +188,21 @@ def test_merging_names_the_missing_and_failed_cells(tmp_path):
   assert 'INCOMPLETE: 30 of 32 cells' in status and 'mnist_z32_beta4_seed3' in status
   # Wall time: first start to last end over the processes, and their sum.
   assert s['timing']['wall_seconds_span'] == 120.0 and s['timing']['wall_seconds_sum'] == 150.0
+  assert s['timing']['wall_seconds_busy'] == 120.0  # the two runs overlap for 30 s
+  assert 'Measured wall time: 2.0 min' in status
   assert s['timing']['train_seconds_total'] == 30 * 20.0
+
+
+@pytest.mark.parametrize('intervals,busy', [
+    ([], 0.0),
+    ([(0, 60)], 60.0),
+    ([(0, 60), (1000, 90)], 150.0),           # resumed in a later session: the gap is idle
+    ([(100, 60), (130, 90)], 120.0),          # two shards overlapping for 30 s
+    ([(0, 100), (10, 20), (50, 10)], 100.0),  # runs inside another one add nothing
+])
+def test_busy_seconds_is_the_union_of_the_runs(intervals, busy):
+  passes = [{'started': float(a), 'wall_seconds': float(w)} for a, w in intervals]
+  assert sweep_report.busy_seconds(passes) == busy
 
 
 def test_verdicts_and_interval_tables_follow_the_numbers(tmp_path):
