@@ -258,6 +258,34 @@ def test_cli_writes_json(trained):
   assert r['machine'] == run_clock.machine_description() and r['seconds'] > 0
 
 
+@pytest.mark.parametrize('precision', ['default', 'highest'])
+def test_likelihood_runs_at_the_matmul_precision_asked_for(trained, monkeypatch, precision):
+  workdir, _ = trained
+  seen = []
+  real = evaluate.evaluate_likelihood
+
+  def spy(*args, **kwargs):
+    seen.append(jax.config.jax_default_matmul_precision)
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(evaluate, 'evaluate_likelihood', spy)
+  with jax.default_matmul_precision('bfloat16'):  # the caller's setting is overridden
+    r = evaluate.evaluate_workdir(workdir, num_samples=4, num_examples=10,
+                                  matmul_precision=precision)
+  assert seen == [precision]
+  assert r['matmul_precision'] == precision and r['backend'] == jax.default_backend()
+
+
+def test_cli_keeps_each_precision_in_its_own_file(trained):
+  workdir, _ = trained
+  proc = _run_cli('--workdir', workdir, '--iwae_samples', '6', '--num_examples', '20',
+                  '--matmul_precision', 'default')
+  assert proc.returncode == 0, proc.stderr
+  with open(os.path.join(workdir, 'eval_iwae6_n20_default.json')) as f:
+    assert json.load(f)['matmul_precision'] == 'default'
+  assert not os.path.exists(os.path.join(workdir, 'eval_iwae6_n20.json'))
+
+
 def test_cli_without_checkpoint_exits_2_with_one_line(trained, tmp_path):
   workdir, _ = trained
   bare = tmp_path / 'bare'

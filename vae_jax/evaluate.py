@@ -274,13 +274,16 @@ DATA_NOTES = {
 
 def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
                      data_dir=None, example_chunk=50, sample_chunk=100, progress=False,
-                     progress_file=None):
+                     progress_file=None, matmul_precision='highest'):
   """Restores ``workdir``'s latest checkpoint and evaluates its test likelihood.
 
   The test set is the one the run was evaluated on during training (same
   ``data.num_test`` limit and binarisation); ``num_examples`` > 0 keeps its first
-  ``num_examples`` images. Returns the :func:`evaluate_likelihood` dict plus the
-  run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
+  ``num_examples`` images. The matmuls run at ``matmul_precision`` (a
+  ``jax.default_matmul_precision`` name): 'highest', the default, is full
+  float32 on every backend, so a likelihood means the same on a GPU, whose
+  'default' is TF32, as on a CPU. Returns the :func:`evaluate_likelihood` dict
+  plus the run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
   call, ``machine``: where it ran, ``note``).
 
   SIGINT or SIGTERM stops it after the current chunk of images with
@@ -303,22 +306,24 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
     settings = dict(workdir=os.path.abspath(workdir), step=step, num_samples=num_samples,
                     num_images=len(images), seed=seed, example_chunk=example_chunk,
                     sample_chunk=sample_chunk, data=config.data.name,
-                    binarize=config.data.binarize)
+                    binarize=config.data.binarize, matmul_precision=matmul_precision)
 
     def after_chunk(so_far):
       if stop.requested():
         raise stop.interrupted(_save_partial(progress_file, settings, so_far))
 
     start = time.time()
-    result = evaluate_likelihood(
-        model, params, images, jax.random.key(seed), num_samples=num_samples,
-        likelihood=config.model.likelihood,
-        gaussian_variance=config.model.gaussian_variance,
-        binarize=config.data.binarize, example_chunk=example_chunk,
-        sample_chunk=sample_chunk, progress=progress,
-        done=_load_partial(progress_file, settings), after_chunk=after_chunk)
+    with jax.default_matmul_precision(matmul_precision):
+      result = evaluate_likelihood(
+          model, params, images, jax.random.key(seed), num_samples=num_samples,
+          likelihood=config.model.likelihood,
+          gaussian_variance=config.model.gaussian_variance,
+          binarize=config.data.binarize, example_chunk=example_chunk,
+          sample_chunk=sample_chunk, progress=progress,
+          done=_load_partial(progress_file, settings), after_chunk=after_chunk)
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
-                seed=seed, seconds=time.time() - start,
+                seed=seed, matmul_precision=matmul_precision,
+                backend=jax.default_backend(), seconds=time.time() - start,
                 machine=run_clock.machine_description(),
                 note=DATA_NOTES[config.data.binarize])
   return result
@@ -358,8 +363,9 @@ def _load_partial(path, settings):
     return None  # unreadable: start over (it is replaced when next saved)
 
 
-def default_output_path(workdir, num_samples, num_examples=0):
-  name = f'eval_iwae{num_samples}' + (f'_n{num_examples}' if num_examples else '')
+def default_output_path(workdir, num_samples, num_examples=0, matmul_precision='highest'):
+  name = (f'eval_iwae{num_samples}' + (f'_n{num_examples}' if num_examples else '')
+          + ('' if matmul_precision == 'highest' else f'_{matmul_precision}'))
   return os.path.join(workdir, name + '.json')
 
 
@@ -396,6 +402,11 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
   parser.add_argument('--sample_chunk', type=int, default=100, help='samples per chunk')
   parser.add_argument('--out', default=None,
                       help='JSON output (default <workdir>/eval_iwae<k>[_n<N>].json)')
+  parser.add_argument('--matmul_precision', default='highest',
+                      choices=('highest', 'high', 'default'),
+                      help="float32 matmul precision (default 'highest': full float32 on "
+                           "every backend; 'default' lets a GPU use TF32, faster, and "
+                           'changes the bounds: docs/performance.md)')
   parser.add_argument('--quiet', action='store_true',
                       help='no progress bar (there is none off a terminal either)')
   args = parser.parse_args(argv)
@@ -406,13 +417,15 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
     parser.error('--num_examples must be ≥ 0')
 
   from vae_jax import errors
-  out = args.out or default_output_path(args.workdir, args.iwae_samples, args.num_examples)
+  out = args.out or default_output_path(args.workdir, args.iwae_samples, args.num_examples,
+                                          args.matmul_precision)
   partial = partial_path(out)
   with errors.user_errors((EvaluateError,)), _lock_if_writing(args.workdir, out):
     result = evaluate_workdir(
         args.workdir, num_samples=args.iwae_samples, num_examples=args.num_examples,
         seed=args.seed, data_dir=args.data_dir, example_chunk=args.example_chunk,
-        sample_chunk=args.sample_chunk, progress=not args.quiet, progress_file=partial)
+        sample_chunk=args.sample_chunk, progress=not args.quiet, progress_file=partial,
+        matmul_precision=args.matmul_precision)
     try:
       workdir_lib.atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + '\n')
     except OSError as e:
