@@ -50,10 +50,10 @@ SPECS = (
         # Every seed: the 2-D vs wide-code and the denoising claims need intervals.
         Spec('mnist_ae_32', 'mnist_ae_32', 'mnist', 15, 0, 'AE, 32-D code'),
         Spec('mnist_denoising_ae', 'mnist_denoising_ae', 'mnist', 15, 0, 'denoising AE'),
-        Spec('fashion_mnist_conv_vae_2d', 'fashion_mnist_conv_vae_2d', 'fashion_mnist', 15,
+        Spec('fashion_mnist_conv_vae_2d', 'fashion_mnist_conv_vae_2d', 'fashion_mnist', 30,
              CONV_SEEDS, 'conv VAE', True),
         Spec('fashion_mnist_conv_vae_dropout_maxnorm_2d',
-             'fashion_mnist_conv_vae_dropout_maxnorm_2d', 'fashion_mnist', 15, CONV_SEEDS,
+             'fashion_mnist_conv_vae_dropout_maxnorm_2d', 'fashion_mnist', 30, CONV_SEEDS,
              'conv VAE + dropout 0.5 + max-norm 2', True),
         # Figure models: the first seed only.
         Spec('mnist_sparse_ae', 'mnist_sparse_ae', 'mnist', 15, 1, 'sparse AE (L1)'),
