@@ -50,3 +50,10 @@ def test_protocols_table_groups_seeds_in_order():
   text = publish_device.protocols_table(
       [row('keras30', 1, -262.25, 2.0), row('keras30', 0, -270.0, 1.0)])
   assert '| keras30 | conv_vae_2d | 30 | -270.0, -262.2 | 1, 2 |' in text
+
+
+def test_missing_result_files_stop_with_the_command_that_makes_them(tmp_path, monkeypatch):
+  monkeypatch.setattr(publish_device, 'RESULTS', str(tmp_path))
+  with pytest.raises(SystemExit, match=r'expected one results/gpu/env_\*\.txt, found 0: run '
+                                       'experiments/device_check.sh'):
+    publish_device.block()

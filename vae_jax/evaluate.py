@@ -401,7 +401,8 @@ def main(argv=None, prog='python -m vae_jax.evaluate'):
                       help='examples per chunk (memory grows with example x sample chunk)')
   parser.add_argument('--sample_chunk', type=int, default=100, help='samples per chunk')
   parser.add_argument('--out', default=None,
-                      help='JSON output (default <workdir>/eval_iwae<k>[_n<N>].json)')
+                      help='JSON output (default <workdir>/eval_iwae<k>[_n<N>][_<precision>].json, '
+                           "no precision suffix for 'highest')")
   parser.add_argument('--matmul_precision', default='highest',
                       choices=('highest', 'high', 'default'),
                       help="float32 matmul precision (default 'highest': full float32 on "

@@ -5,7 +5,8 @@ ConvTranspose 64 and 32 (stride 2), ConvTranspose 1. Trained as the Keras
 example trains it: 30 epochs, batch 128, Adam at a constant 1e-3. (The 15
 cosine-decayed epochs used before left the dropout + max-norm variant below
 its active-units gate; results/gpu/conv_protocols.jsonl holds this protocol
-and 60 cosine-decayed epochs for both variants, 3 seeds each, trained on a GPU.) Runtime and the test metrics of the study's 3 seeds:
+and 60 cosine-decayed epochs for both variants, 3 seeds each, trained on a
+GPU.) Runtime and the test metrics of the study's 3 seeds:
 docs/study_summary.json (models.fashion_mnist_conv_vae_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_2d.py \

@@ -2,8 +2,8 @@ r"""The Fashion-MNIST conv VAE with the article's extra regularisation.
 
 Dropout 0.5 after every hidden layer and a max-norm constraint of 2.0 on each
 unit's incoming weights (projected after every Adam update).
-Trained like fashion_mnist_conv_vae_2d (the Keras example: 30 epochs, constant rate). Runtime and
-the test metrics of the study's 3 seeds: docs/study_summary.json
+Trained like fashion_mnist_conv_vae_2d (the Keras example: 30 epochs, constant
+rate). Runtime and the test metrics of the study's 3 seeds: docs/study_summary.json
 (models.fashion_mnist_conv_vae_dropout_maxnorm_2d) and README.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_dropout_maxnorm_2d.py \
@@ -19,7 +19,10 @@ from vae_jax.config import base_config
 # after every layer leaves the ELBO tens of nats below the plain conv VAE's
 # and varying by seed, so the ELBO gate is a floor below that spread;
 # active_units rejects codes that collapse onto a line (the failure of the
-# 2-epoch model, and of the 15 cosine-decayed epochs used before).
+# 2-epoch model, and of the 15 cosine-decayed epochs used before). This
+# model's optimum depends on the seed and on the backend's bits: the GPU
+# runs all passed, but the study's CPU runs do not all pass (its report lists
+# each gate and value). The gates were not lowered to hide that.
 QUALITY_GATES = ('elbo >= -330', 'active_units >= 2')
 
 
