@@ -4,6 +4,8 @@ import json
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 import seeds_vmapped  # noqa: E402  pylint: disable=wrong-import-position
@@ -40,3 +42,12 @@ def test_docs_block_equals_what_the_result_file_says():
   assert published == seeds_vmapped.markdown(results), (
       'docs/performance.md is stale: run python experiments/seeds_vmapped.py '
       '--publish=results/seeds_vmapped.json')
+
+
+def test_publish_refuses_a_missing_file_or_a_quick_run(tmp_path):
+  with pytest.raises(SystemExit, match='does not exist: write it first'):
+    seeds_vmapped.main([f'--publish={tmp_path / "none.json"}'])
+  quick = tmp_path / 'quick.json'
+  quick.write_text(json.dumps({'quick': True}))
+  with pytest.raises(SystemExit, match='smoke run'):
+    seeds_vmapped.main([f'--publish={quick}', f'--docs={tmp_path / "docs.md"}'])
