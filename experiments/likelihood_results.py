@@ -154,6 +154,9 @@ def summarise(runs):
         'neg_elbo': _mean_std(neg_elbo),
         'bits_per_dim': _mean_std([r['eval']['nll_bits_per_dim'] for r in group]),
         'train_hours': _mean_std(hours),
+        # Each seed's own: the budget is per run, and a mean can hide one over it.
+        'train_hours_by_seed': ', '.join(f"seed {r['seed']}: {h:.2f}"
+                                         for r, h in zip(group, hours)),
         'segments': sum(r['timing']['num_segments'] for r in group),
         'eval_minutes': _mean_std([r['eval']['seconds'] / 60 for r in group]),
         'machines': sorted({s['machine'] for r in group for s in r['timing']['segments']}
@@ -181,7 +184,9 @@ def readme_block(rows):
     lines.append(
         f"`{r['experiment']}` (seeds {r['seeds']}, mean ± std over seeds): test −ELBO "
         f"{r['neg_elbo']} nats, NLL {r['bits_per_dim']} bits/dim; training "
-        f"{r['train_hours']} hours per seed in {r['segments']} process segments in all, "
+        f"{r['train_hours']} hours per seed"
+        + (f" ({r['train_hours_by_seed']})" if len(r['seeds']) > 1 else '')
+        + f" in {r['segments']} process segments in all, "
         f"IWAE-5000 evaluation {r['eval_minutes']} minutes per seed; on "
         f"{'; '.join(r['machines'])}.")
   lines += ['', END]
@@ -194,8 +199,9 @@ def docstring_block(row):
   return [DOC_BEGIN,
           f"seeds {row['seeds']}: test NLL (IWAE-5000) {row['nll']} nats, -ELBO "
           f"{row['neg_elbo']} nats;",
-          f"training {row['train_hours']} hours per seed, evaluation {row['eval_minutes']} "
-          'minutes per seed;', f"on {'; '.join(row['machines'])}.", DOC_END]
+          f"training {row['train_hours']} hours per seed"
+          + (f" ({row['train_hours_by_seed']})" if len(row['seeds']) > 1 else '')
+          + f", evaluation {row['eval_minutes']} minutes per seed;", f"on {'; '.join(row['machines'])}.", DOC_END]
 
 
 def _replace_block(text, begin, end, new, where):
