@@ -32,6 +32,27 @@ def replace_block(text, block, path, begin=BEGIN, end=END):
   return pattern.sub(lambda _: f'{begin}\n{block}\n{end}', text, count=1)
 
 
+def publish_block(results_path, docs_path, render, begin, end, script):
+  """Writes ``render(results)`` of a measurement's JSON between ``begin`` and ``end`` of a doc.
+
+  Stops with one line, naming the command that fixes it, on a missing file or a
+  ``--quick`` smoke run (whose numbers mean nothing).
+  """
+  if not os.path.exists(results_path):
+    raise SystemExit(f'error: {results_path} does not exist: write it first with '
+                     f'python experiments/{script} --json={results_path}')
+  with open(results_path) as f:
+    results = json.load(f)
+  if results['quick']:
+    raise SystemExit(f'error: {results_path} is a --quick smoke run: its numbers mean '
+                     'nothing; publish a full run')
+  with open(docs_path) as f:
+    text = f.read()
+  with open(docs_path, 'w') as f:
+    f.write(replace_block(text, render(results), docs_path, begin, end))
+  print(f'updated {docs_path}')
+
+
 def readme_block(results):
   """The README's short table: each workload, its roofline share and its peers."""
   rows = ['| workload | images/s | % of its roofline (binds) | vs Keras on JAX | '

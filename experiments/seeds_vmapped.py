@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  pylint: disable=wrong-import-position
-from publish_benchmark import replace_block  # noqa: E402  pylint: disable=wrong-import-position
+from publish_benchmark import publish_block  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- seeds-vmapped:begin -->', '<!-- seeds-vmapped:end -->'
@@ -127,19 +127,7 @@ def main(argv=None):
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    if not os.path.exists(args.publish):
-      raise SystemExit(f'error: {args.publish} does not exist: write it first with '
-                       f'python experiments/seeds_vmapped.py --json={args.publish}')
-    with open(args.publish) as f:
-      results = json.load(f)
-    if results['quick']:
-      raise SystemExit(f'error: {args.publish} is a --quick smoke run: its numbers mean '
-                       'nothing; publish a full run')
-    with open(args.docs) as f:
-      text = f.read()
-    with open(args.docs, 'w') as f:
-      f.write(replace_block(text, markdown(results), args.docs, BEGIN, END))
-    print(f'updated {args.docs}')
+    publish_block(args.publish, args.docs, markdown, BEGIN, END, 'seeds_vmapped.py')
     return
   import jax
   overrides = {'data.num_train': 512, 'data.num_test': 256} if args.quick else {}

@@ -12,6 +12,7 @@ Set ``VAE_JAX_TEST_NO_XLA_CACHE=1`` to compile everything afresh.
 
 import glob
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -211,3 +212,27 @@ def write_idx(path, array, magic=None):
   header = struct.pack('>I', magic) + struct.pack(f'>{array.ndim}I', *array.shape)
   with gzip.open(path, 'wb', compresslevel=1) as f:
     f.write(header + array.tobytes())
+
+
+def assert_docs_block_current(module, results_file, docs='docs/performance.md'):
+  """The block a measurement script generated into a doc equals what its results file renders."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  with open(os.path.join(root, 'results', results_file)) as f:
+    results = json.load(f)
+  with open(os.path.join(root, docs)) as f:
+    text = f.read()
+  start = text.index(module.BEGIN) + len(module.BEGIN) + 1
+  assert not results['quick']
+  script = os.path.basename(module.__file__)
+  assert text[start:text.index(module.END) - 1] == module.markdown(results), (
+      f'{docs} is stale: run python experiments/{script} --publish=results/{results_file}')
+
+
+def assert_publish_refuses_missing_or_quick(main, tmp_path):
+  """``main(['--publish=...'])`` stops with one line on a missing file or a --quick run."""
+  with pytest.raises(SystemExit, match='does not exist: write it first'):
+    main([f'--publish={tmp_path / "none.json"}'])
+  quick = tmp_path / 'quick.json'
+  quick.write_text(json.dumps({'quick': True}))
+  with pytest.raises(SystemExit, match='smoke run'):
+    main([f'--publish={quick}', f'--docs={tmp_path / "docs.md"}'])

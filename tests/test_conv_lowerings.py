@@ -1,6 +1,5 @@
 """experiments/conv_lowerings.py: its lowerings compute lax's convolutions; docs agree with its file."""
 
-import json
 import os
 import sys
 
@@ -12,6 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 import conv_lowerings  # noqa: E402  pylint: disable=wrong-import-position
+from conftest import assert_docs_block_current, assert_publish_refuses_missing_or_quick  # noqa: E402
 
 
 def _rand(seed, shape):
@@ -27,19 +27,23 @@ def test_space_to_depth_round_trip_and_channel_order():
   np.testing.assert_array_equal(conv_lowerings.depth_to_space(y), x)
 
 
-@pytest.mark.parametrize('shape,features', [((2, 8, 6, 3), 5), ((1, 28, 28, 1), 4)])
-def test_stride2_conv_as_stride1_equals_lax(shape, features):
+def _lax_stride2(x, k):
+  return jax.lax.conv_general_dilated(x, k, (2, 2), 'SAME', dimension_numbers=conv_lowerings.DN)
+
+
+def _lax_transpose2(x, k):
+  return jax.lax.conv_transpose(x, k, (2, 2), 'SAME', dimension_numbers=conv_lowerings.DN)
+
+
+@pytest.mark.parametrize('fast,ref,shape,features', [
+    (conv_lowerings.conv_stride2, _lax_stride2, (2, 8, 6, 3), 5),
+    (conv_lowerings.conv_stride2, _lax_stride2, (1, 28, 28, 1), 4),
+    (conv_lowerings.conv_transpose_stride2, _lax_transpose2, (2, 3, 5, 4), 6),
+    (conv_lowerings.conv_transpose_stride2, _lax_transpose2, (1, 7, 7, 8), 2)])
+def test_strided_convs_as_stride1_equal_lax(fast, ref, shape, features):
   x, k = _rand(1, shape), _rand(2, (3, 3, shape[-1], features))
-  got = conv_lowerings.conv_stride2(x, k, conv_lowerings._stride1_conv_fn())
-  want = jax.lax.conv_general_dilated(x, k, (2, 2), 'SAME', dimension_numbers=conv_lowerings.DN)
-  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
-
-
-@pytest.mark.parametrize('shape,features', [((2, 3, 5, 4), 6), ((1, 7, 7, 8), 2)])
-def test_transposed_conv_as_stride1_equals_lax(shape, features):
-  x, k = _rand(3, shape), _rand(4, (3, 3, shape[-1], features))
-  got = conv_lowerings.conv_transpose_stride2(x, k, conv_lowerings._stride1_conv_fn())
-  want = jax.lax.conv_transpose(x, k, (2, 2), 'SAME', dimension_numbers=conv_lowerings.DN)
+  got = fast(x, k, conv_lowerings._stride1_conv_fn())  # pylint: disable=protected-access
+  want = ref(x, k)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(want))))
 
 
@@ -103,22 +107,8 @@ def test_table_compares_each_lowering_with_the_dots():
 
 
 def test_docs_block_equals_what_the_result_file_says():
-  with open(os.path.join(ROOT, 'results', 'conv_lowerings.json')) as f:
-    results = json.load(f)
-  with open(os.path.join(ROOT, 'docs', 'performance.md')) as f:
-    text = f.read()
-  start = text.index(conv_lowerings.BEGIN) + len(conv_lowerings.BEGIN) + 1
-  published = text[start:text.index(conv_lowerings.END) - 1]
-  assert not results['quick']
-  assert published == conv_lowerings.markdown(results), (
-      'docs/performance.md is stale: run python experiments/conv_lowerings.py '
-      '--publish=results/conv_lowerings.json')
+  assert_docs_block_current(conv_lowerings, 'conv_lowerings.json')
 
 
 def test_publish_refuses_a_missing_file_or_a_quick_run(tmp_path):
-  with pytest.raises(SystemExit, match='does not exist: write it first'):
-    conv_lowerings.main([f'--publish={tmp_path / "none.json"}'])
-  quick = tmp_path / 'quick.json'
-  quick.write_text(json.dumps({'quick': True}))
-  with pytest.raises(SystemExit, match='smoke run'):
-    conv_lowerings.main([f'--publish={quick}', f'--docs={tmp_path / "docs.md"}'])
+  assert_publish_refuses_missing_or_quick(conv_lowerings.main, tmp_path)

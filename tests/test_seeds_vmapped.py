@@ -1,14 +1,12 @@
 """experiments/seeds_vmapped.py: the vmapped program trains what one seed trains; docs agree."""
 
-import json
 import os
 import sys
-
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 import seeds_vmapped  # noqa: E402  pylint: disable=wrong-import-position
+from conftest import assert_docs_block_current, assert_publish_refuses_missing_or_quick  # noqa: E402
 
 
 def test_vmapped_seeds_train_what_each_seed_trains_alone(data_dir):
@@ -32,22 +30,8 @@ def test_table_states_the_ratio_of_the_two_rates():
 
 
 def test_docs_block_equals_what_the_result_file_says():
-  with open(os.path.join(ROOT, 'results', 'seeds_vmapped.json')) as f:
-    results = json.load(f)
-  with open(os.path.join(ROOT, 'docs', 'performance.md')) as f:
-    text = f.read()
-  start = text.index(seeds_vmapped.BEGIN) + len(seeds_vmapped.BEGIN) + 1
-  published = text[start:text.index(seeds_vmapped.END) - 1]
-  assert not results['quick']
-  assert published == seeds_vmapped.markdown(results), (
-      'docs/performance.md is stale: run python experiments/seeds_vmapped.py '
-      '--publish=results/seeds_vmapped.json')
+  assert_docs_block_current(seeds_vmapped, 'seeds_vmapped.json')
 
 
 def test_publish_refuses_a_missing_file_or_a_quick_run(tmp_path):
-  with pytest.raises(SystemExit, match='does not exist: write it first'):
-    seeds_vmapped.main([f'--publish={tmp_path / "none.json"}'])
-  quick = tmp_path / 'quick.json'
-  quick.write_text(json.dumps({'quick': True}))
-  with pytest.raises(SystemExit, match='smoke run'):
-    seeds_vmapped.main([f'--publish={quick}', f'--docs={tmp_path / "docs.md"}'])
+  assert_publish_refuses_missing_or_quick(seeds_vmapped.main, tmp_path)
