@@ -91,6 +91,8 @@ def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
           '(seed 0: 1.00, seed 1: 2.00, seed 2: 1.50) in 6 process segments') in readme
   assert f'{np.mean(neg_elbo):.2f} ± {np.std(neg_elbo, ddof=1):.2f} nats' in readme
   assert 'in 6 process segments' in readme
+  bits = np.array(nll) / (784 * np.log(2))
+  assert f'NLL {np.mean(bits):.4f} ± {np.std(bits, ddof=1):.4f} bits/dim' in readme
   assert 'Test CPU A; Test CPU B; Test CPU, 2 cores, x86_64' in readme
   for m, _, value, _ in lr.ANCHORS:
     assert f'| {value:.2f} |' in readme, m
