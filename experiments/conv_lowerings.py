@@ -13,11 +13,11 @@ stride-2 transposed convs, the 3x3 output conv), lowered three ways:
 * ``lax``: ``lax.conv_general_dilated`` / ``lax.conv_transpose``, what
   ``nn.Conv`` / ``nn.ConvTranspose`` compute; XLA picks the kernels.
 * ``stride-1 convs``: every layer rewritten as stride-1, undilated
-  convolutions, the form XLA's CPU backend hands to YNNPACK (space-to-depth
+  convolutions, the form XLA's CPU backend can hand to YNNPACK (space-to-depth
   for the stride-2 convs; the transposed convs as a 2x2 conv to the four
   output phases, 16 taps where 9 are needed, then depth-to-space). Their
-  input gradients are again such convolutions; their kernel gradients, which
-  XLA computes far below its dot rate, are im2col + one dot.
+  input gradients are left to XLA (the table counts which of them YNNPACK
+  runs); their kernel gradients are im2col + one dot.
 * ``dots``: vae_jax's layers (``vae_jax/models.py``), every convolution as
   dots plus data movement, what the library trains with.
 
