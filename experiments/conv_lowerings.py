@@ -37,7 +37,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  pylint: disable=wrong-import-position
-from publish_benchmark import publish_block  # noqa: E402  pylint: disable=wrong-import-position
+import publish_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- conv-lowerings:begin -->', '<!-- conv-lowerings:end -->'
@@ -248,12 +248,11 @@ def markdown(results):
 
 
 def machine_line(results):
-  m = results['machine']
-  return (f'{m["cpu"]} ({m["cpu_count"]} CPUs); jax {results["jax"]}; the five conv layers '
-          f'forward and backward at batch {results["batch"]}, '
-          f'{results["lowerings"][0]["steps_per_call"]} gradient steps scanned per call; '
-          f'{results["lowerings"][0]["rate"]["reps"]} repetitions each, median.'
-          + (' A --quick smoke run: these numbers mean nothing.' if results['quick'] else ''))
+  first = results['lowerings'][0]
+  return publish_benchmark.machine_line(
+      results, f'the five conv layers forward and backward at batch {results["batch"]}, '
+      f'{first["steps_per_call"]} gradient steps scanned per call; '
+      f'{first["rate"]["reps"]} repetitions each, median.')
 
 
 def main(argv=None):
@@ -267,7 +266,8 @@ def main(argv=None):
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    publish_block(args.publish, args.docs, markdown, BEGIN, END, 'conv_lowerings.py')
+    publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
+                                    'conv_lowerings.py')
     return
   import jax
   if args.quick:

@@ -32,6 +32,13 @@ def replace_block(text, block, path, begin=BEGIN, end=END):
   return pattern.sub(lambda _: f'{begin}\n{block}\n{end}', text, count=1)
 
 
+def machine_line(results, setup):
+  """``CPU (n CPUs); jax V; <setup>`` for a measurement file, marked when it is a --quick run."""
+  m = results['machine']
+  return (f'{m["cpu"]} ({m["cpu_count"]} CPUs); jax {results["jax"]}; {setup}'
+          + (' A --quick smoke run: these numbers mean nothing.' if results['quick'] else ''))
+
+
 def publish_block(results_path, docs_path, render, begin, end, script):
   """Writes ``render(results)`` of a measurement's JSON between ``begin`` and ``end`` of a doc.
 

@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark  # noqa: E402  pylint: disable=wrong-import-position
-from publish_benchmark import publish_block  # noqa: E402  pylint: disable=wrong-import-position
+import publish_benchmark  # noqa: E402  pylint: disable=wrong-import-position
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- seeds-vmapped:begin -->', '<!-- seeds-vmapped:end -->'
@@ -107,10 +107,9 @@ def markdown(results):
 
 
 def machine_line(results):
-  m = results['machine']
-  return (f'{m["cpu"]} ({m["cpu_count"]} CPUs); jax {results["jax"]}; batch 128 per seed; '
-          f'{results["workloads"][0]["one_seed"]["reps"]} repetitions each, median.'
-          + (' A --quick smoke run: these numbers mean nothing.' if results['quick'] else ''))
+  return publish_benchmark.machine_line(
+      results, f'batch 128 per seed; {results["workloads"][0]["one_seed"]["reps"]} '
+      'repetitions each, median.')
 
 
 def main(argv=None):
@@ -127,7 +126,8 @@ def main(argv=None):
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    publish_block(args.publish, args.docs, markdown, BEGIN, END, 'seeds_vmapped.py')
+    publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
+                                    'seeds_vmapped.py')
     return
   import jax
   overrides = {'data.num_train': 512, 'data.num_test': 256} if args.quick else {}
