@@ -124,6 +124,50 @@ def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix
     lr.publish(str(checkout))
 
 
+def test_a_bit_identical_repeat_of_a_seed_replaces_it_and_keeps_the_earlier_times(tmp_path,
+                                                                                 checkout):
+  first = _fake_run(str(tmp_path / 'first'), 0, 84.487, 91.616, 7343.6)
+  out = lr.collect(first, 'headline', root=str(checkout))
+  again = _fake_run(str(tmp_path / 'again'), 0, 84.487, 91.616, 6120.0)
+  assert lr.collect(again, 'headline', root=str(checkout)) == out
+  with open(os.path.join(out, 'timing.json')) as f:
+    assert json.load(f)['train_seconds'] == 6120.0          # the newer run's files
+  with open(os.path.join(out, lr.REPEATS_FILE)) as f:
+    [earlier] = json.load(f)
+  assert earlier['timing']['train_seconds'] == 7343.6 and earlier['eval_seconds'] == 60.0
+
+  lr.publish(str(checkout))
+  readme = (checkout / 'README.md').read_text()
+  assert ('Seed 0 was trained and evaluated 2 times from scratch (2.04 h of training in 2 '
+          'segments, 1.0 min of evaluation; 1.70 h of training in 2 segments, 1.0 min of '
+          'evaluation; the table gives the last): the evaluations are bit-identical, NLL '
+          '84.487 nats, −ELBO 91.616 nats.') in readme
+  assert 'seed 0: 1.70)' not in readme and 'training 1.70 hours per seed' in readme
+
+
+def test_a_different_run_of_a_seed_on_file_is_refused_unless_replaced(tmp_path, checkout):
+  out = lr.collect(_fake_run(str(tmp_path / 'first'), 0, 84.487, 91.616, 100.0), 'headline',
+                   root=str(checkout))
+  before = {f: (checkout / 'results' / 'headline_seed0' / f).read_bytes() for f in lr.FILES}
+  other = _fake_run(str(tmp_path / 'other'), 0, 84.487000001, 91.616, 50.0)
+  with pytest.raises(lr.ResultsError, match=r'differs from it in nll \(NLL 84.487 on file, '
+                     r'84.487000001 here\): it is not a repeat of that run; pass --replace'):
+    lr.collect(other, 'headline', root=str(checkout))
+  assert {f: (checkout / 'results' / 'headline_seed0' / f).read_bytes()
+          for f in lr.FILES} == before
+  longer = _fake_run(str(tmp_path / 'longer'), 0, 84.487, 91.616, 50.0, num_epochs=4)
+  with pytest.raises(lr.ResultsError, match=r'differs from it in step, config'):
+    lr.collect(longer, 'headline', root=str(checkout))
+
+  lr.collect(_fake_run(str(tmp_path / 'first_again'), 0, 84.487, 91.616, 70.0), 'headline',
+             root=str(checkout))
+  assert os.path.exists(os.path.join(out, lr.REPEATS_FILE))
+  lr.collect(other, 'headline', root=str(checkout), replace=True)
+  assert sorted(os.listdir(out)) == sorted(lr.FILES)     # repeats of another run dropped
+  with open(os.path.join(out, lr.EVAL_FILE)) as f:
+    assert json.load(f)['nll'] == 84.487000001
+
+
 def test_a_run_collected_with_the_older_flat_model_fields_is_described_the_same(tmp_path,
                                                                               checkout):
   # Long runs started before each family's fields had a node write them flat.
