@@ -206,7 +206,7 @@ def summarise(runs):
         'eval_minutes': _mean_std([r['eval']['seconds'] / 60 for r in group]),
         'machines': sorted({s['machine'] for r in group for s in r['timing']['segments']}
                            | {r['eval']['machine'] for r in group if 'machine' in r['eval']}),
-        'nll_values': nll,
+        'nll_values': nll, 'nll_stderr': group[0]['eval']['nll_stderr'],
         'repeats': [_repeat_sentence(r) for r in group if r['repeats']]})
   return rows
 
@@ -220,6 +220,15 @@ def _repeat_sentence(run):
   return (f"Seed {run['seed']} was trained and evaluated {len(times)} times from scratch "
           f"({each}; the table gives the last): the evaluations are bit-identical, NLL "
           f"{run['eval']['nll']!r} nats, −ELBO {run['eval']['neg_elbo']!r} nats.")
+
+
+def _against_anchors(row):
+  """The row's mean NLL beside each published number for as many stochastic layers."""
+  mean = statistics.mean(row['nll_values'])
+  parts = [f"{abs(mean - nll):.2f} nats {'below' if mean < nll else 'above'} the {m} of "
+           f"{src.split(',')[0]} at {nll:.2f}"
+           for m, layers, nll, src in ANCHORS if layers == row['layers']]
+  return f"{'NLL' if len(row['seeds']) == 1 else 'mean NLL'} {mean:.2f}, " + ', '.join(parts)
 
 
 def readme_block(rows):
@@ -238,8 +247,12 @@ def readme_block(rows):
                  'evaluate as above, then `python experiments/likelihood_results.py collect '
                  '--workdir=W --experiment=NAME` and `... publish`.')
   for r in rows:
+    one = len(r['seeds']) == 1
     lines.append(
-        f"`{r['experiment']}` (seeds {r['seeds']}, mean ± std over seeds): test −ELBO "
+        f"`{r['experiment']}` "
+        + (f"(seed {r['seeds'][0]}, one run; NLL ± {r['nll_stderr']:.2f} nats standard error "
+           "over the test images)" if one else f"(seeds {r['seeds']}, mean ± std over seeds)")
+        + f": {_against_anchors(r)}; test −ELBO "
         f"{r['neg_elbo']} nats, NLL {r['bits_per_dim']} bits/dim; training "
         f"{r['train_hours']} hours per seed"
         + (f" ({r['train_hours_by_seed']})" if len(r['seeds']) > 1 else '')

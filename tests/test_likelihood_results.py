@@ -41,6 +41,7 @@ def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None):
       f.write(json.dumps({'split': 'test', 'step': 8 * epoch, 'epoch': epoch,
                           'elbo': -neg_elbo}) + '\n')
   evaluation = {'nll': nll, 'neg_elbo': neg_elbo, 'nll_bits_per_dim': nll / (784 * np.log(2)),
+                'nll_stderr': 0.2 + seed / 100,
                 'seconds': 60.0 * (seed + 1), 'step': eval_step or 8 * num_epochs,
                 'machine': 'Test CPU, 2 cores, x86_64'}
   with open(os.path.join(path, lr.EVAL_FILE), 'w') as f:
@@ -96,10 +97,26 @@ def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
   assert 'Test CPU A; Test CPU B; Test CPU, 2 cores, x86_64' in readme
   for m, _, value, _ in lr.ANCHORS:
     assert f'| {value:.2f} |' in readme, m
+  # The fake config has one stochastic layer: Burda's one-layer VAE 86.76, IWAE 84.78, VampPrior.
+  assert (f'mean NLL {np.mean(nll):.2f}, {86.76 - np.mean(nll):.2f} nats below the VAE (k = 1) '
+          f'of Burda et al. 2015 at 86.76, {84.78 - np.mean(nll):.2f} nats below the IWAE '
+          f'(k = 50) of Burda et al. 2015 at 84.78, {85.57 - np.mean(nll):.2f} nats below the '
+          'VampPrior VAE of Tomczak & Welling 2018 at 85.57; test −ELBO') in readme
 
   doc = (checkout / 'experiments' / 'configs' / 'headline.py').read_text()
   assert 'stale text' not in doc and f'test NLL (IWAE-5000) {expected_nll} nats' in doc
   assert (checkout / 'experiments' / 'configs' / 'other.py').read_text() == '"""No block."""\n'
+
+
+def test_a_single_run_gives_its_standard_error_and_says_above_or_below(tmp_path, checkout):
+  lr.collect(_fake_run(str(tmp_path / 'run'), 2, 85.0, 90.0, 36.0), 'headline',
+             root=str(checkout))
+  lr.publish(str(checkout))
+  readme = (checkout / 'README.md').read_text()
+  assert ('`headline` (seed 2, one run; NLL ± 0.22 nats standard error over the test images): '
+          'NLL 85.00, 1.76 nats below the VAE (k = 1) of Burda et al. 2015 at 86.76, 0.22 nats '
+          'above the IWAE (k = 50) of Burda et al. 2015 at 84.78, 0.57 nats below the VampPrior '
+          'VAE of Tomczak & Welling 2018 at 85.57; test −ELBO 90.00 nats') in readme
 
 
 def test_collect_refuses_a_run_that_is_unfinished_or_not_evaluated(tmp_path, checkout):
