@@ -212,6 +212,9 @@ def test_signal_during_iwae_evaluation_keeps_the_results_and_the_rerun_resumes(
                        last_line(proc.stderr))
   assert found and int(found[1]) in (60, 80), last_line(proc.stderr)
   assert os.path.exists(partial) and not os.path.exists(os.path.join(w, 'eval_iwae50.json'))
+  with np.load(partial) as f:
+    seconds_before = float(f['seconds'])
+  assert seconds_before > 0
 
   proc = cli(args, data_dir, module='vae_jax.evaluate')
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -219,6 +222,9 @@ def test_signal_during_iwae_evaluation_keeps_the_results_and_the_rerun_resumes(
   with open(os.path.join(w, 'eval_iwae50.json')) as f:
     resumed = json.load(f)
   whole = evaluate.evaluate_workdir(w, num_samples=50, example_chunk=20, sample_chunk=25)
+  # The time of both calls, the interrupted one included.
+  assert resumed['num_segments'] == 2 and whole['num_segments'] == 1
+  assert resumed['seconds'] > seconds_before
   for key in ('nll', 'neg_elbo', 'nll_stderr', 'elbo_stderr', 'iwae_minus_elbo'):
     assert resumed[key] == whole[key], key  # bit for bit, through JSON
 

@@ -283,8 +283,8 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
   ``jax.default_matmul_precision`` name): 'highest', the default, is full
   float32 on every backend, so a likelihood means the same on a GPU, whose
   'default' is TF32, as on a CPU. Returns the :func:`evaluate_likelihood` dict
-  plus the run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of this
-  call, ``machine``: where it ran, ``note``).
+  plus the run's tags (``workdir``, ``step``, ``data``, ``seed``, ``seconds``: of every
+  call that worked on it, ``num_segments``: how many, ``machine``: where it ran, ``note``).
 
   SIGINT or SIGTERM stops it after the current chunk of images with
   :class:`interrupts.Interrupted`; with ``progress_file`` (an ``.npz`` path)
@@ -308,9 +308,13 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
                     sample_chunk=sample_chunk, data=config.data.name,
                     binarize=config.data.binarize, matmul_precision=matmul_precision)
 
+    done, seconds_before, segments_before = _load_partial(progress_file, settings)
+
     def after_chunk(so_far):
       if stop.requested():
-        raise stop.interrupted(_save_partial(progress_file, settings, so_far))
+        elapsed = seconds_before + time.time() - start
+        raise stop.interrupted(_save_partial(progress_file, settings, so_far, elapsed,
+                                             segments_before + 1))
 
     start = time.time()
     with jax.default_matmul_precision(matmul_precision):
@@ -319,11 +323,12 @@ def evaluate_workdir(workdir, *, num_samples=5000, num_examples=0, seed=0,
           likelihood=config.model.likelihood,
           gaussian_variance=config.model.gaussian_variance,
           binarize=config.data.binarize, example_chunk=example_chunk,
-          sample_chunk=sample_chunk, progress=progress,
-          done=_load_partial(progress_file, settings), after_chunk=after_chunk)
+          sample_chunk=sample_chunk, progress=progress, done=done, after_chunk=after_chunk)
+  # An evaluation resumed after an interrupt counts the seconds of every call.
   result.update(workdir=os.path.abspath(workdir), step=step, data=config.data.name,
                 seed=seed, matmul_precision=matmul_precision,
-                backend=jax.default_backend(), seconds=time.time() - start,
+                backend=jax.default_backend(), seconds=seconds_before + time.time() - start,
+                num_segments=segments_before + 1,
                 machine=run_clock.machine_description(),
                 note=DATA_NOTES[config.data.binarize])
   return result
@@ -334,13 +339,14 @@ def partial_path(out):
   return os.path.splitext(out)[0] + '.partial.npz'
 
 
-def _save_partial(path, settings, so_far):
-  """Saves the per-example results so far; returns the line that says so."""
+def _save_partial(path, settings, so_far, seconds, num_segments):
+  """Saves the per-example results so far and the seconds spent; returns the line that says so."""
   where = f'at test image {len(so_far["iwae"])} of {settings["num_images"]}'
   if path is None:
     return f'interrupted {where}; nothing saved; rerun the same command to start again'
   buffer = io.BytesIO()
-  np.savez(buffer, settings=json.dumps(settings, sort_keys=True), **so_far)
+  np.savez(buffer, settings=json.dumps(settings, sort_keys=True), seconds=seconds,
+           num_segments=num_segments, **so_far)
   try:
     workdir_lib.atomic_write_bytes(path, buffer.getvalue())
   except OSError as e:
@@ -351,16 +357,19 @@ def _save_partial(path, settings, so_far):
 
 
 def _load_partial(path, settings):
-  """The results an interrupted evaluation with the same ``settings`` saved, else None."""
+  """``(results, seconds, segments)`` an interrupted evaluation with the same
+  ``settings`` saved, else ``(None, 0.0, 0)``."""
+  nothing = None, 0.0, 0
   if path is None or not os.path.exists(path):
-    return None
+    return nothing
   try:
     with np.load(path) as f:
       if json.loads(str(f['settings'])) != json.loads(json.dumps(settings)):
-        return None  # another checkpoint, k, seed or chunking: start over
-      return {'elbo': f['elbo'], 'iwae': f['iwae']}
+        return nothing  # another checkpoint, k, seed or chunking: start over
+      return ({'elbo': f['elbo'], 'iwae': f['iwae']}, float(f['seconds']),
+              int(f['num_segments']))
   except (OSError, ValueError, KeyError):
-    return None  # unreadable: start over (it is replaced when next saved)
+    return nothing  # unreadable or older: start over (it is replaced when next saved)
 
 
 def default_output_path(workdir, num_samples, num_examples=0, matmul_precision='highest'):
