@@ -55,6 +55,12 @@ def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None):
   return path
 
 
+def _published(checkout):
+  """The checkout's README after publishing its results."""
+  lr.publish(str(checkout))
+  return (checkout / 'README.md').read_text()
+
+
 @pytest.fixture
 def checkout(tmp_path):
   """A checkout with a README and two configs, one with a results block."""
@@ -111,12 +117,10 @@ def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
 def test_a_single_run_gives_its_standard_error_and_says_above_or_below(tmp_path, checkout):
   lr.collect(_fake_run(str(tmp_path / 'run'), 2, 85.0, 90.0, 36.0), 'headline',
              root=str(checkout))
-  lr.publish(str(checkout))
-  readme = (checkout / 'README.md').read_text()
   assert ('`headline` (seed 2, one run; NLL ± 0.22 nats standard error over the test images): '
           'NLL 85.00, 1.76 nats below the VAE (k = 1) of Burda et al. 2015 at 86.76, 0.22 nats '
           'above the IWAE (k = 50) of Burda et al. 2015 at 84.78, 0.57 nats below the VampPrior '
-          'VAE of Tomczak & Welling 2018 at 85.57; test −ELBO 90.00 nats') in readme
+          'VAE of Tomczak & Welling 2018 at 85.57; test −ELBO 90.00 nats') in _published(checkout)
 
 
 def test_collect_refuses_a_run_that_is_unfinished_or_not_evaluated(tmp_path, checkout):
@@ -153,8 +157,7 @@ def test_a_bit_identical_repeat_of_a_seed_replaces_it_and_keeps_the_earlier_time
     [earlier] = json.load(f)
   assert earlier['timing']['train_seconds'] == 7343.6 and earlier['eval_seconds'] == 60.0
 
-  lr.publish(str(checkout))
-  readme = (checkout / 'README.md').read_text()
+  readme = _published(checkout)
   assert ('Seed 0 was trained and evaluated 2 times from scratch (2.04 h of training in 2 '
           'segments, 1.0 min of evaluation; 1.70 h of training in 2 segments, 1.0 min of '
           'evaluation; the table gives the last): the evaluations are bit-identical, NLL '
