@@ -91,7 +91,8 @@ def _earlier_runs(out, evaluation, workdir, seed, replace):
   earlier = (_read_json(os.path.join(out, REPEATS_FILE))
              if os.path.exists(os.path.join(out, REPEATS_FILE)) else [])
   return earlier + [{'timing': _read_json(os.path.join(out, 'timing.json')),
-                     'eval_seconds': old_eval['seconds']}]
+                     'eval_seconds': old_eval['seconds'],
+                     'eval_machine': old_eval.get('machine')}]
 
 
 def collect(workdir, experiment, root=ROOT, replace=False):
@@ -204,19 +205,37 @@ def summarise(runs):
                                          for r, h in zip(group, hours)),
         'segments': sum(r['timing']['num_segments'] for r in group),
         'eval_minutes': _mean_std([r['eval']['seconds'] / 60 for r in group]),
-        'machines': sorted({s['machine'] for r in group for s in r['timing']['segments']}
-                           | {r['eval']['machine'] for r in group if 'machine' in r['eval']}),
+        'machines': _machines(group),
         'nll_values': nll, 'nll_stderr': group[0]['eval']['nll_stderr'],
         'repeats': [_repeat_sentence(r) for r in group if r['repeats']]})
   return rows
 
 
+def _run_machines(timing, eval_machine):
+  """The machines a run trained and was evaluated on (an older evaluation may not say)."""
+  return {s['machine'] for s in timing['segments']} | ({eval_machine} if eval_machine else set())
+
+
+def _machines(group):
+  """Each machine, with the seeds it ran when the runs of a row did not all run on one."""
+  seeds = {}
+  for r in group:
+    for m in _run_machines(r['timing'], r['eval'].get('machine')):
+      seeds.setdefault(m, []).append(r['seed'])
+  if len(seeds) == 1:
+    return sorted(seeds)
+  return [m if len(s) == len(group) else
+          f"{m} ({'seed' if len(s) == 1 else 'seeds'} {', '.join(map(str, sorted(s)))})"
+          for m, s in sorted(seeds.items())]
+
+
 def _repeat_sentence(run):
-  """Says that a seed was trained more than once, with every run's times."""
-  times = [(t['timing'], t['eval_seconds']) for t in run['repeats']]
-  times.append((run['timing'], run['eval']['seconds']))
+  """Says that a seed was trained more than once, with every run's times and machines."""
+  times = [(t['timing'], t['eval_seconds'], t.get('eval_machine')) for t in run['repeats']]
+  times.append((run['timing'], run['eval']['seconds'], run['eval'].get('machine')))
   each = '; '.join(f"{t['train_seconds'] / 3600:.2f} h of training in {t['num_segments']} "
-                   f"segments, {e / 60:.1f} min of evaluation" for t, e in times)
+                   f"segments and {e / 60:.1f} min of evaluation on "
+                   f"{' and '.join(sorted(_run_machines(t, m)))}" for t, e, m in times)
   return (f"Seed {run['seed']} was trained and evaluated {len(times)} times from scratch "
           f"({each}; the table gives the last): the evaluations are bit-identical, NLL "
           f"{run['eval']['nll']!r} nats, −ELBO {run['eval']['neg_elbo']!r} nats.")
@@ -272,7 +291,8 @@ def docstring_block(row):
           f"{row['neg_elbo']} nats;",
           f"training {row['train_hours']} hours per seed"
           + (f" ({row['train_hours_by_seed']})" if len(row['seeds']) > 1 else '')
-          + f", evaluation {row['eval_minutes']} minutes per seed;", f"on {'; '.join(row['machines'])}.", DOC_END]
+          + f", evaluation {row['eval_minutes']} minutes per seed;",
+          f"on {'; '.join(row['machines'])}.", DOC_END]
 
 
 def _replace_block(text, begin, end, new, where):

@@ -29,8 +29,12 @@ def test_the_committed_readme_and_configs_say_what_results_holds():
   assert proc.returncode == 0, proc.stderr
 
 
-def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None):
-  """A workdir as training and `vae-jax evaluate` leave it (no checkpoints needed)."""
+def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None, machine=None):
+  """A workdir as training and `vae-jax evaluate` leave it (no checkpoints needed).
+
+  ``machine`` names the one machine of every segment and of the evaluation;
+  without it, each segment and the evaluation ran on a machine of its own.
+  """
   config = tiny_config(num_epochs=num_epochs, seed=seed, latent_dim=50)
   os.makedirs(path)
   workdir_lib.write_config(path, config)
@@ -43,12 +47,12 @@ def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None):
   evaluation = {'nll': nll, 'neg_elbo': neg_elbo, 'nll_bits_per_dim': nll / (784 * np.log(2)),
                 'nll_stderr': 0.2 + seed / 100,
                 'seconds': 60.0 * (seed + 1), 'step': eval_step or 8 * num_epochs,
-                'machine': 'Test CPU, 2 cores, x86_64'}
+                'machine': machine or 'Test CPU, 2 cores, x86_64'}
   with open(os.path.join(path, lr.EVAL_FILE), 'w') as f:
     json.dump(evaluation, f)
-  segments = [{'from_step': 0, 'to_step': 8, 'seconds': seconds / 2, 'machine': 'Test CPU A',
+  segments = [{'from_step': 0, 'to_step': 8, 'seconds': seconds / 2, 'machine': machine or 'Test CPU A',
                'host': 'a', 'started': 'x'},
-              {'from_step': 8, 'to_step': 24, 'seconds': seconds / 2, 'machine': 'Test CPU B',
+              {'from_step': 8, 'to_step': 24, 'seconds': seconds / 2, 'machine': machine or 'Test CPU B',
                'host': 'b', 'started': 'y'}]
   with open(os.path.join(path, 'timing.json'), 'w') as f:
     json.dump({'train_seconds': seconds, 'num_segments': 2, 'segments': segments}, f)
@@ -147,22 +151,27 @@ def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix
 
 def test_a_bit_identical_repeat_of_a_seed_replaces_it_and_keeps_the_earlier_times(tmp_path,
                                                                                  checkout):
-  first = _fake_run(str(tmp_path / 'first'), 0, 84.487, 91.616, 7343.6)
+  first = _fake_run(str(tmp_path / 'first'), 0, 84.487, 91.616, 7343.6, machine='Old CPU')
   out = lr.collect(first, 'headline', root=str(checkout))
-  again = _fake_run(str(tmp_path / 'again'), 0, 84.487, 91.616, 6120.0)
+  lr.collect(_fake_run(str(tmp_path / 'seed1'), 1, 84.6, 91.9, 6400.0, machine='Old CPU'),
+             'headline', root=str(checkout))
+  again = _fake_run(str(tmp_path / 'again'), 0, 84.487, 91.616, 6120.0, machine='New CPU')
   assert lr.collect(again, 'headline', root=str(checkout)) == out
   with open(os.path.join(out, 'timing.json')) as f:
     assert json.load(f)['train_seconds'] == 6120.0          # the newer run's files
   with open(os.path.join(out, lr.REPEATS_FILE)) as f:
     [earlier] = json.load(f)
   assert earlier['timing']['train_seconds'] == 7343.6 and earlier['eval_seconds'] == 60.0
+  assert earlier['eval_machine'] == 'Old CPU'
 
   readme = _published(checkout)
   assert ('Seed 0 was trained and evaluated 2 times from scratch (2.04 h of training in 2 '
-          'segments, 1.0 min of evaluation; 1.70 h of training in 2 segments, 1.0 min of '
-          'evaluation; the table gives the last): the evaluations are bit-identical, NLL '
-          '84.487 nats, −ELBO 91.616 nats.') in readme
-  assert 'training 1.70 hours per seed' in readme                # the newer run's hours
+          'segments and 1.0 min of evaluation on Old CPU; 1.70 h of training in 2 segments '
+          'and 1.0 min of evaluation on New CPU; the table gives the last): the evaluations '
+          'are bit-identical, NLL 84.487 nats, −ELBO 91.616 nats.') in readme
+  assert '(seed 0: 1.70, seed 1: 1.78)' in readme                # the newer run's hours
+  # Seed 0 on file now ran on New CPU, seed 1 on Old CPU: the row says which ran where.
+  assert 'minutes per seed; on New CPU (seed 0); Old CPU (seed 1).' in readme
 
 
 def test_a_different_run_of_a_seed_on_file_is_refused_unless_replaced(tmp_path, checkout):
