@@ -15,10 +15,11 @@ machine of each; vae_jax/run_clock.py).
   python experiments/likelihood_results.py publish --check   # exit 1 if out of date
 
 Collecting a seed that results/ already holds is a repeat of that run: it is
-taken only if its evaluation is bit-identical to the one on file (same NLL,
--ELBO and step; anything else needs --replace). The newer run's files replace
-the older's, and the older's training and evaluation times are kept in
-``repeats.json``, so the table says the seed was trained more than once.
+taken only if its evaluation and its test lines are bit-identical to the ones
+on file (same NLL, -ELBO, step and test curve; anything else needs --replace).
+The newer run's files replace the older's, and the older's training and
+evaluation times and machines are kept in ``repeats.json``, so the table says
+the seed was trained more than once, and where.
 
 Nothing in the table is typed by hand except the published anchors below,
 which are citations.
@@ -65,6 +66,11 @@ def _read_json(path):
     return json.load(f)
 
 
+def _read_jsonl(path):
+  with open(path) as f:
+    return [json.loads(line) for line in f]
+
+
 def _test_lines(metrics):
   tests = [r for r in metrics if r['split'] == 'test']
   if not tests:
@@ -72,13 +78,15 @@ def _test_lines(metrics):
   return tests
 
 
-def _earlier_runs(out, evaluation, workdir, seed, replace):
+def _earlier_runs(out, evaluation, tests, workdir, seed, replace):
   """The repeats.json list for a run collected into ``out``, which may hold an earlier one."""
   from vae_jax import workdir as workdir_lib
   if not os.path.exists(os.path.join(out, EVAL_FILE)) or replace:
     return []
   old_eval = _read_json(os.path.join(out, EVAL_FILE))
   differs = [k for k in SAME if old_eval.get(k) != evaluation.get(k)]
+  if _read_jsonl(os.path.join(out, 'metrics_test.jsonl')) != tests:
+    differs.append('test lines')
   configs = [workdir_lib.upgrade_config_dict(_read_json(os.path.join(d, 'config.json')))
              for d in (out, workdir)]
   if configs[0] != configs[1]:
@@ -120,7 +128,7 @@ def collect(workdir, experiment, root=ROOT, replace=False):
         f'of {config.num_epochs}, {EVAL_FILE} at step {evaluation["step"]}: finish the '
         'training, then evaluate again')
   out = os.path.join(root, RESULTS, f'{experiment}_seed{config.seed}')
-  repeats = _earlier_runs(out, evaluation, workdir, config.seed, replace)
+  repeats = _earlier_runs(out, evaluation, tests, workdir, config.seed, replace)
   os.makedirs(out, exist_ok=True)
   shutil.copy(os.path.join(workdir, 'config.json'), out)
   shutil.copy(eval_path, out)
@@ -234,10 +242,12 @@ def _repeat_sentence(run):
   times = [(t['timing'], t['eval_seconds'], t.get('eval_machine')) for t in run['repeats']]
   times.append((run['timing'], run['eval']['seconds'], run['eval'].get('machine')))
   each = '; '.join(f"{t['train_seconds'] / 3600:.2f} h of training in {t['num_segments']} "
-                   f"segments and {e / 60:.1f} min of evaluation on "
-                   f"{' and '.join(sorted(_run_machines(t, m)))}" for t, e, m in times)
+                   f"segment{'s' if t['num_segments'] > 1 else ''} and {e / 60:.1f} min of "
+                   f"evaluation on {' and '.join(sorted(_run_machines(t, m)))}"
+                   for t, e, m in times)
   return (f"Seed {run['seed']} was trained and evaluated {len(times)} times from scratch "
-          f"({each}; the table gives the last): the evaluations are bit-identical, NLL "
+          f"({each}; the table gives the last): the test lines of all "
+          f"{run['config']['num_epochs']} epochs and the evaluations are bit-identical, NLL "
           f"{run['eval']['nll']!r} nats, −ELBO {run['eval']['neg_elbo']!r} nats.")
 
 

@@ -50,10 +50,10 @@ def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None, 
                 'machine': machine or 'Test CPU, 2 cores, x86_64'}
   with open(os.path.join(path, lr.EVAL_FILE), 'w') as f:
     json.dump(evaluation, f)
-  segments = [{'from_step': 0, 'to_step': 8, 'seconds': seconds / 2, 'machine': machine or 'Test CPU A',
-               'host': 'a', 'started': 'x'},
-              {'from_step': 8, 'to_step': 24, 'seconds': seconds / 2, 'machine': machine or 'Test CPU B',
-               'host': 'b', 'started': 'y'}]
+  segments = [{'from_step': 0, 'to_step': 8, 'seconds': seconds / 2,
+                'machine': machine or 'Test CPU A', 'host': 'a', 'started': 'x'},
+               {'from_step': 8, 'to_step': 24, 'seconds': seconds / 2,
+                'machine': machine or 'Test CPU B', 'host': 'b', 'started': 'y'}]
   with open(os.path.join(path, 'timing.json'), 'w') as f:
     json.dump({'train_seconds': seconds, 'num_segments': 2, 'segments': segments}, f)
   return path
@@ -167,8 +167,9 @@ def test_a_bit_identical_repeat_of_a_seed_replaces_it_and_keeps_the_earlier_time
   readme = _published(checkout)
   assert ('Seed 0 was trained and evaluated 2 times from scratch (2.04 h of training in 2 '
           'segments and 1.0 min of evaluation on Old CPU; 1.70 h of training in 2 segments '
-          'and 1.0 min of evaluation on New CPU; the table gives the last): the evaluations '
-          'are bit-identical, NLL 84.487 nats, −ELBO 91.616 nats.') in readme
+          'and 1.0 min of evaluation on New CPU; the table gives the last): the test lines of '
+          'all 3 epochs and the evaluations are bit-identical, NLL 84.487 nats, −ELBO 91.616 '
+          'nats.') in readme
   assert '(seed 0: 1.70, seed 1: 1.78)' in readme                # the newer run's hours
   # Seed 0 on file now ran on New CPU, seed 1 on Old CPU: the row says which ran where.
   assert 'minutes per seed; on New CPU (seed 0); Old CPU (seed 1).' in readme
@@ -185,8 +186,17 @@ def test_a_different_run_of_a_seed_on_file_is_refused_unless_replaced(tmp_path, 
   assert {f: (checkout / 'results' / 'headline_seed0' / f).read_bytes()
           for f in lr.FILES} == before
   longer = _fake_run(str(tmp_path / 'longer'), 0, 84.487, 91.616, 50.0, num_epochs=4)
-  with pytest.raises(lr.ResultsError, match=r'differs from it in step, config'):
+  with pytest.raises(lr.ResultsError, match=r'differs from it in step, test lines, config'):
     lr.collect(longer, 'headline', root=str(checkout))
+  # The same evaluation after a different training curve is not a repeat either.
+  curve = _fake_run(str(tmp_path / 'curve'), 0, 84.487, 91.616, 50.0)
+  metrics = os.path.join(curve, 'metrics.jsonl')
+  with open(metrics) as f:
+    text = f.read()
+  with open(metrics, 'w') as f:
+    f.write(text.replace('"elbo": -91.616}', '"elbo": -91.6160001}', 1))
+  with pytest.raises(lr.ResultsError, match=r'differs from it in test lines \('):
+    lr.collect(curve, 'headline', root=str(checkout))
 
   lr.collect(_fake_run(str(tmp_path / 'first_again'), 0, 84.487, 91.616, 70.0), 'headline',
              root=str(checkout))
