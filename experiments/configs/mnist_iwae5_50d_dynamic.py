@@ -8,7 +8,9 @@ more latent units in use and tightens the model's likelihood (Burda et al.:
 one layer, k = 5 beat k = 1 by about a nat). k and the epochs are what a
 2-hour budget on a 2-core CPU affords: `experiments/likelihood_cost.py` times
 each k on the machine (results/likelihood_cost.json), and k = 5 with 650
-epochs was chosen from that measurement to fit the budget.
+epochs was chosen from that measurement to fit the budget on the machine that
+file names. The block below gives each run's hours and machine: the budget is
+a property of a CPU, not of the config.
 
   python -m vae_jax.main --config=experiments/configs/mnist_iwae5_50d_dynamic.py \
       --workdir=runs/mnist_iwae5_50d_dynamic
