@@ -74,7 +74,7 @@ def tiny_config(data_dir=None, **overrides):
   ``overrides`` are dotted field names, e.g. ``tiny_config(d, **{'model.kind': 'autoencoder'})``
   or plain ones, ``tiny_config(d, num_epochs=2)``.
   """
-  from vae_jax.config import base_config
+  from vae_jax.core.config import base_config
   c = base_config()
   c.data.dir = data_dir or find_data_dir()
   c.data.num_train = 512
@@ -148,7 +148,7 @@ def snapshot(path):
 
 def split_steps(workdir, split='test'):
   """Steps of the ``split`` lines of ``workdir/metrics.jsonl``."""
-  from vae_jax import workdir as workdir_lib
+  from vae_jax.infra import workdir as workdir_lib
   return [r['step'] for r in workdir_lib.read_metrics(workdir) if r['split'] == split]
 
 
@@ -181,7 +181,7 @@ def copy_run(src, dst):
 
 def latest(workdir):
   """``(step, state, meta, warnings)`` of the newest checkpoint that restores and checks."""
-  from vae_jax import experiment
+  from vae_jax.core import experiment
   warnings = []
   _, _, step, state, meta = experiment.restore_state(workdir, warn=warnings.append)
   return step, state, meta, warnings
@@ -190,7 +190,7 @@ def latest(workdir):
 def assert_same_run(a, b):
   """Same metrics.jsonl bytes and the same final state, bit for bit."""
   import jax
-  from vae_jax import checkpointing
+  from vae_jax.infra import checkpointing
   assert read(os.path.join(a, 'metrics.jsonl')) == read(os.path.join(b, 'metrics.jsonl'))
   step_a, state_a, meta_a, warn_a = latest(a)
   step_b, state_b, meta_b, warn_b = latest(b)
@@ -223,9 +223,8 @@ def assert_docs_block_current(module, results_file, docs='docs/performance.md'):
     text = f.read()
   start = text.index(module.BEGIN) + len(module.BEGIN) + 1
   assert not results['quick']
-  script = os.path.basename(module.__file__)
   assert text[start:text.index(module.END) - 1] == module.markdown(results), (
-      f'{docs} is stale: run python experiments/{script} --publish=results/{results_file}')
+      f'{docs} is stale: run python -m {module.__name__} --publish=results/{results_file}')
 
 
 def assert_publish_refuses_missing_or_quick(main, tmp_path):

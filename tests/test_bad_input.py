@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, one_error_line, snapshot, straight_run, train_args, write_idx
-from vae_jax import data
+from vae_jax.core import data
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +67,7 @@ BAD_FLAGS = [
      ['config.model.conv.features=(0,)', 'positive integers']),
     ('--config.model.family=rnn --config.model.rnn.cell=tanh',
      ["config.model.rnn.cell='tanh'", 'use one of']),
-    ('--config.no_such_field=1', ["unknown config field 'no_such_field'", 'vae_jax/config.py']),
+    ('--config.no_such_field=1', ["unknown config field 'no_such_field'", 'vae_jax/core/config.py']),
     ('--no_such_flag', ["Unknown command line flag 'no_such_flag'", '--help']),
     ('stray_argument', ["unexpected arguments ['stray_argument']", '--flag=value']),
 ]
@@ -218,7 +218,7 @@ def test_evaluate_a_workdir_without_checkpoint(workdir, data_dir, layout, expect
     if layout == 'empty-checkpoints-dir':
       os.makedirs(os.path.join(workdir, 'checkpoints'))
   before = snapshot(workdir)
-  proc = cli(['--workdir', workdir], data_dir, module='vae_jax.evaluate')
+  proc = cli(['--workdir', workdir], data_dir, module='vae_jax.core.evaluate')
   line = assert_refused(proc, workdir, before, expected)
   if layout != 'empty':
     assert 'train it first' in line

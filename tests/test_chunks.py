@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import chunks, models
+from vae_jax.core import models
+from vae_jax.infra import chunks
 
 
 def test_pad_rows_appends_zero_rows_and_leaves_full_arrays_alone():

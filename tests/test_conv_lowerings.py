@@ -1,4 +1,4 @@
-"""experiments/conv_lowerings.py: its lowerings compute lax's convolutions; docs agree with its file."""
+"""vae_jax/bench/conv_lowerings.py: its lowerings compute lax's convolutions; docs agree with its file."""
 
 import os
 import sys
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
-import conv_lowerings  # noqa: E402  pylint: disable=wrong-import-position
+from vae_jax.bench import conv_lowerings
 from conftest import assert_docs_block_current, assert_publish_refuses_missing_or_quick  # noqa: E402
 
 

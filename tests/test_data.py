@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import write_idx
-from vae_jax import data
+from vae_jax.core import data
 
 
 def make_set(root, n=6, labels=None, name='mnist', split='train'):
@@ -96,7 +96,7 @@ import os, sys
 os.environ.pop('VAE_JAX_DATA_DIR', None)
 import numpy as np
 import tensorflow_datasets as tfds
-from vae_jax import data
+from vae_jax.core import data
 for name, split in [('mnist', 'train'), ('fashion_mnist', 'test')]:
   with tfds.testing.mock_data(num_examples=7):
     x, y = data.load(name, split)

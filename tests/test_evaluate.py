@@ -17,8 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import config as config_lib
-from vae_jax import diagnostics, evaluate, experiment, latent, losses, run_clock
+from vae_jax.core import config as config_lib
+from vae_jax.core import diagnostics, evaluate, experiment, latent, losses
+from vae_jax.infra import run_clock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,7 +180,7 @@ def tiny_config(data_dir, kind='vae'):
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, data_dir):
   # data_dir (conftest) fails, not skips, when the MNIST files are missing.
-  from vae_jax import train
+  from vae_jax.core import train
   workdir = str(tmp_path_factory.mktemp('tiny_vae'))
   result = train.train_and_evaluate(tiny_config(data_dir), workdir)
   return workdir, result
@@ -240,7 +241,7 @@ def test_latent_diagnostics_on_trained_model(trained):
 
 def _run_cli(*args):
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  return subprocess.run([sys.executable, '-m', 'vae_jax.evaluate', *args],
+  return subprocess.run([sys.executable, '-m', 'vae_jax.core.evaluate', *args],
                         capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
 
 

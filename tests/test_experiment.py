@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli_env, tiny_config
-from vae_jax import checkpointing, experiment, train, workdir as workdir_lib
+from vae_jax.core import experiment, train
+from vae_jax.infra import checkpointing, workdir as workdir_lib
 
 # Run in a fresh interpreter, so that sys.modules shows what restore imported.
 # Every data loader raises: restore must not read a single image.
 RESTORE_ONLY = '''
 import sys
-from vae_jax import data
+from vae_jax.core import data
 def refuse(*args, **kwargs):
   raise AssertionError('restore loaded data')
 data.load = data.load_split = data.load_idx = data.load_tfds = refuse
@@ -30,14 +31,14 @@ class Compiles(logging.Handler):
       compiled.append(record.getMessage().split()[4])
 logging.getLogger('jax').addHandler(Compiles())
 jax.config.update('jax_log_compiles', True)
-from vae_jax import experiment
+from vae_jax.core import experiment
 config, model, params, step = experiment.restore(sys.argv[1])
 import jax, numpy as np
 np.savez(sys.argv[2], *[np.asarray(x) for x in jax.tree_util.tree_leaves(params)])
 during_restore = ','.join(compiled) or 'none'
-from vae_jax import latent  # a compile after restore: proves the log is read
+from vae_jax.core import latent  # a compile after restore: proves the log is read
 latent.encode_batch(model, params, np.zeros((1, *data.info(config.data.name).image_shape)))
-print(step, type(model).__name__, 'vae_jax.train' in sys.modules, during_restore,
+print(step, type(model).__name__, 'vae_jax.core.train' in sys.modules, during_restore,
       compiled[-1])
 '''
 

@@ -7,11 +7,11 @@ import jax
 import pytest
 
 from conftest import cli, one_error_line, train_args
-from vae_jax import config as config_lib, experiment
+from vae_jax.core import config as config_lib, experiment
 
 # An outside package: an MLP family with its own widths, not registered anywhere.
 OUTSIDE = textwrap.dedent('''
-    from vae_jax import models
+    from vae_jax.core import models
 
     def narrow_mlp(model_config, image_shape):
       return (models.MLPEncoder((24, 12), model_config.dropout_rate),

@@ -18,7 +18,8 @@ from absl import flags
 from ml_collections import config_flags
 
 from conftest import CONFIG, cli, one_error_line, read, straight_run, tiny_config, train_args
-from vae_jax import config as config_lib, experiment, models, workdir as workdir_lib
+from vae_jax.core import config as config_lib, experiment, models
+from vae_jax.infra import workdir as workdir_lib
 
 SIZES = 'must be a non-empty tuple of positive integers, e.g. "(512,)"'
 # (family, field of its node, a bad value, the whole error line validate gives).

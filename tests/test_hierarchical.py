@@ -4,7 +4,7 @@ import numpy as np
 import jax
 import pytest
 
-from vae_jax import evaluate, hierarchical, losses, objective
+from vae_jax.core import evaluate, hierarchical, losses, objective
 
 IMAGE_SHAPE = (2, 2, 1)
 
@@ -139,7 +139,8 @@ def test_a_two_layer_vae_trains_resumes_and_is_evaluated_from_the_cli(tmp_path, 
   import json
   import os
   from conftest import cli, train_args
-  from vae_jax import experiment, workdir as workdir_lib
+  from vae_jax.core import experiment
+  from vae_jax.infra import workdir as workdir_lib
   w = str(tmp_path / 'run')
   proc = cli(train_args(w, *TWO_LAYERS), data_dir)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -150,7 +151,7 @@ def test_a_two_layer_vae_trains_resumes_and_is_evaluated_from_the_cli(tmp_path, 
   test = [r for r in workdir_lib.read_metrics(w) if r['split'] == 'test'][-1]
   assert test['elbo'] < 0 and test['kl'] > 0
   proc = cli(['--workdir', w, '--iwae_samples', '20', '--num_examples', '40'], data_dir,
-             module='vae_jax.evaluate')
+             module='vae_jax.core.evaluate')
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(w, 'eval_iwae20_n40.json')) as f:
     r = json.load(f)
@@ -163,7 +164,7 @@ def test_a_two_layer_vae_trains_resumes_and_is_evaluated_from_the_cli(tmp_path, 
 
 def test_two_layers_refuse_what_they_do_not_support_in_one_line():
   from conftest import tiny_config
-  from vae_jax import config as config_lib
+  from vae_jax.core import config as config_lib
   c = tiny_config(**{'model.mlp.stochastic_layers': 2, 'model.family': 'conv',
                      'model.dropout_rate': 0.5})
   with pytest.raises(config_lib.ConfigError,
@@ -175,7 +176,7 @@ def test_two_layers_refuse_what_they_do_not_support_in_one_line():
 
 
 def test_a_config_json_from_before_two_layers_reads_as_one_layer():
-  from vae_jax import workdir as workdir_lib
+  from vae_jax.infra import workdir as workdir_lib
   old = {'latent_dim': 2, 'train_loop': 'scan', 'model': {'kind': 'vae', 'family': 'mlp'}}
   new = workdir_lib.upgrade_config_dict(old)
   mlp = new['model']['mlp']

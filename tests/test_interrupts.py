@@ -25,7 +25,7 @@ import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
                       one_error_line, snapshot, split_steps, straight_run, train_args)
-from vae_jax import checkpointing, interrupts, workdir as workdir_lib
+from vae_jax.infra import checkpointing, interrupts, workdir as workdir_lib
 
 # 8 steps an epoch, 2 epochs, a chunk (and metrics line) every 2 steps:
 # epoch-end checkpoints at 8 and 16 only, so a mid-epoch stop saves its own.
@@ -82,7 +82,7 @@ def no_leftovers(workdir):
 # is written, then runs the training command argv[3:].
 SEND_SIGNAL_AT_STEP = r'''
 import os, sys
-from vae_jax import workdir
+from vae_jax.infra import workdir
 signum, at = int(sys.argv[1]), int(sys.argv[2])
 write = workdir.MetricsLog.write
 def write_then_signal(self, step, epoch, split, metrics):
@@ -100,7 +100,7 @@ main.run()
 # after saying so on stderr.
 HANG_IN_SAVE = r'''
 import time
-from vae_jax import checkpointing
+from vae_jax.infra import checkpointing
 def hang(*args, **kwargs):
   print('saving', file=sys.stderr, flush=True)
   time.sleep(600)
@@ -185,7 +185,7 @@ def test_signal_handlers_are_restored_and_nested_uses_share_one_stop():
 # argv[2] of the test images, then runs the evaluate command argv[3:].
 SIGNAL_AT_CHUNK = r'''
 import os, sys
-from vae_jax import evaluate
+from vae_jax.core import evaluate
 signum, at = int(sys.argv[1]), int(sys.argv[2])
 encode, calls = evaluate._encode, []
 def encode_then_signal(*args):
@@ -201,7 +201,7 @@ EVAL = ['--iwae_samples=50', '--example_chunk=20', '--sample_chunk=25', '--quiet
 
 def test_signal_during_iwae_evaluation_keeps_the_results_and_the_rerun_resumes(
     straight, tmp_path, data_dir):
-  from vae_jax import evaluate
+  from vae_jax.core import evaluate
   w = copy_run(straight, tmp_path / 'run')
   args = [f'--workdir={w}', *EVAL]
   proc = run_script(SIGNAL_AT_CHUNK, [str(int(signal.SIGTERM)), '3', *args], data_dir)
@@ -216,7 +216,7 @@ def test_signal_during_iwae_evaluation_keeps_the_results_and_the_rerun_resumes(
     seconds_before = float(f['seconds'])
   assert seconds_before > 0
 
-  proc = cli(args, data_dir, module='vae_jax.evaluate')
+  proc = cli(args, data_dir, module='vae_jax.core.evaluate')
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert not os.path.exists(partial) and no_leftovers(w)
   with open(os.path.join(w, 'eval_iwae50.json')) as f:
@@ -278,7 +278,7 @@ def test_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(straight, 
 # the save itself runs into the full disk, inside orbax and tensorstore.
 WITHOUT_SPACE_CHECK = r'''
 import sys
-from vae_jax import checkpointing
+from vae_jax.infra import checkpointing
 checkpointing.check_space = lambda *args, **kwargs: None
 from vae_jax import main
 sys.argv = ['vae_jax.main'] + sys.argv[1:]
@@ -445,12 +445,12 @@ def test_evaluate_respects_the_lock_where_it_writes(straight, tmp_path, data_dir
   w = copy_run(straight, tmp_path / 'run')
   with workdir_lib.lock(w, 'train'):
     before = snapshot(w)
-    proc = cli([f'--workdir={w}', *EVAL], data_dir, module='vae_jax.evaluate')
+    proc = cli([f'--workdir={w}', *EVAL], data_dir, module='vae_jax.core.evaluate')
     assert proc.returncode == 2
     assert f'is in use by another run (train, pid {os.getpid()}' in one_error_line(proc)
     assert snapshot(w) == before
     out = str(tmp_path / 'elsewhere.json')  # reading the workdir is not writing it
-    proc = cli([f'--workdir={w}', *EVAL, f'--out={out}'], data_dir, module='vae_jax.evaluate')
+    proc = cli([f'--workdir={w}', *EVAL, f'--out={out}'], data_dir, module='vae_jax.core.evaluate')
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert os.path.exists(out)
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from vae_jax import evaluate, models, objective
+from vae_jax.core import evaluate, models, objective
 
 IMAGE_SHAPE = (4, 4, 1)
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax import config as config_lib
-from vae_jax import experiment, losses, objective, train, workdir as workdir_lib
+from vae_jax.core import config as config_lib
+from vae_jax.core import experiment, losses, objective, train
+from vae_jax.infra import workdir as workdir_lib
 
 
 def betas(obj, steps):

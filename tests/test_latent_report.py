@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import cli, one_error_line, straight_run
-from vae_jax import classifier, data, experiment, latent_report, metrics
+from vae_jax.analysis import classifier, latent_report, metrics
+from vae_jax.core import data, experiment
 
 RNG = np.random.default_rng(0)
 PATTERN = RNG.normal(size=(2, 64)) * 0.8   # a smooth decoder's weights, 2-D codes -> 8x8

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, tiny_config
-from vae_jax import workdir as workdir_lib
+from vae_jax.infra import workdir as workdir_lib
 
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
-import likelihood_results as lr  # noqa: E402
+from vae_jax.study import likelihood as lr
 
 CONFIG_TEXT = f'''r"""A config.
 
@@ -24,7 +23,7 @@ stale text
 
 
 def test_the_committed_readme_and_configs_say_what_results_holds():
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'likelihood_results.py'),
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.study.likelihood',
                          'publish', '--check'], capture_output=True, text=True, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
 
@@ -229,8 +228,8 @@ def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
   sys.path.insert(0, os.path.dirname(__file__))
   from test_readme import readme_command
   w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
-  for prefix in ('python experiments/likelihood_results.py collect',
-                 'python experiments/likelihood_results.py publish'):
+  for prefix in ('python -m vae_jax.study.likelihood collect',
+                 'python -m vae_jax.study.likelihood publish'):
     args = readme_command(prefix).split()[1:]
     args = [f'--workdir={w}' if a.startswith('--workdir=') else a for a in args]
     args = [a.replace('mnist_vae_50d_dynamic', 'headline') for a in args]
@@ -243,7 +242,7 @@ def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
 @pytest.mark.slow
 def test_cost_measurement_prices_each_k(tmp_path, data_dir):
   out = tmp_path / 'cost.json'
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'likelihood_cost.py'),
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.bench.likelihood_cost',
                          f'--json={out}', '--ks=1,3', '--steps=2', '--reps=1', '--epochs=10',
                          f'--data_dir={data_dir}'], capture_output=True, text=True, cwd=ROOT,
                         timeout=600)
@@ -257,16 +256,16 @@ def test_cost_measurement_prices_each_k(tmp_path, data_dir):
 
 
 def test_bad_input_is_one_error_line_naming_the_fix(tmp_path, checkout):
-  script = os.path.join(ROOT, 'experiments', 'likelihood_results.py')
-  proc = subprocess.run([sys.executable, script, 'collect', f'--workdir={tmp_path}',
+  script = '-m', 'vae_jax.study.likelihood'
+  proc = subprocess.run([sys.executable, *script, 'collect', f'--workdir={tmp_path}',
                          '--experiment=headline', f'--root={checkout}'],
                         capture_output=True, text=True, cwd=ROOT)
   assert proc.returncode == 2 and 'Traceback' not in proc.stderr
   assert proc.stderr.strip().splitlines() == [
       f'error: {tmp_path} has no config.json: it is not a vae_jax run directory; pass '
       'the --workdir you trained in']
-  cost = os.path.join(ROOT, 'experiments', 'likelihood_cost.py')
-  proc = subprocess.run([sys.executable, cost, f'--json={tmp_path}/c.json', '--ks=1,five'],
+  cost = '-m', 'vae_jax.bench.likelihood_cost'
+  proc = subprocess.run([sys.executable, *cost, f'--json={tmp_path}/c.json', '--ks=1,five'],
                         capture_output=True, text=True, cwd=ROOT)
   assert proc.returncode == 2 and 'must be comma-separated integers' in proc.stderr
   assert 'Traceback' not in proc.stderr

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import experiment, losses, models, objective
-from vae_jax.config import base_config
+from vae_jax.core import experiment, losses, models, objective
+from vae_jax.core.config import base_config
 
 
 def test_gaussian_kl_matches_numpy_closed_form():

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import classifier, diagnostics, metrics, models, samplers
+from vae_jax.analysis import classifier, metrics, samplers
+from vae_jax.core import diagnostics, models
 
 
 RNG = np.random.default_rng(0)
@@ -220,7 +221,7 @@ def test_latent_diagnostics_model():
 # Classifier
 # ----------------------------------------------------------------------------
 def test_classifier_trains_saves_and_loads(tmp_path, data_dir):
-  from vae_jax import data
+  from vae_jax.core import data
   x, y = data.load('mnist', 'train', data_dir=data_dir)
   tx, ty = data.load('mnist', 'test', data_dir=data_dir)
   cfg = classifier.ClassifierConfig(hidden_sizes=(64,), epochs=3, batch_size=32, seed=0)

@@ -7,8 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import experiment, losses, models, optim
-from vae_jax.config import base_config
+from vae_jax.core import conv_matmul, experiment, losses, models, optim
+from vae_jax.core.config import base_config
 
 
 @pytest.mark.parametrize('family', ['mlp', 'conv', 'rnn'])
@@ -30,9 +30,9 @@ def test_conv_transpose_2x_equals_flax_conv_transpose():
   ref = nn.ConvTranspose(4, (3, 3), strides=(2, 2), padding='SAME')
   params = ref.init(jax.random.key(1), x)
   params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # nonzero bias too
-  np.testing.assert_allclose(models.ConvTranspose2x(4).apply(params, x),
+  np.testing.assert_allclose(conv_matmul.ConvTranspose2x(4).apply(params, x),
                              ref.apply(params, x), atol=1e-5)
-  assert (jax.tree_util.tree_structure(models.ConvTranspose2x(4).init(jax.random.key(1), x))
+  assert (jax.tree_util.tree_structure(conv_matmul.ConvTranspose2x(4).init(jax.random.key(1), x))
           == jax.tree_util.tree_structure(params))
 
 

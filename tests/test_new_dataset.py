@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config, write_idx
-from vae_jax import classifier, cli, data, evaluate, experiment, latent_report, train
-from vae_jax import workdir as workdir_lib
+from vae_jax import cli
+from vae_jax.analysis import classifier, latent_report
+from vae_jax.core import data, evaluate, experiment, train
+from vae_jax.infra import workdir as workdir_lib
 
 SHAPE = (32, 32, 3)
 CLASSES = ('red', 'green', 'blue', 'yellow')

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax import config as config_lib, experiment, optim, train, workdir as workdir_lib
+from vae_jax.core import config as config_lib, experiment, optim, train
+from vae_jax.infra import workdir as workdir_lib
 
 
 def test_cosine_decays_from_the_learning_rate_to_zero(data_dir):

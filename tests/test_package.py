@@ -26,7 +26,7 @@ def test_version_matches_pyproject():
 
 def test_every_experiment_config_loads_locked_and_valid():
   import glob
-  from vae_jax import config as config_lib
+  from vae_jax.core import config as config_lib
   paths = sorted(glob.glob(os.path.join(ROOT, 'experiments', 'configs', '*.py')))
   assert len(paths) >= 10
   for path in paths:

@@ -53,7 +53,8 @@ def _env(num_devices, **extra):
 def _worker(data_dir, out_path):
   """Runs in the subprocess: trains/evaluates on 1 and on 8 devices, saves both."""
   import jax
-  from vae_jax import parallel, train
+  from vae_jax.core import train
+  from vae_jax.infra import parallel
 
   devices = jax.devices()
   assert len(devices) == NUM_DEVICES, devices
@@ -144,7 +145,7 @@ def test_eight_devices_evaluate_like_one(eight_devices):
 # ----------------------------------------------------------------------------
 def test_distributed_initialize_reads_environment(monkeypatch):
   import jax
-  from vae_jax import distributed
+  from vae_jax.infra import distributed
 
   calls = []
   monkeypatch.setattr(jax.distributed, 'initialize', lambda **kw: calls.append(kw))
@@ -163,7 +164,7 @@ def test_distributed_initialize_reads_environment(monkeypatch):
 
 def test_distributed_initialize_names_a_missing_variable(monkeypatch):
   import jax
-  from vae_jax import distributed
+  from vae_jax.infra import distributed
 
   monkeypatch.setattr(jax.distributed, 'initialize', lambda **kw: None)
   monkeypatch.setenv('VAE_JAX_COORDINATOR', 'host0:1234')
@@ -204,7 +205,8 @@ def _train_cmd(config_path, workdir):
 
 @pytest.mark.slow
 def test_two_processes_train_like_one(tmp_path, data_dir):
-  from vae_jax import experiment, workdir as workdir_lib
+  from vae_jax.core import experiment
+  from vae_jax.infra import workdir as workdir_lib
 
   config_path = tmp_path / 'tiny_config.py'
   _write_config(config_path, data_dir)

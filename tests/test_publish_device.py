@@ -6,8 +6,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
-import publish_device  # noqa: E402  pylint: disable=wrong-import-position
+from vae_jax.bench import publish_device
 
 
 def test_docs_block_equals_what_the_result_files_say():
@@ -16,7 +15,7 @@ def test_docs_block_equals_what_the_result_files_say():
   start = text.index(publish_device.BEGIN) + len(publish_device.BEGIN) + 1
   published = text[start:text.index(publish_device.END) - 1]
   assert published == publish_device.block(), (
-      'docs/performance.md is stale: run python experiments/publish_device.py')
+      'docs/performance.md is stale: run python -m vae_jax.bench.publish_device')
 
 
 def test_tests_line_reads_pytest_summary_and_failures(tmp_path):
@@ -55,5 +54,5 @@ def test_protocols_table_groups_seeds_in_order():
 def test_missing_result_files_stop_with_the_command_that_makes_them(tmp_path, monkeypatch):
   monkeypatch.setattr(publish_device, 'RESULTS', str(tmp_path))
   with pytest.raises(SystemExit, match=r'expected one results/gpu/env_\*\.txt, found 0: run '
-                                       'experiments/device_check.sh'):
+                                       'vae_jax/bench/device_check.sh'):
     publish_device.block()

@@ -20,14 +20,14 @@ with open(os.path.join(ROOT, 'README.md')) as _f:
 # Where each README command runs. A new command in the README fails
 # test_every_readme_command_runs_somewhere until it is added here and run.
 RUN_HERE = ('python -m vae_jax.main ', 'vae-jax evaluate ', 'vae-jax plot ',
-            'vae-jax latent-report ', 'tensorboard --logdir=', 'python -m vae_jax.evaluate')
+            'vae-jax latent-report ', 'tensorboard --logdir=', 'python -m vae_jax.core.evaluate')
 RUN_BY_CI = ('pip install -e ".[dev]"', 'python -m pytest -q -m "not slow"')
-RUN_BY_TEST_STUDY = ('python experiments/run_study.py ',
-                         'python experiments/publish_study.py ')
-RUN_BY_TEST_BENCHMARK = ('python experiments/benchmark.py ',)
-RUN_BY_TEST_LIKELIHOOD = ('python experiments/likelihood_results.py ',
-                          'python experiments/likelihood_cost.py ')
-RUN_BY_TEST_SWEEP = ('python experiments/sweep.py ',)
+RUN_BY_TEST_STUDY = ('python -m vae_jax.study.run ',
+                         'python -m vae_jax.study.publish ')
+RUN_BY_TEST_BENCHMARK = ('python -m vae_jax.bench.benchmark ',)
+RUN_BY_TEST_LIKELIHOOD = ('python -m vae_jax.study.likelihood ',
+                          'python -m vae_jax.bench.likelihood_cost ')
+RUN_BY_TEST_SWEEP = ('python -m vae_jax.study.sweep ',)
 # Installs of accelerator wheels: they need a GPU/TPU host, which CI is not.
 NOT_RUN = ('pip install -U "jax[cuda12]"', 'pip install -U "jax[tpu]"')
 ENV_PREFIX = re.compile(r'^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*')
@@ -87,9 +87,11 @@ def test_ci_runs_the_readme_install_and_test_commands():
 def test_the_module_map_names_every_module():
   table = README[README.index('| module | what it holds |'):]
   table = table[:table.index('\n\n')]
-  listed = set(re.findall(r'`vae_jax\.(\w+)`', table))
-  modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, 'vae_jax'))
-             if f.endswith('.py') and f != '__init__.py'}
+  listed = set(re.findall(r'`vae_jax\.([\w.]+)`', table))
+  modules = set()
+  for layer in ('', 'infra', 'core', 'analysis'):  # study/ and bench/ have their own section
+    modules |= {f'{layer}.{f[:-3]}'.lstrip('.') for f in os.listdir(os.path.join(ROOT, 'vae_jax', layer))
+                if f.endswith('.py') and f != '__init__.py'}
   assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
 
 
@@ -159,7 +161,7 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
     workdirs[readme_workdir] = str(tmp_path / os.path.basename(readme_workdir))
     assert 'test: ' in run(argv(command) + TINY_FLAGS, data_dir).stdout
 
-  evaluations = [c for c in commands if c.startswith(('vae-jax evaluate ', 'python -m vae_jax.evaluate '))]
+  evaluations = [c for c in commands if c.startswith(('vae-jax evaluate ', 'python -m vae_jax.core.evaluate '))]
   for command in evaluations:
     assert '--iwae_samples=5000' in command, command
     args = [a.replace('--iwae_samples=5000', '--iwae_samples=20') for a in argv(command)]
@@ -167,8 +169,8 @@ def test_every_training_evaluation_and_plot_command_runs_shrunk(tmp_path, data_d
     workdir = next(a.split('=', 1)[1] for a in args if a.startswith('--workdir='))
     assert os.path.exists(os.path.join(workdir, 'eval_iwae20.json'))
 
-  # The inline `python -m vae_jax.evaluate` (module form, no arguments shown).
-  module_form = readme_command('python -m vae_jax.evaluate').split()
+  # The inline `python -m vae_jax.core.evaluate` (module form, no arguments shown).
+  module_form = readme_command('python -m vae_jax.core.evaluate').split()
   run([sys.executable, *module_form[1:], f'--workdir={next(iter(workdirs.values()))}',
        '--iwae_samples=5', '--num_examples=50'], data_dir)
 
@@ -236,7 +238,7 @@ def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
              'evaluate': 'vae-jax evaluate --workdir=',
              'plot': 'vae-jax plot --workdir=',
              'latent-report': 'vae-jax latent-report --workdir=',
-             'reproduce': 'run_study.py --outdir='}[subcommand]
+             'reproduce': 'vae_jax.study.run --outdir='}[subcommand]
   assert example in text, text
 
 

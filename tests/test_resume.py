@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (ROOT, assert_same_run, cli, cli_env, committed, copy_run, latest,
                       one_error_line, snapshot, split_steps, straight_run, train_args)
-from vae_jax import checkpointing, run_clock, workdir as workdir_lib
+from vae_jax.infra import checkpointing, run_clock, workdir as workdir_lib
 
 # 8 steps per epoch, 2 epochs, a checkpoint every 3 steps of an epoch and at
 # its end: 3, 6, 8, 11, 14, 16 (the last 3 are kept).

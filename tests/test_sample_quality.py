@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from vae_jax import data, sample_quality, samplers
+from vae_jax.analysis import sample_quality, samplers
+from vae_jax.core import data
 
 RNG = np.random.default_rng(0)
 

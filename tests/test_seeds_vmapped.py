@@ -1,11 +1,10 @@
-"""experiments/seeds_vmapped.py: the vmapped program trains what one seed trains; docs agree."""
+"""vae_jax/bench/seeds_vmapped.py: the vmapped program trains what one seed trains; docs agree."""
 
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
-import seeds_vmapped  # noqa: E402  pylint: disable=wrong-import-position
+from vae_jax.bench import seeds_vmapped
 from conftest import assert_docs_block_current, assert_publish_refuses_missing_or_quick  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """The conv family's dot-based layers compute exactly what the flax layers compute.
 
-vae_jax.models writes every convolution of the conv family as matrix products
+vae_jax.core.models writes every convolution of the conv family as matrix products
 (fast on XLA's CPU backend, see docs/performance.md). These tests pin that
 rewrite to the reference: ``lax``/flax convolutions give the same outputs and
 the same gradients (up to float32 rounding: the sums run in another order),
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import models
+from vae_jax.core import conv_matmul, models
 
 RTOL, ATOL = 2e-5, 2e-5
 DN = ('NHWC', 'HWIO', 'NHWC')
@@ -53,7 +53,7 @@ def test_conv_same_equals_lax_conv(shape, features, stride):
   x = _rand(0, shape)
   k = _rand(1, (3, 3, shape[-1], features)) / 3
   _check_same_function(
-      lambda x, k: models.conv_same(x, k, stride),
+      lambda x, k: conv_matmul.conv_same(x, k, stride),
       lambda x, k: jax.lax.conv_general_dilated(x, k, (stride, stride), 'SAME',
                                                 dimension_numbers=DN), x, k)
 
@@ -64,7 +64,7 @@ def test_conv_transpose_2x_equals_lax_conv_transpose(shape, features):
   x = _rand(2, shape)
   k = _rand(3, (3, 3, shape[-1], features)) / 3
   _check_same_function(
-      models.conv_transpose_2x,
+      conv_matmul.conv_transpose_2x,
       lambda x, k: jax.lax.conv_transpose(x, k, (2, 2), 'SAME', dimension_numbers=DN),
       x, k)
 

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 
-import study_figures  # noqa: E402
+from vae_jax.study import figures as study_figures
 from test_readme import readme_command  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -28,11 +27,11 @@ def _env(data_dir):
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
   # The README's main command, made --quick, in a temporary outdir.
-  readme = shlex.split(readme_command('python experiments/run_study.py '))
-  assert readme[:2] == ['python', 'experiments/run_study.py'], readme
-  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
+  readme = shlex.split(readme_command('python -m vae_jax.study.run '))
+  assert readme[:3] == ['python', '-m', 'vae_jax.study.run'], readme
+  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, readme[1]), *flags,
+      [sys.executable, '-m', readme[2], *flags,
        f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -115,7 +114,7 @@ def test_second_run_reuses_finished_models(study, data_dir):
   before = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
             for d in os.listdir(os.path.join(study, 'models'))}
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
+      [sys.executable, '-m', 'vae_jax.study.run',
        f'--outdir={study}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -126,9 +125,9 @@ def test_second_run_reuses_finished_models(study, data_dir):
 
 def test_a_model_trained_outside_the_study_is_reused_with_its_own_clock(study, data_dir,
                                                                         tmp_path):
-  import run_study
-  import study_models
-  from vae_jax import run_clock
+  from vae_jax.study import run as run_study
+  from vae_jax.study import catalog as study_models
+  from vae_jax.infra import run_clock
   # mnist_vae_2d seed 0 as if trained by python -m vae_jax.main with the study's config:
   # no study_timing.json, only the training loop's timing.json.
   workdir = tmp_path / 'models' / 'mnist_vae_2d_seed0'
@@ -157,7 +156,7 @@ def test_plot_command_writes_figures(study, data_dir, tmp_path):
 
 def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
+      [sys.executable, '-m', 'vae_jax.study.run',
        f'--outdir={tmp_path}', '--quick', '--quiet', f'--data_dir={tmp_path}/missing'],
       capture_output=True, text=True, env=_env(str(tmp_path / 'missing')), cwd=ROOT,
       timeout=300)
@@ -169,7 +168,7 @@ def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
 def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
   """A model trained for one quick epoch is far below its gate: one line names model, gate, value."""
   proc = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
+      [sys.executable, '-m', 'vae_jax.study.run',
        f'--outdir={tmp_path}', '--quick', '--quiet', '--check_gates'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=600)
   assert proc.returncode == 2, proc.stderr[-2000:]
@@ -181,7 +180,7 @@ def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
 
 
 def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(study, tmp_path):
-  readme = shlex.split(readme_command('python experiments/publish_study.py '))
+  readme = shlex.split(readme_command('python -m vae_jax.study.publish '))
   publish = [sys.executable, os.path.join(ROOT, readme[1])]
   root = tmp_path / 'checkout'
   (root / 'docs').mkdir(parents=True)
@@ -231,7 +230,7 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
 def _study_until(outdir, data_dir, models_done, sig):
   """Starts a --quick study, sends ``sig`` once ``models_done`` models are done, waits."""
   proc = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
+      [sys.executable, '-m', 'vae_jax.study.run',
        f'--outdir={outdir}', '--quick', '--quiet'],
       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(data_dir),
       cwd=ROOT)
@@ -261,10 +260,10 @@ def test_ctrl_c_stops_the_study_between_models_and_a_rerun_resumes(tmp_path, dat
 
 
 def test_a_second_study_on_an_outdir_in_use_exits_2(tmp_path, data_dir):
-  from vae_jax import workdir as workdir_lib
+  from vae_jax.infra import workdir as workdir_lib
   with workdir_lib.lock(str(tmp_path), 'study'):   # held by this (live) process
     proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, 'experiments', 'run_study.py'),
+        [sys.executable, '-m', 'vae_jax.study.run',
          f'--outdir={tmp_path}', '--quick', '--quiet'],
         capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=300)
   assert proc.returncode == 2, proc.stderr[-2000:]

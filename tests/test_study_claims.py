@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 
-import study_claims  # noqa: E402
-import study_models  # noqa: E402
+from vae_jax.study import claims as study_claims
+from vae_jax.study import catalog as study_models
 
 
 def test_every_claim_names_models_of_the_study():
@@ -25,7 +24,7 @@ def test_every_claim_names_models_of_the_study():
 
 
 def test_every_quality_gate_parses():
-  from vae_jax import gates
+  from vae_jax.study import gates
   for spec in study_models.SPECS:
     for text in study_models.quality_gates(spec):
       gates.parse(text)

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'experiments'))
 
-import study_models  # noqa: E402
-import sweep  # noqa: E402
-import sweep_models  # noqa: E402
-import sweep_publish  # noqa: E402
-import sweep_report  # noqa: E402
+from vae_jax.study import catalog as study_models
+from vae_jax.study import sweep
+from vae_jax.study import sweep_catalog as sweep_models
+from vae_jax.study import sweep_publish
+from vae_jax.study import sweep_report
 from test_readme import readme_command  # noqa: E402
 
 
@@ -70,7 +69,7 @@ def test_shards_split_the_grid_deterministically_and_evenly():
 
 
 def test_a_cell_locked_by_another_process_is_skipped_not_trained(tmp_path):
-  from vae_jax import workdir as workdir_lib
+  from vae_jax.infra import workdir as workdir_lib
   jobs = sweep_models.grid(datasets=('mnist',), latent_dims=(2,), variants=('ae',), seeds=(0,))
   lock_dir = tmp_path / 'locks' / sweep_models.job_id(*jobs[0])
   lock_dir.mkdir(parents=True)
@@ -84,7 +83,7 @@ def test_a_cell_locked_by_another_process_is_skipped_not_trained(tmp_path):
 
 def test_an_interrupted_pass_records_its_wall_time_as_unfinished(tmp_path, monkeypatch):
   import signal
-  from vae_jax import interrupts
+  from vae_jax.infra import interrupts
   jobs = sweep_models.grid(datasets=('mnist',), latent_dims=(2,), variants=('ae',), seeds=(0,))
 
   def interrupted_cell(*args):
@@ -228,7 +227,7 @@ def test_verdicts_and_interval_tables_follow_the_numbers(tmp_path):
 
 
 def test_figures_and_captions_come_from_the_summary(tmp_path):
-  import sweep_figures
+  from vae_jax.study import sweep_figures
   s = _summary(tmp_path)
   samples = {'mnist_z2_ae': {k: np.zeros((16, 28, 28), np.uint8)
                              for k in ('prior', 'gaussian', 'gmm')}}
@@ -274,10 +273,10 @@ def test_two_processes_share_a_quick_sweep_and_the_summary_merges_them(tmp_path,
              PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   out = str(tmp_path / 'sweep')
   # The README's sweep command, made --quick and cut to 4 cells, in a temporary outdir.
-  readme = shlex.split(readme_command('python experiments/sweep.py '))
-  assert readme[:2] == ['python', 'experiments/sweep.py'], readme
-  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
-  args = [sys.executable, os.path.join(ROOT, readme[1]), *flags, f'--outdir={out}',
+  readme = shlex.split(readme_command('python -m vae_jax.study.sweep '))
+  assert readme[:3] == ['python', '-m', 'vae_jax.study.sweep'], readme
+  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
+  args = [sys.executable, '-m', readme[2], *flags, f'--outdir={out}',
           '--quick', '--latent_dims=2', '--variants=ae,beta1', '--seeds=0,1', '--quiet']
   # Overlapping shares: process A trains half the grid, process B all of it. The
   # per-cell lock must let each cell be trained exactly once between them.

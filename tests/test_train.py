@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax import checkpointing, experiment, train, workdir as workdir_lib
+from vae_jax.core import experiment, train
+from vae_jax.infra import checkpointing, workdir as workdir_lib
 
 
 def leaves(params):

@@ -41,11 +41,12 @@ def _plot_parser():
 def plot(argv):
   """Writes latent.png, manifold.png (2-D codes), samples.png, reconstructions.png."""
   args = _plot_parser().parse_args(argv)
-  from vae_jax import errors
+  from vae_jax.infra import errors
   with errors.user_errors():
     import jax
     import numpy as np
-    from vae_jax import data, experiment, latent, plotting
+    from vae_jax.analysis import plotting
+    from vae_jax.core import data, experiment, latent
 
     # Restores the parameters only: no training data, no training step compiled.
     config, model, params, _ = experiment.restore(args.workdir)
@@ -105,15 +106,14 @@ def _latent_report_parser():
 
 
 def latent_report(argv):
-  """Writes the latent-space report of a workdir (vae_jax.latent_report)."""
+  """Writes the latent-space report of a workdir (vae_jax.analysis.latent_report)."""
   parser = _latent_report_parser()
   args = parser.parse_args(argv)
   if args.num_samples < 2:
     parser.error('--num_samples must be ≥ 2')
-  from vae_jax import errors
-  from vae_jax.classifier import ClassifierFileError
-  with errors.user_errors((ClassifierFileError,)):
-    from vae_jax import latent_report as report_lib
+  from vae_jax.infra import errors
+  with errors.user_errors():
+    from vae_jax.analysis import latent_report as report_lib
     if args.classifier and not os.path.exists(args.classifier):
       print(f'training the classifier once, saved to {args.classifier} (minutes)',
             file=sys.stderr)
@@ -134,7 +134,8 @@ HELP_FLAGS = ('-h', '--help', '--helpshort')
 
 def train(argv):
   """``python -m vae_jax.main`` under the name ``vae-jax train``."""
-  from vae_jax import errors, main as train_main
+  from vae_jax import main as train_main
+  from vae_jax.infra import errors
   if any(a in HELP_FLAGS for a in argv):
     # absl's --help describes sys.modules['__main__'], here the console-script
     # shim with no docstring and no flags: describe vae_jax.main instead.
@@ -142,7 +143,7 @@ def train(argv):
     doc = train_main.__doc__.replace('python -m vae_jax.main', 'vae-jax train')
     print(f'usage: vae-jax train --config=FILE --workdir=DIR [--config.FIELD=VALUE ...]\n'
           f'{doc}\nflags:\n{flags.FLAGS.module_help(train_main)}\n\n'
-          'Every config field (commented in vae_jax/config.py) can be set with '
+          'Every config field (commented in vae_jax/core/config.py) can be set with '
           '--config.FIELD=VALUE.')
     return
   errors.run_absl_app(train_main.main, ['vae-jax train'] + argv)
@@ -161,22 +162,16 @@ def main(argv=None):
   if command == 'train':
     train(rest)
   elif command == 'evaluate':
-    from vae_jax import evaluate
+    from vae_jax.core import evaluate
     evaluate.main(rest, prog='vae-jax evaluate')
   elif command == 'plot':
     plot(rest)
   elif command == 'latent-report':
     latent_report(rest)
   elif command == 'reproduce':
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'experiments', 'run_study.py')
-    if not os.path.exists(script):
-      print('error: vae-jax reproduce needs the repository checkout (experiments/): '
-            'install with pip install -e . from a clone', file=sys.stderr)
-      return 2
     sys.argv = ['vae-jax reproduce'] + rest
     try:
-      runpy.run_path(script, run_name='__main__')
+      runpy.run_module('vae_jax.study.run', run_name='__main__', alter_sys=True)
     except SystemExit as e:
       if any(a in HELP_FLAGS for a in rest) and e.code == 1:
         return 0  # absl ends --help with status 1; help asked for is not an error

@@ -12,7 +12,7 @@ import sys
 from absl import flags
 from ml_collections import config_flags
 
-from vae_jax import errors
+from vae_jax.infra import errors
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -54,11 +54,11 @@ def main(argv):
   config = load_config()
   with errors.user_errors():
     if config.distributed:
-      from vae_jax import distributed
+      from vae_jax.infra import distributed
       distributed.initialize()
     if FLAGS.quiet:
       config.progress = False
-    from vae_jax import train  # after distributed init: it touches jax.devices()
+    from vae_jax.core import train  # after distributed init: it touches jax.devices()
     result = train.train_and_evaluate(
         config, FLAGS.workdir, allow_config_change=FLAGS.allow_config_change)
   test = ', '.join(f'{k} {v:.3f}' for k, v in sorted(result['test'].items()))

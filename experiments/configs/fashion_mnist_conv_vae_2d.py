@@ -13,10 +13,10 @@ docs/study_summary.json (models.fashion_mnist_conv_vae_2d) and README.md.
       --workdir=runs/fashion_mnist_conv_vae_2d
 """
 
-from vae_jax.config import base_config
+from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/gates.py; per data set where the study
+# a figure or a number from it (vae_jax/study/gates.py; per data set where the study
 # trains it on both). The measured values are in the study's REPORT.md.
 QUALITY_GATES = ('elbo >= -270', 'active_units >= 2')
 

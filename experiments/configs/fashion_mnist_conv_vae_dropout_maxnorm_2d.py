@@ -15,10 +15,10 @@ of the study's 3 seeds: docs/study_summary.json
       --workdir=runs/fashion_mnist_conv_vae_dropout_maxnorm_2d
 """
 
-from vae_jax.config import base_config
+from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/gates.py). The measured values are in
+# a figure or a number from it (vae_jax/study/gates.py). The measured values are in
 # the study's REPORT.md. The gates were set from converged runs
 # (results/gpu/conv_protocols.jsonl, 3 seeds each) and not moved since:
 # dropout 0.5 after every layer leaves the ELBO tens of nats below the plain

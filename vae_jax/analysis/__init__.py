@@ -1,0 +1,10 @@
+"""Analysis of trained models: what their latent spaces and samples are worth.
+
+Owns the latent-space metrics (``metrics``), the samplers every model is
+scored with (``samplers``), sample quality (``sample_quality``), exact
+nearest neighbours (``neighbors``), the independent classifier
+(``classifier``), the latent report of any model (``latent_report``) and every
+figure (``plotting``).
+
+May import: ``vae_jax.core``, ``vae_jax.infra``.
+"""

@@ -1,0 +1,203 @@
+"""The base experiment config and its validation.
+
+Experiment files under ``experiments/configs/`` start from :func:`base_config`
+and change what they need; :func:`validate` turns a bad value into one line
+that names the field and the fix.
+"""
+
+import ml_collections
+
+from vae_jax.core import data as data_lib
+from vae_jax.core import models, objective
+from vae_jax.infra import errors
+
+
+KL_SCHEDULES = ('warmup', 'cyclical')
+
+
+class ConfigError(errors.UserError, ValueError):
+  """A config value is unusable; the message names the field and the fix."""
+
+
+def base_config():
+  """Defaults shared by every experiment (the article's Keras MLP VAE). Unlocked."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0                    # root of every PRNG key of the run
+  c.num_epochs = 50             # passes over the training set
+  c.batch_size = 128            # global batch, split over all devices
+  c.learning_rate = 1e-3        # Adam step size
+  c.lr_schedule = 'constant'    # 'constant', or 'cosine': decayed to 0 over num_epochs
+  c.latent_dim = 2              # size of the code z
+  c.kl_weight = 1.0             # β on the KL term (0 = reconstruction-only VAE)
+  # How β moves during training (docs/kl_schedules.md); evaluation uses kl_weight.
+  c.kl_schedule = 'warmup'      # 'warmup' (linear from 0, then kl_weight) or 'cyclical'
+  c.kl_warmup_steps = 0         # warmup: steps from β = 0 to kl_weight (0: kl_weight throughout)
+  c.kl_cycles = 4               # cyclical: cycles M over the run (Fu et al. 2019: 4)
+  c.kl_cycle_ratio = 0.5        # cyclical: share R of each cycle over which β rises from 0
+  c.free_bits = 0.0             # λ nats per latent dim: KL term Σ_d max(λ, KL_d) (0: off)
+  c.iwae_samples = 1            # k of the IWAE training bound (1 = plain ELBO)
+  c.eval_batch_size = 1000      # test-set chunk size for evaluation
+  c.log_every_steps = 100       # train metrics fetched and written this often
+  c.checkpoint_every_steps = 0  # extra checkpoints every N steps of an epoch (0: epoch ends only)
+  c.max_checkpoints = 3         # checkpoints kept on disk
+  c.progress = True             # progress bar on stderr when it is a terminal
+  c.distributed = False         # call jax.distributed.initialize() first
+
+  # Fields every family shares; each built-in family's own fields are in its
+  # node below, read (and validated) only when model.family selects it.
+  c.model = ml_collections.ConfigDict()
+  c.model.kind = 'vae'              # 'vae' or 'autoencoder'
+  c.model.family = 'mlp'            # 'mlp', 'conv', 'rnn', registered, or 'package.module:builder'
+  c.model.dropout_rate = 0.0        # dropout after every hidden layer, in [0, 1)
+  c.model.max_norm = 0.0            # max-norm of each unit's incoming weights (0: off)
+  c.model.l1_activity = 0.0         # sparse AE: weight of the L1 penalty on the code
+  c.model.noise = 'none'            # denoising AE: 'none', 'gaussian' or 'masking'
+  c.model.noise_level = 0.0         # gaussian std, or masking drop probability
+  c.model.likelihood = 'bernoulli'  # 'bernoulli' (logits) or 'gaussian' (fixed variance)
+  c.model.gaussian_variance = 1.0   # variance of the gaussian likelihood
+
+  c.model.mlp = ml_collections.ConfigDict()
+  c.model.mlp.hidden_sizes = (512,)       # encoder widths (decoder mirrors them)
+  # Burda et al.'s two stochastic layers (vae_jax/core/hierarchical.py): VAE only,
+  # x <-> z1 through hidden_sizes (tanh), z1 <-> z2 through top_hidden_sizes;
+  # latent_dim is the top layer z2, the model's code.
+  c.model.mlp.stochastic_layers = 1       # 1, or 2 for the two-layer VAE
+  c.model.mlp.bottom_latent_dim = 100     # 2 layers: units of z1
+  c.model.mlp.top_hidden_sizes = (100, 100)  # 2 layers: widths between z1 and z2
+
+  c.model.conv = ml_collections.ConfigDict()
+  c.model.conv.features = (32, 64)  # channels of the stride-2 convs
+  c.model.conv.dense_size = 16      # dense layer before the code
+
+  c.model.rnn = ml_collections.ConfigDict()
+  c.model.rnn.cell = 'lstm'         # 'lstm' or 'gru'
+  c.model.rnn.size = 256            # hidden state size
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'mnist'       # 'mnist' or 'fashion_mnist'
+  c.data.dir = ''             # directory of IDX files ('' = $VAE_JAX_DATA_DIR, else TFDS)
+  c.data.binarize = 'none'    # 'none' (grey values), 'static' or 'dynamic'
+  c.data.num_train = 0        # use only the first N training images (0 = all)
+  c.data.num_test = 0         # use only the first N test images (0 = all)
+  return c
+
+
+def _choice(field, value, allowed):
+  if value not in allowed:
+    raise ConfigError(f'config.{field}={value!r} is not valid: use one of '
+                      f'{sorted(allowed)}')
+
+
+def _positive(field, value, integer=True):
+  kind = int if integer else (int, float)
+  if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    raise ConfigError(f'config.{field}={value!r} must be a positive '
+                      f'{"integer" if integer else "number"}')
+
+
+def _non_negative(field, value, integer=False):
+  kind = int if integer else (int, float)
+  if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+    raise ConfigError(f'config.{field}={value!r} must be ≥ 0')
+
+
+def _validate_kl(c):
+  """The KL schedule's fields fit together and act on this model."""
+  ratio = c.kl_cycle_ratio
+  if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+    raise ConfigError(f'config.kl_cycle_ratio={ratio!r} must be in (0, 1]')
+  if c.kl_schedule == 'cyclical' and c.kl_warmup_steps:
+    raise ConfigError(f'config.kl_warmup_steps={c.kl_warmup_steps} belongs to '
+                      "kl_schedule='warmup': set it to 0 with kl_schedule='cyclical'")
+  # Without this, β and free bits would be ignored without a word.
+  shaped = [f for f, on in (("kl_schedule='cyclical'", c.kl_schedule == 'cyclical'),
+                            (f'free_bits={c.free_bits}', c.free_bits > 0)) if on]
+  if shaped and (c.model.kind != 'vae' or c.iwae_samples > 1):
+    raise ConfigError(f'config.{shaped[0]} needs a VAE trained on the ELBO '
+                      '(model.kind=vae, iwae_samples=1)')
+
+
+def validate(c):
+  """Raises :class:`ConfigError` on the first unusable value."""
+  _choice('model.kind', c.model.kind, models.KINDS)
+  try:
+    models.family_builder(c.model.family)
+  except ValueError as e:
+    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}') from None
+  _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
+  _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
+  _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
+  _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
+  _choice('data.name', c.data.name, data_lib.DATASETS)
+  _choice('data.binarize', c.data.binarize, data_lib.BINARIZE_MODES)
+  for f in ('num_epochs', 'batch_size', 'latent_dim', 'eval_batch_size',
+            'log_every_steps', 'max_checkpoints', 'iwae_samples', 'kl_cycles'):
+    _positive(f, c[f])
+  _positive('learning_rate', c.learning_rate, integer=False)
+  _positive('model.gaussian_variance', c.model.gaussian_variance, integer=False)
+  for f in ('kl_weight', 'free_bits'):
+    _non_negative(f, c[f])
+  for f in ('model.max_norm', 'model.l1_activity', 'model.noise_level'):
+    _non_negative(f, c.model[f.split('.')[1]])
+  for f in ('kl_warmup_steps', 'checkpoint_every_steps', 'seed'):
+    _non_negative(f, c[f], integer=True)
+  for f in ('num_train', 'num_test'):
+    _non_negative(f'data.{f}', c.data[f], integer=True)
+  _validate_kl(c)
+  rate = c.model.dropout_rate
+  if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+    raise ConfigError(f'config.model.dropout_rate={rate!r} must be in [0, 1)')
+  if c.model.noise == 'masking' and not c.model.noise_level < 1:
+    raise ConfigError('config.model.noise_level must be < 1 for masking noise')
+  if c.iwae_samples > 1 and c.model.kind != 'vae':
+    raise ConfigError('config.iwae_samples > 1 needs config.model.kind=vae')
+  family_check = _FAMILY_CHECKS.get(c.model.family)
+  if family_check:  # an outside family's own fields are its builder's to check
+    family_check(c.model)
+  _validate_two_layers(c)
+
+
+def _sizes(field, sizes):
+  if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
+                      for s in sizes):
+    raise ConfigError(f'config.{field}={sizes!r} must be a non-empty '
+                      'tuple of positive integers, e.g. "(512,)"')
+
+
+def _validate_mlp(m):
+  _sizes('model.mlp.hidden_sizes', m.mlp.hidden_sizes)
+  layers = m.mlp.stochastic_layers
+  if layers not in (1, 2) or isinstance(layers, bool):
+    raise ConfigError(f'config.model.mlp.stochastic_layers={layers!r} must be 1 or 2')
+  _positive('model.mlp.bottom_latent_dim', m.mlp.bottom_latent_dim)
+  _sizes('model.mlp.top_hidden_sizes', m.mlp.top_hidden_sizes)
+
+
+def _validate_conv(m):
+  _sizes('model.conv.features', m.conv.features)
+  _positive('model.conv.dense_size', m.conv.dense_size)
+
+
+def _validate_rnn(m):
+  _choice('model.rnn.cell', m.rnn.cell, ('lstm', 'gru'))
+  _positive('model.rnn.size', m.rnn.size)
+
+
+# Each built-in family's check of its node, given config.model. Only the selected
+# family's runs: a run never reads another family's node, so its values cannot
+# make the run fail.
+_FAMILY_CHECKS = {'mlp': _validate_mlp, 'conv': _validate_conv, 'rnn': _validate_rnn}
+
+
+def _validate_two_layers(c):
+  # Checked whatever the family: asking for two layers selects another model,
+  # which must not be ignored in silence on a conv or rnn run.
+  if c.model.mlp.stochastic_layers == 2:
+    unsupported = [f for f, off in (('model.kind=vae', c.model.kind == 'vae'),
+                                    ("model.family='mlp'", c.model.family == 'mlp'),
+                                    ('model.dropout_rate=0', c.model.dropout_rate == 0),
+                                    ('model.max_norm=0', c.model.max_norm == 0),
+                                    ('free_bits=0', c.free_bits == 0)) if not off]
+    if unsupported:
+      raise ConfigError('config.model.mlp.stochastic_layers=2 (the two-layer VAE) needs '
+                        + ', '.join(unsupported))

@@ -1,0 +1,300 @@
+"""Flax linen autoencoders and VAEs over three encoder/decoder families, and any other.
+
+An *encoder* maps images ``[B, H, W, C]`` to features ``[B, F]``; a *decoder*
+maps codes ``[B, D]`` to Bernoulli logits ``[B, H, W, C]``. The two model kinds
+put a head between them:
+
+* :class:`Autoencoder`: ``Dense(D)`` gives a point code.
+* :class:`VAE`: ``Dense(2D)`` gives the mean and log-variance of q(z|x), and
+  z = mean + exp(logvar / 2) * eps with eps drawn from an explicit PRNG key.
+
+Both return a :class:`ModelOutput`; everything stays pure-functional, so the
+same modules serve training, evaluation and notebooks through ``apply``.
+"""
+
+import importlib
+from typing import Any, Callable, NamedTuple, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vae_jax.core.conv_matmul import Conv, ConvTranspose, ConvTranspose2x
+
+# log-variance is clipped into this range before exp(): exp(20) ≈ 5e8 and
+# exp(-30) ≈ 1e-13 keep the KL, the sampling and its gradients finite in
+# float32 while never binding for a healthy model (see docs in README).
+LOGVAR_MIN = -30.0
+LOGVAR_MAX = 20.0
+
+
+class ModelOutput(NamedTuple):
+  logits: jax.Array          # [B, H, W, C] decoder logits
+  z: jax.Array               # [B, D] the code fed to the decoder
+  mean: jax.Array            # [B, D] posterior mean (the code itself for an AE)
+  logvar: Optional[jax.Array]  # [B, D] posterior log-variance; None for an AE
+
+
+def posterior_sample(mean, logvar, eps):
+  """z = mean + σ·eps with σ = exp(logvar / 2), for standard-normal ``eps``.
+
+  ``eps`` may have leading sample axes (``[S, B, D]`` against ``[B, D]``): the
+  one place the reparameterisation is written, for training, IWAE and evaluation.
+  """
+  return mean + jnp.exp(0.5 * logvar) * eps
+
+
+def reparameterize(key, mean, logvar):
+  """z = mean + sigma * eps, eps ~ N(0, I) from ``key``; differentiable in both."""
+  return posterior_sample(mean, logvar, jax.random.normal(key, mean.shape, mean.dtype))
+
+
+# ----------------------------------------------------------------------------
+# Families
+# ----------------------------------------------------------------------------
+class MLPEncoder(nn.Module):
+  """Flatten, then Dense + ReLU (+ dropout) for each hidden size."""
+  hidden_sizes: Sequence[int] = (512,)
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = x.reshape((x.shape[0], -1))
+    for size in self.hidden_sizes:
+      h = nn.relu(nn.Dense(size)(h))
+      h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    return h
+
+
+class MLPDecoder(nn.Module):
+  """Mirror of :class:`MLPEncoder`: hidden sizes reversed, then pixel logits."""
+  image_shape: Sequence[int]
+  hidden_sizes: Sequence[int] = (512,)
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    h = z
+    for size in reversed(tuple(self.hidden_sizes)):
+      h = nn.relu(nn.Dense(size)(h))
+      h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    n = 1
+    for d in self.image_shape:
+      n *= d
+    return nn.Dense(n)(h).reshape((z.shape[0], *self.image_shape))
+
+
+class ConvEncoder(nn.Module):
+  """Strided 3x3 convs (the Keras "deconv" VAE), then a small dense layer."""
+  features: Sequence[int] = (32, 64)
+  dense_size: int = 16
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    h = x
+    for i, f in enumerate(self.features):
+      # == nn.Conv(f, (3, 3), strides=(2, 2), padding='SAME'), same parameter names.
+      h = nn.relu(Conv(f, 3, 2, name=f'Conv_{i}')(h))
+      h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    h = h.reshape((h.shape[0], -1))
+    h = nn.relu(nn.Dense(self.dense_size)(h))
+    return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+
+
+class ConvDecoder(nn.Module):
+  """Dense to a coarse feature map, strided ConvTranspose back to the image."""
+  image_shape: Sequence[int]
+  features: Sequence[int] = (32, 64)
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    height, width, channels = self.image_shape
+    scale = 2 ** len(self.features)
+    if height % scale or width % scale:
+      raise ValueError(
+          f'conv decoder needs image sides divisible by {scale}, got '
+          f'{height}x{width}: use fewer model.conv.features')
+    h0, w0 = height // scale, width // scale
+    h = nn.relu(nn.Dense(h0 * w0 * self.features[-1])(z))
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    h = h.reshape((z.shape[0], h0, w0, self.features[-1]))
+    for f in reversed(tuple(self.features)):
+      h = nn.relu(ConvTranspose2x(f)(h))
+      h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    # == nn.ConvTranspose(channels, (3, 3), padding='SAME'), same parameter names.
+    return ConvTranspose(channels, 3, name='ConvTranspose_0')(h)
+
+
+def _rnn_cell(kind, size):
+  if kind == 'lstm':
+    return nn.OptimizedLSTMCell(size)
+  if kind == 'gru':
+    return nn.GRUCell(size)
+  raise ValueError(f"unknown model.rnn.cell {kind!r}: use 'lstm' or 'gru'")
+
+
+class RNNEncoder(nn.Module):
+  """Reads the image row by row; the last hidden state is the feature vector."""
+  size: int = 256
+  cell: str = 'lstm'
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    rows = x.reshape((x.shape[0], x.shape[1], -1))  # [B, H, W*C]
+    carry, _ = nn.RNN(_rnn_cell(self.cell, self.size), return_carry=True)(rows)
+    h = carry[1] if self.cell == 'lstm' else carry  # LSTM carry is (c, h)
+    return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+
+
+class RNNDecoder(nn.Module):
+  """Feeds the code at every step (Keras' RepeatVector) and emits one row a step."""
+  image_shape: Sequence[int]
+  size: int = 256
+  cell: str = 'lstm'
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, z, train: bool = False):
+    height, width, channels = self.image_shape
+    h = nn.relu(nn.Dense(self.size)(z))
+    h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+    inputs = jnp.broadcast_to(h[:, None, :], (z.shape[0], height, self.size))
+    outputs = nn.RNN(_rnn_cell(self.cell, self.size))(inputs)  # [B, H, size]
+    rows = nn.Dense(width * channels)(outputs)
+    return rows.reshape((z.shape[0], height, width, channels))
+
+
+# ----------------------------------------------------------------------------
+# Model kinds
+# ----------------------------------------------------------------------------
+class Autoencoder(nn.Module):
+  """Deterministic autoencoder: the code is a point, ``Dense(latent_dim)(features)``."""
+  encoder: nn.Module
+  decoder: nn.Module
+  latent_dim: int
+
+  def setup(self):
+    self.code = nn.Dense(self.latent_dim)
+
+  def encode(self, x, train: bool = False):
+    """Returns ``(code, None)`` so callers can treat both kinds alike."""
+    return self.code(self.encoder(x, train=train)), None
+
+  def decode(self, z, train: bool = False):
+    return self.decoder(z, train=train)
+
+  def __call__(self, x, key=None, train: bool = False):
+    del key  # deterministic: no sampling
+    code, _ = self.encode(x, train)
+    return ModelOutput(self.decode(code, train), code, code, None)
+
+
+class VAE(nn.Module):
+  """Variational autoencoder with a diagonal Gaussian q(z|x) and N(0, I) prior."""
+  encoder: nn.Module
+  decoder: nn.Module
+  latent_dim: int
+
+  def setup(self):
+    self.posterior = nn.Dense(2 * self.latent_dim)
+
+  def encode(self, x, train: bool = False):
+    """Returns ``(mean, logvar)``, each ``[B, latent_dim]``."""
+    stats = self.posterior(self.encoder(x, train=train))
+    mean, logvar = jnp.split(stats, 2, axis=-1)
+    return mean, jnp.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)
+
+  def decode(self, z, train: bool = False):
+    return self.decoder(z, train=train)
+
+  def __call__(self, x, key, train: bool = False):
+    mean, logvar = self.encode(x, train)
+    z = reparameterize(key, mean, logvar)
+    return ModelOutput(self.decode(z, train), z, mean, logvar)
+
+
+# ----------------------------------------------------------------------------
+# Building from a config
+# ----------------------------------------------------------------------------
+# Each built-in builder reads the shared fields of ``config.model`` (``cfg``) and
+# its own node: ``cfg.mlp``, ``cfg.conv`` or ``cfg.rnn``.
+def _mlp(cfg, image_shape):
+  sizes = tuple(cfg.mlp.hidden_sizes)
+  return (MLPEncoder(sizes, cfg.dropout_rate),
+          MLPDecoder(tuple(image_shape), sizes, cfg.dropout_rate))
+
+
+def _conv(cfg, image_shape):
+  features = tuple(cfg.conv.features)
+  return (ConvEncoder(features, cfg.conv.dense_size, cfg.dropout_rate),
+          ConvDecoder(tuple(image_shape), features, cfg.dropout_rate))
+
+
+def _rnn(cfg, image_shape):
+  return (RNNEncoder(cfg.rnn.size, cfg.rnn.cell, cfg.dropout_rate),
+          RNNDecoder(tuple(image_shape), cfg.rnn.size, cfg.rnn.cell, cfg.dropout_rate))
+
+
+# name -> fn(model_config, image_shape) -> (encoder, decoder), where model_config
+# is the whole ``config.model`` node. Extend with :func:`register_family` to
+# train a new architecture without editing the library.
+FAMILIES: dict[str, Callable[[Any, Sequence[int]], tuple]] = {
+    'mlp': _mlp, 'conv': _conv, 'rnn': _rnn}
+KINDS = {'autoencoder': Autoencoder, 'vae': VAE}
+
+
+def register_family(name, builder):
+  """Adds ``builder(model_config, image_shape) -> (encoder, decoder)`` as ``name``.
+
+  ``model_config`` is the whole ``config.model`` node: the shared fields
+  (``dropout_rate``, ``max_norm``, ...) and, by convention, the family's own
+  fields in a node named after it (``config.model.<name>``), which the user's
+  config adds; ``config.validate`` checks only the built-in families' nodes.
+  """
+  FAMILIES[name] = builder
+
+
+def family_builder(name):
+  """The builder of family ``name``: a registered name or ``'package.module:builder'``.
+
+  The second form imports ``package.module`` (from ``sys.path``, e.g.
+  ``$PYTHONPATH``) and takes its ``builder(model_config, image_shape) ->
+  (encoder, decoder)``: a family defined outside vae_jax, usable from the
+  command line (``--config.model.family=my_models:wide_mlp``) and restorable
+  in any process that can import it. Either builder gets the whole
+  ``config.model`` node, as :func:`register_family` describes.
+
+  Raises:
+    ValueError: the name is not registered, or the module or attribute is missing.
+  """
+  if name in FAMILIES:
+    return FAMILIES[name]
+  if not isinstance(name, str) or name.count(':') != 1:
+    raise ValueError(f'use one of {sorted(FAMILIES)} or package.module:builder')
+  module_name, attribute = name.split(':')
+  try:
+    module = importlib.import_module(module_name)
+  except ImportError as e:
+    raise ValueError(f'cannot import {module_name} ({e}): put its directory on '
+                     'PYTHONPATH') from e
+  builder = getattr(module, attribute, None)
+  if not callable(builder):
+    raise ValueError(f'{module_name} has no function {attribute}(model_config, '
+                     'image_shape) -> (encoder, decoder)')
+  return builder
+
+
+def build_model(config, image_shape):
+  """The one-stochastic-layer model of ``config.model`` and ``config.latent_dim``.
+
+  ``experiment.build_model(config)`` validates the config, takes the image
+  shape from its data set and also builds the two-layer VAE
+  (hierarchical.py, which builds on this module); call that unless the images
+  come from elsewhere.
+  """
+  cfg = config.model
+  encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
+  return KINDS[cfg.kind](encoder, decoder, config.latent_dim)

@@ -1,0 +1,403 @@
+"""The run directory: config.json, metrics.jsonl, TensorBoard events, checkpoints.
+
+``metrics.jsonl`` holds one JSON object per line with ``step``, ``epoch``,
+``split`` and the metric names; on resume the lines written after the
+restored checkpoint are dropped, so a resumed run's file equals an
+uninterrupted run's. A line is appended in one write and cut back if the
+write fails, so the file never ends in half a line.
+
+A run holds the directory's lock (:func:`lock`) while it writes there.
+"""
+
+import contextlib
+import copy
+import datetime
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+
+import ml_collections
+from vae_jax.infra import errors
+
+CONFIG_FILE = 'config.json'
+METRICS_FILE = 'metrics.jsonl'
+CHECKPOINT_DIR = 'checkpoints'
+LOCK_FILE = 'vae_jax.lock'
+# Damaged checkpoints newer than the one a run resumed from are moved here.
+DAMAGED_CHECKPOINT_DIR = 'checkpoints_damaged'
+# Fields a rerun may change without invalidating the checkpoints: they set how
+# long or how verbosely to train, not what is trained.
+RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
+                              'log_every_steps', 'checkpoint_every_steps',
+                              'max_checkpoints'})
+
+# Fields moved after runs were made: old dotted name -> new one. Each family's
+# own fields left the flat config.model for a node of their own.
+RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
+                  'model.conv_features': 'model.conv.features',
+                  'model.dense_size': 'model.conv.dense_size',
+                  'model.rnn_cell': 'model.rnn.cell',
+                  'model.rnn_size': 'model.rnn.size',
+                  'model.stochastic_layers': 'model.mlp.stochastic_layers',
+                  'model.bottom_latent_dim': 'model.mlp.bottom_latent_dim',
+                  'model.top_hidden_sizes': 'model.mlp.top_hidden_sizes'}
+
+# Fields added to the config after runs were made, with the value those older
+# runs implicitly used: their config.json reads as if it had them.
+ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
+                'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
+                'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
+                'model.mlp.top_hidden_sizes': [100, 100]}
+
+
+# Fields removed from the config, which never changed what a run computes:
+# an older run's config.json reads as if it lacked them.
+# train_loop: 'python' gave bit-identical results to 'scan', and 'auto' was 'scan'.
+REMOVED_FIELDS = frozenset({'train_loop'})
+
+
+def _parent(d, dotted):
+  """``(node, last name)`` of a dotted field in nested dict ``d``, nodes created as needed."""
+  *path, last = dotted.split('.')
+  for name in path:
+    d = d.setdefault(name, {})
+  return d, last
+
+
+def upgrade_config_dict(d):
+  """An older run's config dict as the current config would have written it.
+
+  Renames first, so that a field an old run had under its old name keeps its
+  value rather than taking the added field's default. ``d`` is not changed.
+  """
+  d = copy.deepcopy({k: v for k, v in d.items() if k not in REMOVED_FIELDS})
+  for old, new in RENAMED_FIELDS.items():
+    old_node, old_name = _parent(d, old)
+    if old_name in old_node:
+      node, name = _parent(d, new)
+      node[name] = old_node.pop(old_name)
+  for dotted, default in ADDED_FIELDS.items():
+    node, name = _parent(d, dotted)
+    node.setdefault(name, copy.deepcopy(default))
+  return d
+
+
+class WorkdirError(errors.UserError, ValueError):
+  """The workdir cannot be used as asked; the message names the fix."""
+
+
+class WorkdirLockedError(WorkdirError):
+  """Another live process holds the directory's lock; the message names it."""
+
+
+class DiskFullError(WorkdirError):
+  """A write failed for lack of space or quota; the message names the file and what to do."""
+
+
+# tensorstore (under orbax) reports a full disk as a ValueError whose text ends
+# in "No space left on device [os_error_code='28']" (122: quota, on Linux).
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXT = re.compile(r"os_error_code='(28|122)'|No space left on device|"
+                            r'Disk quota exceeded')
+_FAILED_FILE = re.compile(r'Failed writing: "([^"]+)"')
+
+
+def no_space_file(e):
+  """The file a full disk kept ``e`` (or its causes) from writing, '' if unnamed, else None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in _NO_SPACE_ERRNOS:
+      return e.filename or ''
+    if _NO_SPACE_TEXT.search(str(e)):
+      found = _FAILED_FILE.search(str(e))
+      return found.group(1) if found else ''
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def prepare(workdir):
+  """Creates ``workdir`` if needed and checks it is a writable directory."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f'--workdir {workdir} is a file: pass a directory path')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f'cannot create --workdir {workdir} ({e.strerror}): '
+                       'pick a path you can write to') from e
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise WorkdirError(f'--workdir {workdir} is not writable: pick a path you '
+                       'can write to or fix its permissions')
+  return os.path.abspath(workdir)
+
+
+def atomic_write_bytes(path, data):
+  """Writes via a temporary file and rename, so readers never see half a file.
+
+  On failure (a full disk) the temporary file is removed and the OSError
+  names ``path``.
+  """
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise OSError(e.errno, e.strerror, path) from e
+
+
+def atomic_write_text(path, text):
+  atomic_write_bytes(path, text.encode())
+
+
+def append_line(path, line):
+  """Appends ``line`` in one write; if that fails the file is cut back to where it was."""
+  data = line.encode()
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    size = os.fstat(fd).st_size
+    try:
+      if os.write(fd, data) != len(data):  # a regular file writes short only when full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as e:
+      os.ftruncate(fd, size)
+      raise OSError(e.errno, e.strerror, path) from e
+  finally:
+    os.close(fd)
+
+
+def config_to_dict(config):
+  """A JSON-normalised plain dict (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
+def _flatten(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def config_differences(old, new):
+  """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`
+  (except ``num_epochs`` of a run with a cosine learning rate or a cyclical
+  KL schedule: it sets the decay's length, or the cycles')."""
+  a, b = _flatten(upgrade_config_dict(old)), _flatten(new)
+  resumable = RESUMABLE_FIELDS
+  if ('cosine' in (a.get('lr_schedule'), b.get('lr_schedule'))
+      or 'cyclical' in (a.get('kl_schedule'), b.get('kl_schedule'))):
+    resumable = resumable - {'num_epochs'}  # the schedule's length depends on it
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k) and k not in resumable}
+
+
+def check_config(workdir, config, allow_change=False):
+  """Refuses a config that differs from the run already in ``workdir``."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = config_to_dict(config)
+  if os.path.exists(path) and not allow_change:
+    with open(path) as f:
+      old = json.load(f)
+    diff = config_differences(old, new)
+    if diff:
+      shown = ', '.join(f'{k}: {a!r} -> {b!r}' for k, b_a in diff.items()
+                        for a, b in [b_a])
+      raise WorkdirError(
+          f'{workdir} holds a run with a different config ({shown}): use a new '
+          '--workdir, or pass --allow_config_change to continue it anyway')
+
+
+def write_config(workdir, config):
+  """Writes ``workdir/config.json`` atomically."""
+  text = json.dumps(config_to_dict(config), indent=2, sort_keys=True) + '\n'
+  atomic_write_text(os.path.join(workdir, CONFIG_FILE), text)
+
+
+def load_config(workdir):
+  """The ConfigDict a run was made with, from ``workdir/config.json``."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise WorkdirError(f'{workdir} has no {CONFIG_FILE}: it is not a vae_jax '
+                       'run directory; pass the --workdir you trained in')
+  with open(path) as f:
+    d = upgrade_config_dict(json.load(f))
+  for family, key in (('mlp', 'hidden_sizes'), ('conv', 'features'),
+                      ('mlp', 'top_hidden_sizes')):
+    d['model'][family][key] = tuple(d['model'][family][key])  # JSON wrote them as lists
+  return ml_collections.ConfigDict(d)
+
+
+def read_jsonl(path):
+  """Every line of a JSON-lines file as a dict (empty list when the file is absent)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def read_metrics(workdir):
+  """All lines of ``metrics.jsonl`` as dicts (empty list when absent)."""
+  return read_jsonl(os.path.join(workdir, METRICS_FILE))
+
+
+def truncate_metrics(workdir, last_step):
+  """Drops lines after ``last_step``: they belong to work the checkpoint lost."""
+  rows = [r for r in read_metrics(workdir) if r['step'] <= last_step]
+  text = ''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows)
+  atomic_write_text(os.path.join(workdir, METRICS_FILE), text)
+
+
+class MetricsLog:
+  """Appends to metrics.jsonl and writes the same scalars to TensorBoard."""
+
+  def __init__(self, workdir, tensorboard=True):
+    self.path = os.path.join(workdir, METRICS_FILE)
+    self.writer = None
+    if tensorboard:
+      from vae_jax.infra.tensorboard_writer import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step, epoch, split, metrics):
+    row = {'step': int(step), 'epoch': int(epoch), 'split': split,
+           **{k: float(v) for k, v in metrics.items()}}
+    append_line(self.path, json.dumps(row, sort_keys=True) + '\n')
+    if self.writer is not None:
+      self.writer.write_scalars(int(step), {f'{split}/{k}': float(v)
+                                            for k, v in metrics.items()})
+
+  def write_images(self, step, images):
+    if self.writer is not None:
+      self.writer.write_images(int(step), images)
+
+  def flush(self):
+    if self.writer is not None:
+      self.writer.flush()
+
+  def close(self):
+    if self.writer is not None:
+      self.writer.close()
+
+
+# ----------------------------------------------------------------------------
+# One writer per directory
+# ----------------------------------------------------------------------------
+@contextlib.contextmanager
+def lock(directory, purpose='train'):
+  """Holds ``directory/vae_jax.lock`` while inside; raises :class:`WorkdirLockedError` if taken.
+
+  The file holds the holder's host, pid, purpose, start time and command
+  line, and is removed on exit. It is locked with ``flock``, which the kernel
+  releases when its process dies, even by SIGKILL: a file left by a dead
+  process is taken over (with one warning line naming it). Where the file
+  system has no ``flock``, a file whose pid no longer runs on this host is
+  taken over instead.
+  """
+  path = os.path.join(directory, LOCK_FILE)
+  fd = _acquire(path, purpose)
+  try:
+    yield
+  finally:
+    _release(path, fd)
+
+
+def _read_holder(fd):
+  try:
+    return json.loads(os.pread(fd, 1 << 16, 0).decode())
+  except (OSError, ValueError):
+    return {}
+
+
+def _describe(holder):
+  return (f'{holder.get("purpose", "a run")}, pid {holder.get("pid", "?")} on host '
+          f'{holder.get("host", "?")}, since {holder.get("started", "?")}')
+
+
+def _alive(holder):
+  """Whether the lock's process may still run (on another host: assume so)."""
+  if holder.get('host') != socket.gethostname():
+    return True
+  try:
+    os.kill(int(holder['pid']), 0)
+  except ProcessLookupError:
+    return False
+  except (PermissionError, KeyError, ValueError, TypeError):
+    return True
+  return True
+
+
+def _try_flock(fd):
+  """True when locked, False when another process holds it, None without flock support."""
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return True
+  except BlockingIOError:
+    return False
+  except OSError as e:
+    if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+      return None
+    raise
+
+
+def _acquire(path, purpose):
+  while True:
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise WorkdirError(f'cannot create the lock file {path} ({e.strerror}): make '
+                         f'{os.path.dirname(path)} writable or use another directory') from e
+    locked = _try_flock(fd)
+    holder = _read_holder(fd)  # a live holder's, or what a dead one left
+    if locked is None:  # no flock here: judge by the pid in the file
+      locked = not (holder and _alive(holder))
+    if not locked:
+      os.close(fd)
+      other_host = holder.get('host') not in (None, socket.gethostname())
+      raise WorkdirLockedError(
+          f'{os.path.dirname(path)} is in use by another run ({_describe(holder)}): '
+          'wait for it to end, or use another directory'
+          + (f'; if that process is gone, delete {path}' if other_host else ''))
+    # Its holder may have removed the file between our open and flock: then
+    # this lock is on a file no one else sees; open the new one.
+    try:
+      if os.stat(path).st_ino == os.fstat(fd).st_ino:
+        break
+    except FileNotFoundError:
+      pass
+    os.close(fd)
+  if holder:
+    logging.warning('took over %s from a process that is no longer running (%s)',
+                    path, _describe(holder))
+  info = {'host': socket.gethostname(), 'pid': os.getpid(), 'purpose': purpose,
+          'started': datetime.datetime.now().isoformat(sep=' ', timespec='seconds'),
+          'command': ' '.join(sys.argv)[:500]}
+  try:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(info) + '\n').encode(), 0)
+  except OSError as e:
+    _release(path, fd)
+    if e.errno in _NO_SPACE_ERRNOS:
+      raise DiskFullError(f'disk full: could not write {path}: free some space, then '
+                          'rerun the same command') from e
+    raise
+  return fd
+
+
+def _release(path, fd):
+  try:
+    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+      os.remove(path)
+  except FileNotFoundError:
+    pass
+  finally:
+    os.close(fd)  # releases the flock

@@ -1,0 +1,252 @@
+"""The seed study's numbers: latent metrics per model and seed, the claims judged, REPORT.md."""
+
+import os
+
+import numpy as np
+
+from vae_jax.study import claims as study_claims
+from vae_jax.study import figures as study_figures
+from vae_jax.study import catalog as study_models
+from vae_jax.analysis import samplers
+from vae_jax.infra import run_clock
+
+
+HOLE_QUANTILE = 0.99   # metrics.latent_space_metrics' default: holes beyond the 99th percentile
+
+
+class TableMetrics:
+  """``(trained) -> {metric: float}`` for a table model; trains classifiers once per data set."""
+
+  def __init__(self, outdir, data_dir, quick):
+    self.outdir, self.data_dir, self.quick = outdir, data_dir, quick
+    self.classifiers = {}   # dataset -> the classifier's meta (test accuracy, time)
+    self._fns = {}
+
+  def classifier_fns(self, dataset):
+    """``(logits_fn, features_fn)`` of ``dataset``'s independent classifier (trained once, cached)."""
+    if dataset not in self._fns:
+      from vae_jax.analysis import classifier, metrics
+      from vae_jax.core import data
+      path = os.path.join(self.outdir, 'classifiers',
+                          f'{dataset}{"_quick" if self.quick else ""}.npz')
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      cfg = classifier.ClassifierConfig(epochs=1) if self.quick else classifier.ClassifierConfig()
+      params, meta = classifier.train_or_load(path, dataset, data_dir=self.data_dir or None,
+                                              cfg=cfg)
+      logits_fn = classifier.make_logits_fn(params, meta)
+      test_images, _ = data.load(dataset, 'test', data_dir=self.data_dir or None)
+      # The ceiling for decoded images: how often real test images are called confidently.
+      meta = dict(meta, real_confident_share=metrics.classifier_scores(
+          logits_fn, test_images)['confident_share'])
+      self.classifiers[dataset] = meta
+      self._fns[dataset] = (logits_fn, classifier.make_features_fn(params, meta))
+    return self._fns[dataset]
+
+  def confident_share(self, dataset, images):
+    from vae_jax.analysis import metrics
+    return metrics.classifier_scores(self.classifier_fns(dataset)[0], images)['confident_share']
+
+  def __call__(self, m):
+    import jax
+    from vae_jax.analysis import metrics
+
+    logits_fn, features_fn = self.classifier_fns(m.dataset)
+    train_images, train_labels = m.train_split()
+    row = metrics.latent_space_metrics(
+        m.model, m.params, train_images, train_labels,
+        m.test_images, m.test_labels, jax.random.key(10_000 + m.seed),
+        classifier_fn=logits_fn, features_fn=features_fn, hole_quantile=HOLE_QUANTILE,
+        num_samples=1000 if self.quick else 5000)
+    return dict(row, **study_figures.code_facts(m))
+
+
+def mean_std(values):
+  v = np.asarray(values, np.float64)
+  return {'mean': float(v.mean()), 'std': float(v.std(ddof=1)) if v.size > 1 else 0.0,
+          'n': int(v.size), 'values': [float(x) for x in v]}
+
+
+# Columns of the metrics table: (per-seed key, header, decimals).
+TABLE_COLUMNS = [
+    ('recon', 'test recon (nats)', 1),
+    ('elbo', 'test ELBO (nats)', 1),
+    ('knn_accuracy', 'kNN acc. ↑', 3),
+    ('path_jump_ratio', 'jump ratio ↓', 2),
+    ('lipschitz_p99_relative', 'rel. Lipschitz p99 ↓', 2),
+    ('prior/confident_share', 'N(0,I): confident ↑', 3),
+    ('prior/hole_share', 'N(0,I): holes ↓', 3),
+    ('prior/frechet_distance', 'N(0,I): Fréchet ↓', 1),
+    ('prior/precision', 'N(0,I): precision ↑', 3),
+    ('prior/recall', 'N(0,I): recall ↑', 3),
+]
+SAMPLER_COLUMNS = [('confident_share', 'confident ↑', 3), ('hole_share', 'holes ↓', 3),
+                   ('frechet_distance', 'Fréchet ↓', 1), ('precision', 'precision ↑', 3),
+                   ('recall', 'recall ↑', 3)]
+
+
+def table_rows(per_seed):
+  """``{dataset: {model: {label, key: mean_std}}}`` over the seeds of every table model."""
+  table = {}
+  for spec in study_models.SPECS:
+    if not spec.table or spec.name not in per_seed:
+      continue
+    rows = list(per_seed[spec.name].values())
+    keys = sorted(set.intersection(*(set(r) for r in rows)))
+    table.setdefault(spec.dataset, {})[spec.name] = {
+        'label': spec.label, **{k: mean_std([r[k] for r in rows]) for k in keys
+                                if isinstance(rows[0][k], (int, float))}}
+  return table
+
+
+def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
+  per_seed = {}
+  for (name, seed), m in trained.items():
+    row = dict(m.test, recon_per_pixel=m.test['recon'] / study_figures.num_pixels(m),
+               **m.table, **m.facts)
+    per_seed.setdefault(name, {})[str(seed)] = row
+  models = {name: {k: mean_std([r[k] for r in rows.values()])
+                   for k in ('recon', 'kl', 'elbo', 'recon_per_pixel', 'train_seconds')
+                   if k in next(iter(rows.values()))}
+            for name, rows in per_seed.items()}
+  claims = study_claims.judge_all(per_seed)
+  for c in claims:   # what the metric's reference distribution gives, beside the claim
+    dataset = 'mnist' if c['a'].startswith('mnist') else 'fashion_mnist'
+    if c['metric'].endswith('/confident_share') and dataset in classifiers:
+      c['reference'] = (f"real test images: "
+                        f"{classifiers[dataset]['real_confident_share']:.3f}")
+    elif c['metric'].endswith('/hole_share'):
+      c['reference'] = (f'a sampler that matches the codes: about '
+                        f'{1 - HOLE_QUANTILE:.2f}')
+  summary = {
+      'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
+      'machine': run_clock.machine_description(),
+      'figures': sorted(study_figures.FIGURES), 'figures_facts': facts,
+      'models': models, 'per_seed': per_seed, 'table': table_rows(per_seed),
+      'gates': gates, 'classifiers': classifiers, 'claims': claims,
+      'prior_share_in_unit_box': study_claims.PRIOR_SHARE_IN_UNIT_BOX,
+      'train_seconds_total': float(sum(r.get('train_seconds', 0.0) for rows in per_seed.values()
+                                       for r in rows.values()))}
+  summary['captions'] = study_figures.captions(
+      facts, {c['id']: c for c in claims}, study_claims.PRIOR_SHARE_IN_UNIT_BOX,
+      {d: m['real_confident_share'] for d, m in classifiers.items()},
+      {(g['model'], g['seed']): f"`{g['gate']}` measured {g['value']:.4g}"
+       for g in gates if not g['passed']})
+  return summary
+
+
+# ----------------------------------------------------------------------------
+# Markdown
+# ----------------------------------------------------------------------------
+def _fmt(ms, digits=3):
+  return f"{ms['mean']:.{digits}f} ± {ms['std']:.{digits}f}"
+
+
+def _num(x, digits=3):
+  return f'{x:.{digits}g}' if abs(x) < 1e-2 and x != 0 else f'{x:.{digits}f}'
+
+
+def _side(c):
+  if isinstance(c['b'], str):
+    return f"{c['a']} vs {c['b']}"
+  return f"{c['a']} vs {c['b']:g}"
+
+
+def claims_markdown(claims, group='article'):
+  lines = ['| claim | metric | A vs B | mean A | mean B | A − B [95 % CI] | seeds | verdict |',
+           '|---|---|---|---:|---:|---|---:|---|']
+  for c in claims:
+    if c['group'] != group:
+      continue
+    b = np.mean(c['values_b']) if c['values_b'] is not None else c['b']
+    ci = (f"{_num(c['difference'])} [{_num(c['low'])}, {_num(c['high'])}]"
+          if np.isfinite(c['low']) else f"{_num(c['difference'])} [no interval]")
+    text = c['text'] + (f" ({c['reference']})" if c.get('reference') else '')
+    verdict = c['verdict'] if c['verdict'] == 'supported' else f"**{c['verdict']}**"
+    lines.append(f"| {text} | `{c['metric']}` | {_side(c)} | {_num(np.mean(c['values_a']))} "
+                 f"| {_num(b)} | {ci} | {c['n']} | {verdict} |")
+  return lines
+
+
+def table_markdown(table):
+  cols = TABLE_COLUMNS
+  lines = ['| data | model | ' + ' | '.join(c[1] for c in cols) + ' |',
+           '|---|---|' + '---|' * len(cols)]
+  for dataset, rows in table.items():
+    for row in rows.values():
+      n = next(v['n'] for v in row.values() if isinstance(v, dict))
+      cells = [_fmt(row[k], d) if k in row else '–' for k, _, d in cols]
+      lines.append(f"| {dataset} | {row['label']} ({n} seeds) | " + ' | '.join(cells) + ' |')
+  return lines
+
+
+def sampler_markdown(table):
+  lines = ['| data | model | sampler | ' + ' | '.join(c[1] for c in SAMPLER_COLUMNS) + ' |',
+           '|---|---|---|' + '---|' * len(SAMPLER_COLUMNS)]
+  for dataset, rows in table.items():
+    for row in rows.values():
+      for sampler in samplers.SAMPLERS:
+        cells = [_fmt(row[f'{sampler}/{k}'], d) if f'{sampler}/{k}' in row else '–'
+                 for k, _, d in SAMPLER_COLUMNS]
+        lines.append(f"| {dataset} | {row['label']} | {study_claims.SAMPLER_TEXT[sampler]} | "
+                     + ' | '.join(cells) + ' |')
+  return lines
+
+
+def gates_markdown(gates):
+  lines = ['| model | gate | worst value over seeds | seeds | passed |', '|---|---|---:|---:|---|']
+  by = {}
+  for g in gates:
+    by.setdefault((g['model'], g['gate']), []).append(g)
+  for (model, gate), rows in by.items():
+    worst = (min if '>=' in gate else max)(r['value'] for r in rows)
+    ok = all(r['passed'] for r in rows)
+    lines.append(f"| {model} | `{gate}` | {_num(worst)} | {len(rows)} | "
+                 f"{'yes' if ok else '**no**'} |")
+  return lines
+
+
+def verdict_counts(claims, group='article'):
+  rows = [c['verdict'] for c in claims if c['group'] == group]
+  return {v: rows.count(v) for v in ('supported', 'contradicted', 'inconclusive')}
+
+
+def report_markdown(s):
+  counts = verdict_counts(s['claims'])
+  acc = ', '.join(f"{d} {m['test_accuracy'] * 100:.2f} % (confident on "
+                  f"{m['real_confident_share'] * 100:.1f} % of real test images)"
+                  for d, m in s['classifiers'].items())
+  lines = ['# Seed study report', '',
+           f"{'QUICK smoke run: numbers are not meaningful. ' if s['quick'] else ''}"
+           f"Seeds {s['seeds']}; wall time {s['wall_seconds'] / 60:.1f} min "
+           f"({s['train_seconds_total'] / 60:.1f} min of it training) on {s['machine']}.", '',
+           '## The article\'s claims, measured', '',
+           f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
+           f"{counts['inconclusive']} inconclusive. Each verdict comes from the per-seed "
+           'paired differences A − B and their 95 % Student-t interval (vae_jax/study/verdicts.py): '
+           'supported when the interval lies on the claimed side, contradicted when it lies on '
+           'the other, inconclusive otherwise.', '']
+  lines += claims_markdown(s['claims'], 'article')
+  lines += ['', '## Where the completeness claims hold: the same claims under fitted samplers',
+            '']
+  lines += claims_markdown(s['claims'], 'samplers')
+  lines += ['', '## Metrics table (mean ± std over seeds)', '',
+            f'Nats per test image; the independent classifier scores {acc}.', '']
+  lines += table_markdown(s['table'])
+  lines += ['', '## Every sampler, every table model (mean ± std over seeds)', '']
+  lines += sampler_markdown(s['table'])
+  lines += ['', '## Quality gates', '',
+            'Every model must reach the gates its experiment file declares before any figure '
+            'or number is drawn from it.', '']
+  lines += gates_markdown(s['gates'])
+  lines += ['', '## Figures', '']
+  for name in study_figures.FIGURES:
+    lines += [f'### {name}', '', s['captions'][name], '', f'![{name}](figures/{name}.png)', '']
+  lines += ['## Test metrics of every model (nats per image, mean over seeds)', '',
+            '| model | seeds | recon | recon / pixel | KL | ELBO | train s |',
+            '|---|---:|---|---|---|---|---|']
+  for name, r in sorted(s['models'].items()):
+    def g(k, d=2):
+      return f"{r[k]['mean']:.{d}f}" if k in r else '–'
+    lines.append(f"| {name} | {r['recon']['n']} | {g('recon')} | {g('recon_per_pixel', 4)} | "
+                 f"{g('kl')} | {g('elbo')} | {g('train_seconds', 0)} |")
+  return '\n'.join(lines) + '\n'

@@ -1,0 +1,220 @@
+r"""The seed study: every figure of the article, and the numbers behind its claims.
+
+  python -m vae_jax.study.run --outdir=runs/study \
+      [--data_dir=../shared/datasets] [--seeds=0,1,2] [--quick]
+
+Trains (or resumes, or reuses when finished) every model under
+``<outdir>/models/<name>_seed<k>/``, then writes ``<outdir>/figures/*.png``,
+``<outdir>/summary.json`` (every number the figures, captions, tables and
+verdicts rest on) and ``<outdir>/REPORT.md``. Every model must reach the
+quality gates its experiment file declares (vae_jax/study/gates.py) or the study
+stops with one line naming it. Each of the article's claims is judged from
+per-seed paired differences with a 95 % interval (study_claims.py).
+``--quick`` trains the same models for one epoch on a slice of the data:
+minutes, for smoke tests; its numbers mean nothing and gates are not enforced.
+The measured wall time of a full run is in summary.json (``wall_seconds``,
+``train_seconds_total``) and README.md.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import flags
+
+
+from vae_jax.study import figures as study_figures
+from vae_jax.study import catalog as study_models
+from vae_jax.study import report as study_report
+from vae_jax.infra import errors
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('outdir', None, 'Where models, figures, summary.json and REPORT.md go.')
+flags.DEFINE_string('data_dir', os.environ.get('VAE_JAX_DATA_DIR', ''),
+                    'Directory of IDX files (default $VAE_JAX_DATA_DIR; empty: TFDS).')
+flags.DEFINE_list('seeds', None, 'Seeds of the study (default 0,1,2,3,4; --quick: 0).')
+flags.DEFINE_bool('quick', False, 'One epoch on 2048 images per model: a smoke test.')
+flags.DEFINE_bool('check_gates', None, 'Stop at the first model below a quality gate '
+                  '(default: on for a full study, off for --quick).')
+flags.DEFINE_bool('quiet', False, 'No progress bars.')
+
+
+class StudyError(errors.UserError, RuntimeError):
+  """A model of the study failed; the message names it and why."""
+
+
+def _status(message):
+  """One plain line on stderr when it is not a terminal (a log file under a scheduler)."""
+  if not sys.stderr.isatty():
+    print(message, file=sys.stderr, flush=True)
+
+
+def gate_values(trained):
+  """What a quality gate may test: the test metrics, recon per pixel, active units."""
+  from vae_jax.core import diagnostics
+  return dict(trained.test, recon_per_pixel=trained.test['recon'] / study_figures.num_pixels(trained),
+              active_units=diagnostics.summarize(trained.codes, per_dim=False)['active_units'])
+
+
+def check_gates(spec, trained, enforce):
+  """Rows ``{model, seed, gate, value, passed}``; with ``enforce`` a failed gate is a StudyError."""
+  from vae_jax.study import gates
+  rows = []
+  for gate, value, passed in gates.check(study_models.quality_gates(spec), gate_values(trained)):
+    rows.append({'model': spec.name, 'seed': trained.seed, 'gate': str(gate), 'value': value,
+                 'passed': passed})
+    if enforce and not passed:
+      raise StudyError(f'model {spec.name} (seed {trained.seed}) is below its quality gate '
+                       f'{gate}: measured {value:.4g}; train it longer (experiments/configs/'
+                       f'{spec.config}.py) or rerun with --nocheck_gates to draw nothing from '
+                       'it knowingly')
+  return rows
+
+
+def _read_json(path):
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
+def train_one(spec, seed, outdir, data_dir, quick, quiet):
+  """Trains one model unless its workdir holds it finished; returns a study_figures.Trained.
+
+  Training and restoring are separate: a finished model is restored with
+  ``experiment.restore`` whether it was trained now or by an earlier run.
+  """
+  from vae_jax.core import data, experiment, latent, train
+  from vae_jax.infra import run_clock
+  from vae_jax.infra import workdir as workdir_lib
+
+  config = study_models.make_config(spec, seed, data_dir, quick)
+  config.progress = not quiet
+  workdir = os.path.join(outdir, 'models', f'{spec.name}_seed{seed}')
+  timing_path = os.path.join(workdir, 'study_timing.json')
+  found = experiment.restore_finished(workdir, config)
+  if found is None:
+    start = time.perf_counter()
+    try:
+      train.train_and_evaluate(config, workdir)
+    except workdir_lib.WorkdirError:
+      raise  # a locked workdir or a full disk: its own one line says what to do
+    except Exception as e:
+      raise StudyError(f'model {spec.name} (seed {seed}) failed to train: '
+                       f'{type(e).__name__}: {e}') from e
+    # Training time over every pass that trained this model (a resumed one adds up).
+    workdir_lib.atomic_write_text(timing_path, json.dumps(
+        {'train_seconds': _read_json(timing_path).get('train_seconds', 0.0)
+         + time.perf_counter() - start}))
+    found = experiment.restore_finished(workdir, config)
+    if found is None:
+      raise StudyError(f'model {spec.name} (seed {seed}) trained but {workdir} holds no final '
+                       'checkpoint and test row: delete that directory and rerun')
+  (_, model, params, _), test = found
+  bad = [k for k, v in test.items() if not (abs(v) < float('inf'))]
+  if bad:
+    raise StudyError(f'model {spec.name} (seed {seed}) ended with non-finite test '
+                     f'{bad}: see {workdir}/metrics.jsonl')
+  timing = _read_json(timing_path)
+  if not timing and run_clock.read(workdir):
+    # Trained outside the study (python -m vae_jax.main with the same config):
+    # the training loop's own clock, summed over its segments.
+    timing = {'train_seconds': run_clock.read(workdir)['train_seconds']}
+  test_images, test_labels = data.load_split(config.data, 'test')
+  codes, logvars = latent.encode(model, params, test_images)
+  return study_figures.Trained(spec.name, spec.label, seed, config, model, params, test_images,
+                               test_labels, codes, logvars, dict(test, **timing))
+
+
+def add_seed_facts(trained, seeds):
+  """Per-seed facts that need two models (the walk) or a model's own data (denoising)."""
+  for seed in seeds:
+    ae, vae = trained.get(('mnist_ae_2d', seed)), trained.get(('mnist_vae_2d', seed))
+    if ae is not None and vae is not None:
+      walk = study_figures.walk_facts(ae, vae)
+      for m in (ae, vae):
+        m.facts['walk_evenness'] = walk[m.name]['evenness']
+    denoiser = trained.get(('mnist_denoising_ae', seed))
+    if denoiser is not None:
+      denoiser.facts.update(study_figures.denoising_facts(denoiser))
+
+
+def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
+  """Runs the whole study; returns the summary dict (also written to disk)."""
+  from vae_jax.infra import interrupts
+  from vae_jax.infra import workdir as workdir_lib
+
+  enforce_gates = (not quick) if enforce_gates is None else enforce_gates
+  os.makedirs(outdir, exist_ok=True)
+  # One study per outdir at a time; Ctrl-C / SIGTERM save the model in training
+  # at its next chunk and stop between models (rerun to resume).
+  with workdir_lib.lock(outdir, 'study'), interrupts.stop_on_signals() as stop:
+    return _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop)
+
+
+def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
+  from tqdm import tqdm
+  from vae_jax.infra import workdir as workdir_lib
+
+  started = time.perf_counter()
+  figdir = os.path.join(outdir, 'figures')
+  os.makedirs(figdir, exist_ok=True)
+  jobs = [(spec, seed) for spec in study_models.SPECS for seed in spec.seed_list(seeds)]
+  trained, gate_rows = {}, []
+  table_metrics = study_report.TableMetrics(outdir, data_dir, quick)
+  bar = tqdm(jobs, desc='study', unit='model', disable=quiet or not sys.stderr.isatty())
+  for done, (spec, seed) in enumerate(bar):
+    bar.set_postfix_str(f'{spec.name} seed {seed}')
+    m = train_one(spec, seed, outdir, data_dir, quick, quiet)
+    gate_rows += check_gates(spec, m, enforce_gates)
+    if spec.table:
+      m.table = table_metrics(m)
+    trained[(spec.name, seed)] = m
+    elapsed = time.perf_counter() - started
+    _status(f'study: {done + 1}/{len(jobs)} {spec.name} seed {seed} done '
+            f'(test recon {m.test["recon"]:.1f} nats); {elapsed / 60:.1f} min elapsed')
+    stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; every finished '
+                            'model is saved; rerun the same command to resume')
+  add_seed_facts(trained, seeds)
+  first = {name: m for (name, seed), m in trained.items() if seed == seeds[0]}
+
+  facts = {}
+  for make in study_figures.ALL:
+    facts.update(make(first, figdir, table_metrics.confident_share))
+  missing = [f for f in study_figures.FIGURES
+             if not os.path.exists(os.path.join(figdir, f'{f}.png'))]
+  if missing:
+    raise StudyError(f'figures not written: {missing}')
+
+  summary = study_report.summarise(trained, seeds, facts, gate_rows, table_metrics.classifiers,
+                                   quick, time.perf_counter() - started)
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'summary.json'),
+                                json.dumps(summary, indent=2, sort_keys=True))
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'REPORT.md'),
+                                study_report.report_markdown(summary))
+  return summary
+
+
+def main(argv):
+  del argv
+  from vae_jax.infra import errors
+
+  if not FLAGS.outdir:
+    errors.exit_with('--outdir is required, e.g. --outdir=runs/study')
+  default = ['0'] if FLAGS.quick else [str(s) for s in study_models.DEFAULT_SEEDS]
+  try:
+    seeds = [int(s) for s in (FLAGS.seeds or default)]
+  except ValueError:
+    errors.exit_with(f'--seeds={",".join(FLAGS.seeds)} must be integers, e.g. --seeds=0,1,2')
+  study_models.use_compilation_cache(FLAGS.outdir)
+  with errors.user_errors():
+    summary = run_study(FLAGS.outdir, FLAGS.data_dir, seeds, FLAGS.quick, FLAGS.quiet,
+                        FLAGS.check_gates)
+  print(f'wrote {FLAGS.outdir}/REPORT.md, summary.json and '
+        f'{len(summary["figures"])} figures in {summary["wall_seconds"] / 60:.1f} min')
+
+
+if __name__ == '__main__':
+  from vae_jax.infra.errors import run_absl_app
+  run_absl_app(main, sys.argv)
