@@ -14,9 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from absl import flags
-from ml_collections import config_flags
-
 from conftest import CONFIG, cli, one_error_line, read, straight_run, tiny_config, train_args
 from vae_jax.core import config as config_lib, experiment, models
 from vae_jax.infra import workdir as workdir_lib
@@ -63,14 +60,8 @@ def test_an_outside_family_is_not_held_to_the_built_in_nodes(monkeypatch):
 
 
 def parse(*args):
-  """The config vae_jax.main gets from these flags (its locked --config flag)."""
-  argv = ['vae_jax.main', f'--config={CONFIG}', *args]
-  values = flags.FlagValues()
-  # The overrides are read from sys_argv (sys.argv by default) when --config is parsed.
-  config_flags.DEFINE_config_file('config', None, flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  values(argv)
-  return values.config
+  """The config vae_jax.main gets from these flags (its locked --config with overrides)."""
+  return config_lib.from_command_line(CONFIG, args)
 
 
 def param_shapes(model, image_shape=(28, 28, 1)):
@@ -134,9 +125,9 @@ FLAT_MODELS = [
 def test_a_flat_config_json_builds_the_model_it_described(family, fields, modules, tmp_path):
   config = tiny_config(**{'model.family': family, **{f'model.{k}': v for k, v in fields.items()}})
   old = write_flat(str(tmp_path), config)
-  loaded = workdir_lib.load_config(str(tmp_path))
+  loaded = config_lib.from_workdir(str(tmp_path))
   assert workdir_lib.config_to_dict(loaded) == workdir_lib.config_to_dict(config)
-  assert workdir_lib.config_differences(old, workdir_lib.config_to_dict(config)) == {}
+  assert config_lib.differences(old, workdir_lib.config_to_dict(config)) == {}
   expected = param_shapes(models.VAE(*modules, latent_dim=2))
   assert param_shapes(experiment.build_model(loaded)) == expected
 
@@ -144,7 +135,7 @@ def test_a_flat_config_json_builds_the_model_it_described(family, fields, module
 def test_renamed_fields_keep_their_values_over_the_added_defaults():
   old = {'latent_dim': 2, 'model': {'kind': 'vae', 'hidden_sizes': [24],
                                     'bottom_latent_dim': 7, 'rnn_size': 8}}
-  new = workdir_lib.upgrade_config_dict(old)
+  new = config_lib.upgrade(old)
   assert new['model'] == {'kind': 'vae', 'rnn': {'size': 8},
                           'mlp': {'hidden_sizes': [24], 'bottom_latent_dim': 7,
                                   'stochastic_layers': 1, 'top_hidden_sizes': [100, 100]}}
@@ -155,7 +146,7 @@ def test_renamed_fields_keep_their_values_over_the_added_defaults():
 def flat_run(tmp_path_factory, data_dir):
   """A tiny run trained from the command line, its config.json then made flat."""
   w = straight_run(tmp_path_factory, data_dir)
-  config = workdir_lib.load_config(w)
+  config = config_lib.from_workdir(w)
   params = experiment.restore(w)[2]
   write_flat(w, config)
   return w, params

@@ -176,9 +176,9 @@ def test_two_layers_refuse_what_they_do_not_support_in_one_line():
 
 
 def test_a_config_json_from_before_two_layers_reads_as_one_layer():
-  from vae_jax.infra import workdir as workdir_lib
+  from vae_jax.core import config as config_lib
   old = {'latent_dim': 2, 'train_loop': 'scan', 'model': {'kind': 'vae', 'family': 'mlp'}}
-  new = workdir_lib.upgrade_config_dict(old)
+  new = config_lib.upgrade(old)
   mlp = new['model']['mlp']
   assert mlp['stochastic_layers'] == 1 and mlp['top_hidden_sizes'] == [100, 100]
   assert 'train_loop' not in new and old['model'] == {'kind': 'vae', 'family': 'mlp'}

@@ -207,11 +207,11 @@ def test_an_old_config_json_loads_with_the_defaults(tmp_path):
   for field in ('kl_schedule', 'kl_cycles', 'kl_cycle_ratio', 'free_bits', 'lr_schedule'):
     del d[field]
   (tmp_path / 'config.json').write_text(json.dumps(d))
-  loaded = workdir_lib.load_config(str(tmp_path))
+  loaded = config_lib.from_workdir(str(tmp_path))
   config_lib.validate(loaded)
   assert (loaded.kl_schedule, loaded.kl_warmup_steps, loaded.free_bits) == ('warmup', 30, 0.0)
   # Resuming it with today's defaults is the same run.
-  assert workdir_lib.config_differences(d, workdir_lib.config_to_dict(
+  assert config_lib.differences(d, workdir_lib.config_to_dict(
       tiny_config(kl_warmup_steps=30))) == {}
   # The old run's β is the same as before the fields existed.
   obj = objective.Objective.from_config(loaded, total_steps=8)
@@ -222,6 +222,6 @@ def test_a_cyclical_run_refuses_a_changed_num_epochs():
   """The cycles are laid over the whole run: a longer run reshapes them."""
   old = workdir_lib.config_to_dict(tiny_config(kl_schedule='cyclical'))
   new = workdir_lib.config_to_dict(tiny_config(kl_schedule='cyclical', num_epochs=2))
-  assert workdir_lib.config_differences(old, new) == {'num_epochs': (1, 2)}
+  assert config_lib.differences(old, new) == {'num_epochs': (1, 2)}
   warm = workdir_lib.config_to_dict(tiny_config(num_epochs=2))
-  assert workdir_lib.config_differences(workdir_lib.config_to_dict(tiny_config()), warm) == {}
+  assert config_lib.differences(workdir_lib.config_to_dict(tiny_config()), warm) == {}

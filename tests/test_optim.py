@@ -76,17 +76,17 @@ def test_runs_made_before_the_schedule_existed_read_as_constant(tmp_path, data_d
   old = json.loads(path.read_text())
   del old['lr_schedule']
   path.write_text(json.dumps(old))
-  workdir_lib.check_config(str(tmp_path), c)  # no difference reported
-  assert workdir_lib.load_config(str(tmp_path)).lr_schedule == 'constant'
+  config_lib.check_workdir(str(tmp_path), c)  # no difference reported
+  assert config_lib.from_workdir(str(tmp_path)).lr_schedule == 'constant'
   with pytest.raises(workdir_lib.WorkdirError, match="lr_schedule: 'constant' -> 'cosine'"):
-    workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine'))
+    config_lib.check_workdir(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine'))
 
 
 def test_changing_num_epochs_of_a_cosine_run_is_refused(tmp_path, data_dir):
   # num_epochs is resumable for a constant rate, but it sets a cosine decay's length.
   workdir_lib.write_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine'))
   with pytest.raises(workdir_lib.WorkdirError, match='num_epochs: 1 -> 3'):
-    workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine',
+    config_lib.check_workdir(str(tmp_path), tiny_config(data_dir, lr_schedule='cosine',
                                                         num_epochs=3))
   workdir_lib.write_config(str(tmp_path), tiny_config(data_dir))
-  workdir_lib.check_config(str(tmp_path), tiny_config(data_dir, num_epochs=3))
+  config_lib.check_workdir(str(tmp_path), tiny_config(data_dir, num_epochs=3))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from vae_jax.core import experiment, train
+from vae_jax.core import config as config_lib, experiment, train
 from vae_jax.infra import checkpointing, workdir as workdir_lib
 
 
@@ -61,7 +61,7 @@ def test_nan_guard_names_the_step_and_metric(tmp_path, data_dir):
 
 def _restore_all(workdir):
   """{step: (state, meta)} of every checkpoint, restored with the digest check."""
-  config = workdir_lib.load_config(workdir)
+  config = config_lib.from_workdir(workdir)
   abstract = experiment.abstract_state(config, experiment.build_model(config))
   manager = checkpointing.manager(os.path.join(workdir, 'checkpoints'))
   try:

@@ -1,46 +1,62 @@
-"""The ``vae-jax`` command: train, evaluate, plot, latent-report, reproduce.
+"""The ``vae-jax`` command: one subcommand per entry point of the library.
 
-Each subcommand wraps the library; ``vae-jax <subcommand> --help`` shows its
-options and an example.
+``vae-jax <subcommand> [flags]`` calls that module's ``main(argv, prog)``
+(``python -m <module>`` takes the same flags); ``vae-jax <subcommand> --help``
+shows its flags and an example. Every command line is parsed by argparse
+through vae_jax.infra.flags, config files and ``--config.FIELD=VALUE`` by
+vae_jax.core.config.
 """
 
-import argparse
+import importlib
 import os
-import runpy
 import sys
 
+from vae_jax.infra import flags
+
 EXAMPLES = """examples:
-  vae-jax train --config=experiments/configs/mnist_vae_2d.py --workdir=runs/vae
-  vae-jax evaluate --workdir=runs/vae --iwae_samples=5000
-  vae-jax plot --workdir=runs/vae --outdir=runs/vae/figures
-  vae-jax latent-report --workdir=runs/vae --classifier=runs/classifier_mnist.npz
-  vae-jax reproduce --outdir=runs/study --quick
+  vae-jax train --config=experiments/configs/mnist_vae_2d.py --workdir=runs/mnist_vae_2d
+  vae-jax evaluate --workdir=runs/mnist_vae_2d --iwae_samples=5000
+  vae-jax plot --workdir=runs/mnist_vae_2d --outdir=runs/mnist_vae_2d/figures
+  vae-jax latent-report --workdir=runs/mnist_vae_2d --classifier=runs/classifier_mnist.npz
+  vae-jax study --outdir=runs/study --nocheck_gates
+  vae-jax sweep --outdir=runs/sweep
+  vae-jax bench --json=bench.json
+  vae-jax likelihood publish
 """
 
+# name -> (module whose main(argv, prog) runs it, or None: a function below; help line)
 SUBCOMMANDS = {
-    'train': 'train a config in a workdir (resumes if rerun); same flags as python -m vae_jax.main',
-    'evaluate': 'ELBO and importance-weighted log-likelihood of a trained workdir',
-    'plot': 'figures of a trained workdir: latent scatter, manifold, samples, reconstructions',
-    'latent-report': 'continuity, completeness and sample quality of a trained workdir, '
-                     'as JSON, markdown and figures',
-    'reproduce': 'the seed study: every figure of the article and the metrics table',
+    'train': ('vae_jax.main', 'train a config in a workdir (resumes if rerun)'),
+    'evaluate': ('vae_jax.core.evaluate',
+                 'ELBO and importance-weighted log-likelihood of a trained workdir'),
+    'plot': (None, 'figures of a trained workdir: latent scatter, manifold, samples, '
+                   'reconstructions'),
+    'latent-report': (None, 'continuity, completeness and sample quality of a trained '
+                            'workdir, as JSON, markdown and figures'),
+    'study': ('vae_jax.study.run',
+              'the seed study: every figure of the article and the metrics table'),
+    'reproduce': ('vae_jax.study.run', 'the same as study (its older name)'),
+    'sweep': ('vae_jax.study.sweep', 'latent size x beta x data set x seed, sharded'),
+    'bench': ('vae_jax.bench.benchmark',
+              'throughput and the roofline on this machine (--publish: write its tables)'),
+    'likelihood': ('vae_jax.study.likelihood',
+                   'collect a headline run into results/, or publish the likelihood table'),
+    'publish': ('vae_jax.publish', 'regenerate every generated block of README.md and docs/'),
 }
 
 
-def _plot_parser():
-  p = argparse.ArgumentParser(
-      prog='vae-jax plot', description=SUBCOMMANDS['plot'],
-      epilog='example:\n  vae-jax plot --workdir=runs/vae --outdir=runs/vae/figures',
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+def _plot_parser(prog):
+  p = flags.Parser(prog, SUBCOMMANDS['plot'][1],
+                   'vae-jax plot --workdir=runs/vae --outdir=runs/vae/figures')
   p.add_argument('--workdir', required=True, help='a trained run directory')
   p.add_argument('--outdir', default=None, help='where PNGs go (default: WORKDIR/figures)')
   p.add_argument('--count', type=int, default=16, help='images per row of samples')
   return p
 
 
-def plot(argv):
+def plot(argv, prog='vae-jax plot'):
   """Writes latent.png, manifold.png (2-D codes), samples.png, reconstructions.png."""
-  args = _plot_parser().parse_args(argv)
+  args = _plot_parser(prog).parse_args(argv)
   from vae_jax.infra import errors
   with errors.user_errors():
     import jax
@@ -82,15 +98,14 @@ def plot(argv):
         f'reconstructions to {outdir}')
 
 
-def _latent_report_parser():
-  p = argparse.ArgumentParser(
-      prog='vae-jax latent-report', description=SUBCOMMANDS['latent-report'] + (
+def _latent_report_parser(prog):
+  p = flags.Parser(
+      prog, SUBCOMMANDS['latent-report'][1] + (
           ' (docs/metrics.md). Scores the latest checkpoint on its own data: '
           'latent_report.json, latent_report.md and latent.png, walk.png, '
           'manifold.png (2-D codes), samples.png.'),
-      epilog='examples:\n  vae-jax latent-report --workdir=runs/vae\n'
-             '  vae-jax latent-report --workdir=runs/vae --classifier=runs/classifier_mnist.npz',
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+      ['vae-jax latent-report --workdir=runs/vae',
+       'vae-jax latent-report --workdir=runs/vae --classifier=runs/classifier_mnist.npz'])
   p.add_argument('--workdir', required=True, help='a trained run directory')
   p.add_argument('--out', default=None,
                  help='output folder (default: WORKDIR/latent_report)')
@@ -105,9 +120,9 @@ def _latent_report_parser():
   return p
 
 
-def latent_report(argv):
+def latent_report(argv, prog='vae-jax latent-report'):
   """Writes the latent-space report of a workdir (vae_jax.analysis.latent_report)."""
-  parser = _latent_report_parser()
+  parser = _latent_report_parser(prog)
   args = parser.parse_args(argv)
   if args.num_samples < 2:
     parser.error('--num_samples must be ≥ 2')
@@ -129,58 +144,43 @@ def latent_report(argv):
         f'{", ".join(report["figures"])} to {out}')
 
 
-HELP_FLAGS = ('-h', '--help', '--helpshort')
+LOCAL = {'plot': plot, 'latent-report': latent_report}
 
 
-def train(argv):
-  """``python -m vae_jax.main`` under the name ``vae-jax train``."""
-  from vae_jax import main as train_main
-  from vae_jax.infra import errors
-  if any(a in HELP_FLAGS for a in argv):
-    # absl's --help describes sys.modules['__main__'], here the console-script
-    # shim with no docstring and no flags: describe vae_jax.main instead.
-    from absl import flags
-    doc = train_main.__doc__.replace('python -m vae_jax.main', 'vae-jax train')
-    print(f'usage: vae-jax train --config=FILE --workdir=DIR [--config.FIELD=VALUE ...]\n'
-          f'{doc}\nflags:\n{flags.FLAGS.module_help(train_main)}\n\n'
-          'Every config field (commented in vae_jax/core/config.py) can be set with '
-          '--config.FIELD=VALUE.')
-    return
-  errors.run_absl_app(train_main.main, ['vae-jax train'] + argv)
+def _usage():
+  lines = [f'usage: vae-jax {{{",".join(SUBCOMMANDS)}}} [flags]', '',
+           'Autoencoders and VAEs in JAX: train, measure and plot them.', '', 'subcommands:']
+  lines += [f'  {name:<14} {text}' for name, (_, text) in SUBCOMMANDS.items()]
+  return '\n'.join(lines) + '\n\n' + EXAMPLES
+
+
+def _entry_point(name):
+  """The ``main(argv, prog)`` of a subcommand, imported only when it runs."""
+  if name in LOCAL:
+    return LOCAL[name]
+  module = SUBCOMMANDS[name][0]
+  try:
+    return importlib.import_module(module).main
+  except ModuleNotFoundError as e:
+    if e.name != module:
+      raise  # a broken import inside the module is a bug, not a missing command
+    from vae_jax.infra import errors
+    errors.exit_with(f'vae-jax {name} is not in this checkout ({module.replace(".", "/")}.py '
+                     'is missing): update the checkout (git pull) and reinstall')
 
 
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else argv
   if not argv or argv[0] in ('-h', '--help'):
-    print('usage: vae-jax {train,evaluate,plot,latent-report,reproduce} [options]\n\n'
-          'Autoencoders and VAEs in JAX: train, measure and plot them.\n\nsubcommands:')
-    for name, text in SUBCOMMANDS.items():
-      print(f'  {name:<14} {text}')
-    print('\n' + EXAMPLES)
+    print(_usage())
     return 0 if argv else 2
-  command, rest = argv[0], argv[1:]
-  if command == 'train':
-    train(rest)
-  elif command == 'evaluate':
-    from vae_jax.core import evaluate
-    evaluate.main(rest, prog='vae-jax evaluate')
-  elif command == 'plot':
-    plot(rest)
-  elif command == 'latent-report':
-    latent_report(rest)
-  elif command == 'reproduce':
-    sys.argv = ['vae-jax reproduce'] + rest
-    try:
-      runpy.run_module('vae_jax.study.run', run_name='__main__', alter_sys=True)
-    except SystemExit as e:
-      if any(a in HELP_FLAGS for a in rest) and e.code == 1:
-        return 0  # absl ends --help with status 1; help asked for is not an error
-      raise
-  else:
-    print(f'error: unknown subcommand {command!r}: use one of {", ".join(SUBCOMMANDS)}',
-          file=sys.stderr)
+  name, rest = argv[0], argv[1:]
+  if name not in SUBCOMMANDS:
+    print(f'error: unknown subcommand {name!r}: use one of {", ".join(SUBCOMMANDS)} '
+          '(see vae-jax --help)', file=sys.stderr)
     return 2
-  return 0
+  status = _entry_point(name)(rest, prog=f'vae-jax {name}')
+  return status if isinstance(status, int) else 0  # some mains return their results
 
 
 if __name__ == '__main__':

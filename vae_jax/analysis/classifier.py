@@ -24,7 +24,6 @@ Command line (trains, prints the test accuracy, saves)::
   python -m vae_jax.analysis.classifier --data mnist --out runs/classifier_mnist.npz
 """
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -41,7 +40,7 @@ import optax
 
 from vae_jax.infra import chunks
 from vae_jax.core import data as data_lib
-from vae_jax.infra import errors
+from vae_jax.infra import errors, flags
 
 FORMAT_VERSION = 1
 
@@ -271,8 +270,9 @@ def train_or_load(path, data_name, *, data_dir=None, cfg=ClassifierConfig(), log
   return train_and_save(path, data_name, data_dir=data_dir, cfg=cfg, log=log)
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog='python -m vae_jax.analysis.classifier'):
+  parser = flags.Parser(prog, __doc__.splitlines()[0],
+                        f'{prog} --data=mnist --out=runs/classifier_mnist.npz')
   parser.add_argument('--data', default='mnist', choices=data_lib.DATASETS)
   parser.add_argument('--data_dir', default=None,
                       help=f'directory of IDX files (default ${data_lib.ENV_VAR}, else TFDS)')
@@ -287,7 +287,8 @@ def main(argv=None):
         args.out, args.data, data_dir=args.data_dir, cfg=cfg,
         log=lambda e, loss: print(f'epoch {e}: train loss {loss:.4f}', file=sys.stderr))
   print(json.dumps({k: meta[k] for k in ('data', 'test_accuracy', 'train_seconds')}))
+  return 0
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

@@ -44,12 +44,12 @@ import time
 
 import numpy as np
 
+from vae_jax.infra import flags
 from vae_jax.bench import report as bench_report
 from vae_jax.bench import roofline
 from vae_jax.infra import paths
 
 ROOT = paths.REPO_ROOT
-CONFIGS = os.path.join(ROOT, 'experiments', 'configs')
 PEERS_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'keras_peers.py')
 MLP_CONFIG = 'mnist_vae_2d'
 CONV_CONFIG = 'fashion_mnist_conv_vae_2d'
@@ -162,20 +162,11 @@ def xla_flops(jitted, *args, **kwargs):
   return float(analysis.get('flops', float('nan')))
 
 
-def _load_config(name, data_dir, **overrides):
-  spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, name + '.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config()
-  c.data.dir = data_dir
-  c.progress = False
-  for key, value in overrides.items():
-    target = c
-    *path, last = key.split('.')
-    for p in path:
-      target = target[p]
-    target[last] = value
-  return c
+def load_config(name, data_dir, **overrides):
+  """Config ``name`` of experiments/configs on ``data_dir``, quiet, with dotted ``overrides``."""
+  from vae_jax.core import config as config_lib
+  c = config_lib.load_file(name)
+  return config_lib.apply_overrides(c, {'data.dir': data_dir, 'progress': False, **overrides})
 
 
 def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides):
@@ -183,7 +174,7 @@ def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides)
   import jax
   from vae_jax.core import train
 
-  c = _load_config(config_name, data_dir, **overrides)
+  c = load_config(config_name, data_dir, **overrides)
   exp = train.build_experiment(c)
   state = exp.init_state()
   b = c.batch_size
@@ -331,9 +322,11 @@ def _versions():
 # ----------------------------------------------------------------------------
 # Main
 # ----------------------------------------------------------------------------
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv=None, prog='vae-jax bench'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], [
+      'vae-jax bench --json=bench.json',
+      'vae-jax bench --publish=bench.json',
+      'vae-jax bench --quick'])
   parser.add_argument('--quick', action='store_true', help='smoke run, under a minute')
   parser.add_argument('--json', default=None, help='write the numbers to this file')
   parser.add_argument('--peers', action=argparse.BooleanOptionalAction, default=True,
@@ -418,4 +411,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.benchmark')

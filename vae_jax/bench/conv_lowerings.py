@@ -28,13 +28,13 @@ docs/performance.md between ``<!-- conv-lowerings:begin -->`` and
 ``<!-- conv-lowerings:end -->``.
 """
 
-import argparse
 import functools
 import json
 import os
 import re
 import sys
 
+from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
 
@@ -254,8 +254,9 @@ def machine_line(results):
       f'{first["rate"]["reps"]} repetitions each, median.')
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.conv_lowerings'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], [
+      'python -m vae_jax.bench.conv_lowerings --json=results/conv_lowerings.json'])
   parser.add_argument('--json', default=None, help='write the numbers to this file')
   parser.add_argument('--reps', type=int, default=5)
   parser.add_argument('--quick', action='store_true',
@@ -286,4 +287,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.conv_lowerings')

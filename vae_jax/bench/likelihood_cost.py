@@ -11,12 +11,12 @@ epochs, so the choice of k for a 2-hour budget is made from a measurement.
 Takes a few minutes; run it on a quiet machine.
 """
 
-import argparse
 import json
 import os
 import sys
 
 
+from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 
 DEFAULT_CONFIG = 'mnist_vae_50d_dynamic'
@@ -37,8 +37,9 @@ def measure_costs(data_dir, ks, steps, reps, epochs, config=DEFAULT_CONFIG):
           'rows': rows}
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.likelihood_cost'):
+  parser = flags.Parser(prog, __doc__.split('\n')[0], [
+      'python -m vae_jax.bench.likelihood_cost --json=results/likelihood_cost.json'])
   parser.add_argument('--json', required=True, help='where to write the measurement')
   parser.add_argument('--config', default=DEFAULT_CONFIG,
                       help='a config under experiments/configs, without .py')
@@ -65,4 +66,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(main(prog='python -m vae_jax.bench.likelihood_cost'))

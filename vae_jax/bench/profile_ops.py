@@ -14,7 +14,6 @@ JSON file. Categories come from the instruction names XLA gives its thunks
 approximate: a fusion's name lists only some of its ops.
 """
 
-import argparse
 import collections
 import glob
 import json
@@ -25,6 +24,7 @@ import tempfile
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '')
                            + ' --xla_cpu_enable_xprof_traceme=true').strip()
 
+from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 
 CONFIGS = {'train_mlp': benchmark.MLP_CONFIG, 'train_conv': benchmark.CONV_CONFIG,
@@ -74,7 +74,7 @@ def _train_runner(config_name, data_dir, steps):
   import jax
   from vae_jax.core import train
 
-  c = benchmark._load_config(config_name, data_dir)  # pylint: disable=protected-access
+  c = benchmark.load_config(config_name, data_dir)
   exp = train.build_experiment(c)
   box = {'state': exp.init_state()}
   order = train.epoch_order(exp.keys['order'], 0, exp.train_images.shape[0], c.batch_size)
@@ -91,7 +91,7 @@ def _iwae_runner(data_dir, num_samples, num_images=50):
   import jax
   from vae_jax.core import evaluate, train
 
-  exp = train.build_experiment(benchmark._load_config(  # pylint: disable=protected-access
+  exp = train.build_experiment(benchmark.load_config(
       benchmark.MLP_CONFIG, data_dir))
   params = exp.init_state().params
   images = jax.device_get(exp.test_images[:num_images])
@@ -127,8 +127,9 @@ def profile(workload, data_dir, steps, chunks, top, iwae_samples):
                    'share': s / total} for name, s in totals.most_common(top)]}
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.profile_ops'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], [
+      'python -m vae_jax.bench.profile_ops --out=profile.json'])
   parser.add_argument('--out', required=True)
   parser.add_argument('--workloads', default='train_mlp,train_conv,train_rnn,eval_iwae')
   parser.add_argument('--iwae_samples', type=int, default=1000,
@@ -150,4 +151,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.profile_ops')

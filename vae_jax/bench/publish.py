@@ -17,6 +17,7 @@ import json
 import os
 import re
 
+from vae_jax.infra import flags
 from vae_jax.bench import report as bench_report
 from vae_jax.infra import paths
 
@@ -98,8 +99,9 @@ def profile_block(profile):
   return '\n'.join(out).strip()
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.publish'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], [
+      'python -m vae_jax.bench.publish bench.json'])
   parser.add_argument('json', help="the benchmark's --json output")
   parser.add_argument('--profile', default=None, help="vae_jax/bench/profile_ops.py's JSON")
   parser.add_argument('--readme', default=os.path.join(ROOT, 'README.md'))
@@ -129,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.publish')

@@ -15,12 +15,12 @@ same test images with TF32 allowed, with full float32, and on a CPU
 (``conv_protocols.jsonl``). Nothing in the block is typed by hand.
 """
 
-import argparse
 import glob
 import json
 import os
 import re
 
+from vae_jax.infra import flags
 from vae_jax.bench import report as bench_report
 from vae_jax.bench.publish import replace_block
 from vae_jax.infra import paths
@@ -121,8 +121,8 @@ def block():
       protocols_table(protocols)])
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.publish_device'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], ['python -m vae_jax.bench.publish_device'])
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   with open(args.docs) as f:
@@ -133,4 +133,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.publish_device')

@@ -15,11 +15,11 @@ one-seed program computes (the losses of its first steps).
 ``<!-- seeds-vmapped:begin -->`` and ``<!-- seeds-vmapped:end -->``.
 """
 
-import argparse
 import json
 import os
 import sys
 
+from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
 
@@ -39,7 +39,7 @@ def measure_workload(config_name, data_dir, num_seeds, steps, reps, **overrides)
   import numpy as np
   from vae_jax.core import train
 
-  exps = [train.build_experiment(benchmark._load_config(  # pylint: disable=protected-access
+  exps = [train.build_experiment(benchmark.load_config(
       config_name, data_dir, seed=s, **overrides)) for s in range(num_seeds)]
   exp = exps[0]
   b = exp.config.batch_size
@@ -111,8 +111,9 @@ def machine_line(results):
       'repetitions each, median.')
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def main(argv=None, prog='python -m vae_jax.bench.seeds_vmapped'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0], [
+      'python -m vae_jax.bench.seeds_vmapped --json=results/seeds_vmapped.json'])
   parser.add_argument('--json', default=None, help='write the numbers to this file')
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--reps', type=int, default=5)
@@ -147,4 +148,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  main()
+  main(prog='python -m vae_jax.bench.seeds_vmapped')

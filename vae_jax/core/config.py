@@ -1,15 +1,25 @@
-"""The base experiment config and its validation.
+"""The experiment config: its fields, loading, overrides, validation and upgrades.
 
 Experiment files under ``experiments/configs/`` start from :func:`base_config`
-and change what they need; :func:`validate` turns a bad value into one line
-that names the field and the fix.
+and change what they need. This module is the one place that knows the
+schema: :func:`load_file` loads a config file, :func:`apply_overrides` sets
+fields from ``--config.a.b=value`` flags or a dict, :func:`validate` turns a
+bad value into one line that names the field and the fix, and :func:`upgrade`
+reads an older run's ``config.json`` as the current config would have written
+it (:data:`RESUMABLE_FIELDS` says which fields a rerun may change).
 """
+
+import ast
+import copy
+import importlib.util
+import os
 
 import ml_collections
 
 from vae_jax.core import data as data_lib
 from vae_jax.core import models, objective
-from vae_jax.infra import errors
+from vae_jax.infra import errors, paths
+from vae_jax.infra import workdir as workdir_lib
 
 
 KL_SCHEDULES = ('warmup', 'cyclical')
@@ -201,3 +211,282 @@ def _validate_two_layers(c):
     if unsupported:
       raise ConfigError('config.model.mlp.stochastic_layers=2 (the two-layer VAE) needs '
                         + ', '.join(unsupported))
+
+
+# ---------------------------------------------------------------------------
+# Loading a config file
+# ---------------------------------------------------------------------------
+EXAMPLE_FILE = 'experiments/configs/mnist_vae_2d.py'
+
+
+def config_path(path_or_name):
+  """A config file's path: a path as given, or a bare name in experiments/configs."""
+  if os.sep in path_or_name or path_or_name.endswith('.py'):
+    return path_or_name
+  return os.path.join(paths.CONFIG_DIR, f'{path_or_name}.py')
+
+
+def load_module(path_or_name):
+  """The module of a config file (its ``get_config`` and ``QUALITY_GATES``).
+
+  Raises :class:`ConfigError` naming the file for a missing file, a syntax
+  error or an exception while the file runs.
+  """
+  path = config_path(path_or_name)
+  if not os.path.isfile(path):
+    raise ConfigError(f'cannot load --config={path} (No such file): pass an existing '
+                      f'config file, e.g. --config={EXAMPLE_FILE}')
+  name = 'vae_jax_config_' + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ConfigError(f'cannot load config file {path}: {e.msg} at line {e.lineno}: '
+                      'fix the file') from None
+  except Exception as e:  # anything the file raises at import
+    raise ConfigError(f'cannot load config file {path}: {type(e).__name__}: {e}: '
+                      'fix the file') from None
+  if not callable(getattr(module, 'get_config', None)):
+    raise ConfigError(f'config file {path} defines no get_config(): define one that '
+                      'returns a ConfigDict, as experiments/configs/*.py do')
+  return module
+
+
+def load_file(path_or_name):
+  """``get_config()`` of a config file (a path, or a name in experiments/configs), unlocked."""
+  module = load_module(path_or_name)
+  try:
+    config = module.get_config()
+  except Exception as e:  # the file's own code: its error is the user's to fix
+    raise ConfigError(f'cannot load config file {module.__file__}: get_config() raised '
+                      f'{type(e).__name__}: {e}: fix the file') from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f'get_config() of {module.__file__} returned a '
+                      f'{type(config).__name__}: return an ml_collections.ConfigDict')
+  return config
+
+
+# ---------------------------------------------------------------------------
+# Overrides: --config.a.b=value, or {'a.b': value}
+# ---------------------------------------------------------------------------
+OVERRIDE_PREFIX = '--config.'
+_TRUE, _FALSE = ('true', 't', '1', 'yes'), ('false', 'f', '0', 'no')
+
+
+def _unknown(dotted):
+  return ConfigError(f'unknown config field {dotted!r}: see the fields (with a comment each) '
+                     'in vae_jax/core/config.py and the --config file')
+
+
+def _node_of(config, dotted):
+  """``(node, last name)`` of an existing field, or a ConfigError naming it."""
+  *path, last = dotted.split('.')
+  node = config
+  for name in path:
+    node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
+  if not isinstance(node, ml_collections.ConfigDict) or last not in node:
+    raise _unknown(dotted)
+  if isinstance(node[last], ml_collections.ConfigDict):
+    raise ConfigError(f'config.{dotted} is a group of fields: set one of them, '
+                      f'e.g. --config.{dotted}.{next(iter(node[last]), "x")}=...')
+  return node, last
+
+
+def _literal(text):
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text  # an unquoted string
+
+
+def parse_value(text, current, field_type=None):
+  """``text`` as a value of ``current``'s type, as ml_collections' config_flags parse it.
+
+  bool: true/false/1/0/yes/no; int, float: their literals; str: the text as
+  is; tuple or list: a Python literal (``(32,)``, ``16,32``), a lone value
+  becoming a 1-tuple; a None field: ``None``, else ``field_type`` (a
+  placeholder's) or a literal. Raises ValueError on text of the wrong type.
+  """
+  kind = type(current) if current is not None else field_type
+  if current is None and text.strip().lower() == 'none':
+    return None
+  if kind is bool:
+    if text.strip().lower() not in _TRUE + _FALSE:
+      raise ValueError(f'{text!r} is not a bool: use true or false')
+    return text.strip().lower() in _TRUE
+  if kind is int:
+    return int(text)
+  if kind is float:
+    return float(text)
+  if kind is str:
+    return text
+  if kind in (tuple, list):
+    value = _literal(text)
+    value = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    return kind(value)
+  return _literal(text)
+
+
+def _set(config, dotted, value, shown):
+  node, last = _node_of(config, dotted)
+  current = node[last]
+  if isinstance(value, list) and isinstance(current, tuple):
+    value = tuple(value)  # a dict override from JSON, where tuples are lists
+  if isinstance(current, bool) and not isinstance(value, bool):
+    raise ConfigError(f'{shown}: config.{dotted} is a bool: set true or false')
+  try:
+    node[last] = value
+  except TypeError as e:  # ml_collections keeps a field's type (an int takes no 1.5)
+    raise ConfigError(f'{shown}: config.{dotted} is a {type(current).__name__}: {e}') from None
+
+
+def apply_overrides(config, overrides):
+  """Sets fields of ``config`` in place; returns it.
+
+  ``overrides`` is an iterable of ``--config.a.b=value`` strings (parsed by
+  :func:`parse_value` as the field's current type decides) or a mapping
+  ``{'a.b': value}`` of Python values. An unknown field, or a value of the
+  wrong type, is a :class:`ConfigError` naming it. Later overrides win.
+  """
+  if isinstance(overrides, dict):
+    for dotted, value in overrides.items():
+      _set(config, dotted, value, f'config.{dotted}={value!r}')
+    return config
+  for flag in overrides:
+    if not flag.startswith(OVERRIDE_PREFIX) or '=' not in flag:
+      raise ConfigError(f'{flag}: set a config field as --config.FIELD=VALUE, '
+                        'e.g. --config.num_epochs=5')
+    dotted, text = flag[len(OVERRIDE_PREFIX):].split('=', 1)
+    node, last = _node_of(config, dotted)
+    field_type = node.get_type(last) if node[last] is None else None
+    try:
+      value = parse_value(text, node[last], field_type)
+    except ValueError as e:
+      raise ConfigError(f'{flag}: {e}') from None
+    _set(config, dotted, value, flag)
+  return config
+
+
+def split_overrides(argv):
+  """``(other arguments, --config.* arguments)`` of a command line, order kept."""
+  overrides = [a for a in argv if a.startswith(OVERRIDE_PREFIX)]
+  return [a for a in argv if not a.startswith(OVERRIDE_PREFIX)], overrides
+
+
+def from_command_line(path_or_name, overrides=()):
+  """The locked config of ``--config=path_or_name`` with its ``--config.*`` overrides."""
+  config = apply_overrides(load_file(path_or_name), list(overrides))
+  config.lock()  # a later typo'd field is an error, not a new field
+  return config
+
+
+# ---------------------------------------------------------------------------
+# Older runs: config.json upgrades, and what a rerun may change
+# ---------------------------------------------------------------------------
+# Fields a rerun may change without invalidating the checkpoints: they set how
+# long or how verbosely to train, not what is trained. (num_epochs is not one
+# when a cosine rate or a cyclical β depends on it: see :func:`differences`.)
+RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
+                              'log_every_steps', 'checkpoint_every_steps',
+                              'max_checkpoints'})
+
+# Fields moved after runs were made: old dotted name -> new one. Each family's
+# own fields left the flat config.model for a node of their own.
+RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
+                  'model.conv_features': 'model.conv.features',
+                  'model.dense_size': 'model.conv.dense_size',
+                  'model.rnn_cell': 'model.rnn.cell',
+                  'model.rnn_size': 'model.rnn.size',
+                  'model.stochastic_layers': 'model.mlp.stochastic_layers',
+                  'model.bottom_latent_dim': 'model.mlp.bottom_latent_dim',
+                  'model.top_hidden_sizes': 'model.mlp.top_hidden_sizes'}
+
+# Fields added to the config after runs were made, with the value those older
+# runs implicitly used: their config.json reads as if it had them.
+ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
+                'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
+                'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
+                'model.mlp.top_hidden_sizes': [100, 100]}
+
+# Fields removed from the config, which never changed what a run computes:
+# an older run's config.json reads as if it lacked them.
+# train_loop: 'python' gave bit-identical results to 'scan', and 'auto' was 'scan'.
+REMOVED_FIELDS = frozenset({'train_loop'})
+
+# Tuple fields, which JSON wrote as lists.
+_TUPLE_FIELDS = ('model.mlp.hidden_sizes', 'model.conv.features', 'model.mlp.top_hidden_sizes')
+
+
+def _parent(d, dotted):
+  """``(node, last name)`` of a dotted field in nested dict ``d``, nodes created as needed."""
+  *path, last = dotted.split('.')
+  for name in path:
+    d = d.setdefault(name, {})
+  return d, last
+
+
+def upgrade(old):
+  """An older run's config dict as the current config would have written it.
+
+  Renames first, so that a field an old run had under its old name keeps its
+  value rather than taking the added field's default. ``old`` is not changed.
+  """
+  d = copy.deepcopy({k: v for k, v in old.items() if k not in REMOVED_FIELDS})
+  for before, after in RENAMED_FIELDS.items():
+    old_node, old_name = _parent(d, before)
+    if old_name in old_node:
+      node, name = _parent(d, after)
+      node[name] = old_node.pop(old_name)
+  for dotted, default in ADDED_FIELDS.items():
+    node, name = _parent(d, dotted)
+    node.setdefault(name, copy.deepcopy(default))
+  return d
+
+
+def _flatten(d, prefix=''):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def differences(old, new):
+  """Fields (dotted) whose values differ between two config dicts, ``old`` upgraded.
+
+  :data:`RESUMABLE_FIELDS` are ignored, except ``num_epochs`` of a run with a
+  cosine learning rate or a cyclical KL schedule: it sets the decay's length,
+  or the cycles'.
+  """
+  a, b = _flatten(upgrade(old)), _flatten(new)
+  resumable = RESUMABLE_FIELDS
+  if ('cosine' in (a.get('lr_schedule'), b.get('lr_schedule'))
+      or 'cyclical' in (a.get('kl_schedule'), b.get('kl_schedule'))):
+    resumable = resumable - {'num_epochs'}  # the schedule's length depends on it
+  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k) and k not in resumable}
+
+
+def check_workdir(workdir, config, allow_change=False):
+  """Refuses a config that differs from the run already in ``workdir``."""
+  old = workdir_lib.read_config_dict(workdir, missing_ok=True)
+  if old is None or allow_change:
+    return
+  diff = differences(old, workdir_lib.config_to_dict(config))
+  if diff:
+    shown = ', '.join(f'{k}: {a!r} -> {b!r}' for k, (a, b) in diff.items())
+    raise workdir_lib.WorkdirError(
+        f'{workdir} holds a run with a different config ({shown}): use a new '
+        '--workdir, or pass --allow_config_change to continue it anyway')
+
+
+def from_workdir(workdir):
+  """The ConfigDict a run was made with, from ``workdir/config.json``, upgraded."""
+  d = upgrade(workdir_lib.read_config_dict(workdir))
+  for dotted in _TUPLE_FIELDS:
+    node, name = _parent(d, dotted)
+    node[name] = tuple(node[name])
+  return ml_collections.ConfigDict(d)

@@ -38,7 +38,6 @@ after the current chunk of images, keeping the results so far in
 again resumes from there (exit 130 / 143 with one line, as training).
 """
 
-import argparse
 import contextlib
 import functools
 import io
@@ -57,7 +56,7 @@ from vae_jax.core import experiment, latent, losses, models
 from vae_jax.infra import chunks, interrupts, run_clock
 from vae_jax.infra import progress as progress_lib
 from vae_jax.infra import workdir as workdir_lib
-from vae_jax.infra import errors
+from vae_jax.infra import errors, flags
 
 # Off a terminal, a progress line after the first chunk, then at most this
 # often, and after the last.
@@ -394,13 +393,10 @@ def format_result(r):
 
 
 def main(argv=None, prog='python -m vae_jax.core.evaluate'):
-  parser = argparse.ArgumentParser(
-      prog=prog,
-      description='Test ELBO and IWAE-k bound of a trained VAE workdir.',
-      epilog=(f'example:\n  {prog} --workdir=runs/mnist_vae_2d --iwae_samples=5000\n'
-              'prints -ELBO and the IWAE-k NLL in nats and bits/dim and writes them '
-              'to <workdir>/eval_iwae5000.json'),
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = flags.Parser(
+      prog, 'Test ELBO and IWAE-k bound of a trained VAE workdir. Prints -ELBO and the '
+      'IWAE-k NLL in nats and bits/dim and writes them to <workdir>/eval_iwae5000.json.',
+      f'{prog} --workdir=runs/mnist_vae_2d --iwae_samples=5000')
   parser.add_argument('--workdir', required=True, help='the run directory trained in')
   parser.add_argument('--iwae_samples', type=int, default=5000, help='k (default 5000)')
   parser.add_argument('--num_examples', type=int, default=0,

@@ -85,7 +85,7 @@ def restore_state(workdir, warn=None):
     workdir.WorkdirError: ``workdir`` has no config.json.
     checkpointing.CheckpointError: it has no (usable) checkpoint.
   """
-  config = workdir_lib.load_config(workdir)
+  config = config_lib.from_workdir(workdir)
   model = build_model(config)
   directory = os.path.join(os.path.abspath(workdir), workdir_lib.CHECKPOINT_DIR)
   fix = ('train it first: python -m vae_jax.main --config=<config.py> '
@@ -132,7 +132,7 @@ def restore_finished(workdir, config):
   """
   if not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
     return None
-  workdir_lib.check_config(workdir, config)
+  config_lib.check_workdir(workdir, config)
   row = _final_test_row(workdir, config.num_epochs)
   if row is None:
     return None

@@ -363,7 +363,7 @@ def _interrupted(stop, step, manager):
 
 def _train(config, workdir, stop, allow_config_change, mesh):
   exp = build_experiment(config, mesh)
-  workdir_lib.check_config(workdir, config, allow_config_change)
+  config_lib.check_workdir(workdir, config, allow_config_change)
   is_main = jax.process_index() == 0
   state = exp.init_state()
   manager = checkpointing.manager(os.path.join(workdir, workdir_lib.CHECKPOINT_DIR),

@@ -57,37 +57,3 @@ def user_errors():
           file=sys.stderr)
     sys.exit(128 + signal.SIGINT)
 
-
-def run_absl_app(main, argv):
-  """``absl.app.run`` with flag-parsing errors shortened to one line.
-
-  absl prints the full usage text after a bad flag (e.g. an unknown
-  ``--config.field``); a user only needs the line that says what was wrong.
-  """
-  from absl import app, flags, logging
-
-  def parse(args):
-    try:
-      rest = flags.FLAGS(args)
-    except flags.Error as e:
-      lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-      if len(lines) > 1 and lines[0].endswith(':'):
-        # A config file whose get_config() raised: the message holds a
-        # traceback; its last line says what went wrong.
-        lines[0] = f'{lines[0]} {lines[-1]}'
-      exit_with(f'{lines[0] if lines else type(e).__name__} (see --help for the flags)')
-    except SyntaxError as e:  # ml_collections imports a --config file while parsing
-      exit_with(f'cannot load config file {e.filename}: {e.msg} at line {e.lineno}: '
-                'fix the file')
-    except (KeyError, AttributeError) as e:
-      # ml_collections raises these for a --config.<field> the config lacks.
-      field = str(e).strip('"\'')
-      given = [a for a in args if a.startswith('--config.') and field in a]
-      exit_with(f'unknown config field {field!r}'
-                f'{f" in {given[0]}" if given else ""}: see the fields (with a comment '
-                'each) in vae_jax/core/config.py and the --config file')
-    if not flags.FLAGS['verbosity'].present:
-      logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
-    return rest
-
-  app.run(main, argv=argv, flags_parser=parse)

@@ -10,7 +10,6 @@ A run holds the directory's lock (:func:`lock`) while it writes there.
 """
 
 import contextlib
-import copy
 import datetime
 import errno
 import fcntl
@@ -22,7 +21,6 @@ import socket
 import sys
 import tempfile
 
-import ml_collections
 from vae_jax.infra import errors
 
 CONFIG_FILE = 'config.json'
@@ -31,61 +29,9 @@ CHECKPOINT_DIR = 'checkpoints'
 LOCK_FILE = 'vae_jax.lock'
 # Damaged checkpoints newer than the one a run resumed from are moved here.
 DAMAGED_CHECKPOINT_DIR = 'checkpoints_damaged'
-# Fields a rerun may change without invalidating the checkpoints: they set how
-# long or how verbosely to train, not what is trained.
-RESUMABLE_FIELDS = frozenset({'num_epochs', 'data.dir', 'progress',
-                              'log_every_steps', 'checkpoint_every_steps',
-                              'max_checkpoints'})
-
-# Fields moved after runs were made: old dotted name -> new one. Each family's
-# own fields left the flat config.model for a node of their own.
-RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
-                  'model.conv_features': 'model.conv.features',
-                  'model.dense_size': 'model.conv.dense_size',
-                  'model.rnn_cell': 'model.rnn.cell',
-                  'model.rnn_size': 'model.rnn.size',
-                  'model.stochastic_layers': 'model.mlp.stochastic_layers',
-                  'model.bottom_latent_dim': 'model.mlp.bottom_latent_dim',
-                  'model.top_hidden_sizes': 'model.mlp.top_hidden_sizes'}
-
-# Fields added to the config after runs were made, with the value those older
-# runs implicitly used: their config.json reads as if it had them.
-ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
-                'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
-                'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
-                'model.mlp.top_hidden_sizes': [100, 100]}
-
-
-# Fields removed from the config, which never changed what a run computes:
-# an older run's config.json reads as if it lacked them.
-# train_loop: 'python' gave bit-identical results to 'scan', and 'auto' was 'scan'.
-REMOVED_FIELDS = frozenset({'train_loop'})
-
-
-def _parent(d, dotted):
-  """``(node, last name)`` of a dotted field in nested dict ``d``, nodes created as needed."""
-  *path, last = dotted.split('.')
-  for name in path:
-    d = d.setdefault(name, {})
-  return d, last
-
-
-def upgrade_config_dict(d):
-  """An older run's config dict as the current config would have written it.
-
-  Renames first, so that a field an old run had under its old name keeps its
-  value rather than taking the added field's default. ``d`` is not changed.
-  """
-  d = copy.deepcopy({k: v for k, v in d.items() if k not in REMOVED_FIELDS})
-  for old, new in RENAMED_FIELDS.items():
-    old_node, old_name = _parent(d, old)
-    if old_name in old_node:
-      node, name = _parent(d, new)
-      node[name] = old_node.pop(old_name)
-  for dotted, default in ADDED_FIELDS.items():
-    node, name = _parent(d, dotted)
-    node.setdefault(name, copy.deepcopy(default))
-  return d
+# The config's schema, its upgrades of older runs' config.json and the fields
+# a rerun may change live in vae_jax/core/config.py (upgrade, RESUMABLE_FIELDS,
+# check_workdir, from_workdir); this module only reads and writes the file.
 
 
 class WorkdirError(errors.UserError, ValueError):
@@ -179,63 +125,25 @@ def config_to_dict(config):
   return json.loads(config.to_json_best_effort())
 
 
-def _flatten(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
-def config_differences(old, new):
-  """Fields (dotted) whose values differ, ignoring :data:`RESUMABLE_FIELDS`
-  (except ``num_epochs`` of a run with a cosine learning rate or a cyclical
-  KL schedule: it sets the decay's length, or the cycles')."""
-  a, b = _flatten(upgrade_config_dict(old)), _flatten(new)
-  resumable = RESUMABLE_FIELDS
-  if ('cosine' in (a.get('lr_schedule'), b.get('lr_schedule'))
-      or 'cyclical' in (a.get('kl_schedule'), b.get('kl_schedule'))):
-    resumable = resumable - {'num_epochs'}  # the schedule's length depends on it
-  return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
-          if a.get(k) != b.get(k) and k not in resumable}
-
-
-def check_config(workdir, config, allow_change=False):
-  """Refuses a config that differs from the run already in ``workdir``."""
-  path = os.path.join(workdir, CONFIG_FILE)
-  new = config_to_dict(config)
-  if os.path.exists(path) and not allow_change:
-    with open(path) as f:
-      old = json.load(f)
-    diff = config_differences(old, new)
-    if diff:
-      shown = ', '.join(f'{k}: {a!r} -> {b!r}' for k, b_a in diff.items()
-                        for a, b in [b_a])
-      raise WorkdirError(
-          f'{workdir} holds a run with a different config ({shown}): use a new '
-          '--workdir, or pass --allow_config_change to continue it anyway')
-
-
 def write_config(workdir, config):
   """Writes ``workdir/config.json`` atomically."""
   text = json.dumps(config_to_dict(config), indent=2, sort_keys=True) + '\n'
   atomic_write_text(os.path.join(workdir, CONFIG_FILE), text)
 
 
-def load_config(workdir):
-  """The ConfigDict a run was made with, from ``workdir/config.json``."""
+def read_config_dict(workdir, missing_ok=False):
+  """``workdir/config.json`` as written (not upgraded: see vae_jax.core.config.upgrade).
+
+  A missing file is a WorkdirError, or None with ``missing_ok``.
+  """
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
+    if missing_ok:
+      return None
     raise WorkdirError(f'{workdir} has no {CONFIG_FILE}: it is not a vae_jax '
                        'run directory; pass the --workdir you trained in')
   with open(path) as f:
-    d = upgrade_config_dict(json.load(f))
-  for family, key in (('mlp', 'hidden_sizes'), ('conv', 'features'),
-                      ('mlp', 'top_hidden_sizes')):
-    d['model'][family][key] = tuple(d['model'][family][key])  # JSON wrote them as lists
-  return ml_collections.ConfigDict(d)
+    return json.load(f)
 
 
 def read_jsonl(path):

@@ -7,11 +7,9 @@ convolutional Fashion-MNIST VAEs.
 """
 
 import dataclasses
-import importlib.util
 import os
-from vae_jax.infra import paths
 
-CONFIG_DIR = paths.CONFIG_DIR
+from vae_jax.core import config as config_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,26 +68,13 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 QUICK = {'num_train': 2048, 'num_test': 1000, 'epochs': 1}
 
 
-def _config_module(name):
-  path = os.path.join(CONFIG_DIR, f'{name}.py')
-  spec = importlib.util.spec_from_file_location(f'vae_jax_config_{name}', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-def load_config_file(name):
-  """``get_config()`` of ``experiments/configs/<name>.py``."""
-  return _config_module(name).get_config()
-
-
 def quality_gates(spec):
   """The ``QUALITY_GATES`` its experiment file declares for ``spec.dataset``, or ().
 
   A file declares a tuple of gates (vae_jax/study/gates.py), or a dict from data set
   name to a tuple when the study trains the same config on several data sets.
   """
-  gates = _config_module(spec.config).__dict__.get('QUALITY_GATES', ())
+  gates = getattr(config_lib.load_module(spec.config), 'QUALITY_GATES', ())
   if isinstance(gates, dict):
     gates = gates.get(spec.dataset, ())
   return tuple(gates)
@@ -97,21 +82,15 @@ def quality_gates(spec):
 
 def make_config(spec, seed, data_dir, quick):
   """The locked config of ``spec`` for one seed (data set, epochs, data slice)."""
-  c = load_config_file(spec.config)
-  c.seed = seed
-  c.data.name = spec.dataset
-  c.data.dir = data_dir or ''
-  c.num_epochs = QUICK['epochs'] if quick else spec.epochs
-  c.log_every_steps = 200
-  for field, value in spec.overrides:
-    *path, last = field.split('.')
-    target = c
-    for p in path:
-      target = target[p]
-    target[last] = value
+  c = config_lib.load_file(spec.config)
+  config_lib.apply_overrides(c, {
+      'seed': seed, 'data.name': spec.dataset, 'data.dir': data_dir or '',
+      'num_epochs': QUICK['epochs'] if quick else spec.epochs, 'log_every_steps': 200,
+      **dict(spec.overrides)})
   if quick:
-    c.data.num_train = QUICK['num_train']
-    c.data.num_test = QUICK['num_test']
+    config_lib.apply_overrides(c, {'data.num_train': QUICK['num_train'],
+                                   'data.num_test': QUICK['num_test']})
+  c.lock()
   return c
 
 

@@ -8,11 +8,12 @@ test NLL, with the machine and seconds of the evaluation) and its
 machine of each; vae_jax/infra/run_clock.py).
 
   # after training and `vae-jax evaluate --workdir=W --iwae_samples=5000`:
-  python -m vae_jax.study.likelihood collect --workdir=W \
-      --experiment=mnist_vae_50d_dynamic
+  vae-jax likelihood collect --workdir=W --experiment=mnist_vae_50d_dynamic
   # the README's likelihood table and each config's results block, from results/:
-  python -m vae_jax.study.likelihood publish
-  python -m vae_jax.study.likelihood publish --check   # exit 1 if out of date
+  vae-jax likelihood publish
+  vae-jax likelihood publish --check   # exit 1 if out of date
+
+(``python -m vae_jax.study.likelihood`` takes the same arguments.)
 
 Collecting a seed that results/ already holds is a repeat of that run: it is
 taken only if its evaluation and its test lines are bit-identical to the ones
@@ -25,7 +26,6 @@ Nothing in the table is typed by hand except the published anchors below,
 which are citations.
 """
 
-import argparse
 import json
 import os
 import re
@@ -33,7 +33,7 @@ import shutil
 import statistics
 import sys
 from vae_jax.infra import paths
-from vae_jax.infra import errors
+from vae_jax.infra import errors, flags
 
 ROOT = paths.REPO_ROOT
 RESULTS = 'results'
@@ -78,6 +78,7 @@ def _test_lines(metrics):
 
 def _earlier_runs(out, evaluation, tests, workdir, seed, replace):
   """The repeats.json list for a run collected into ``out``, which may hold an earlier one."""
+  from vae_jax.core import config as config_lib
   from vae_jax.infra import workdir as workdir_lib
   if not os.path.exists(os.path.join(out, EVAL_FILE)) or replace:
     return []
@@ -85,7 +86,7 @@ def _earlier_runs(out, evaluation, tests, workdir, seed, replace):
   differs = [k for k in SAME if old_eval.get(k) != evaluation.get(k)]
   if workdir_lib.read_jsonl(os.path.join(out, TESTS_FILE)) != tests:
     differs.append('test lines')
-  configs = [workdir_lib.upgrade_config_dict(_read_json(os.path.join(d, 'config.json')))
+  configs = [config_lib.upgrade(_read_json(os.path.join(d, 'config.json')))
              for d in (out, workdir)]
   if configs[0] != configs[1]:
     differs.append('config')
@@ -107,8 +108,9 @@ def collect(workdir, experiment, root=ROOT, replace=False):
   A seed already in results/ is replaced only by a bit-identical repeat (the
   earlier run's times go to repeats.json), or by anything with ``replace``.
   """
+  from vae_jax.core import config as config_lib
   from vae_jax.infra import run_clock, workdir as workdir_lib
-  config = workdir_lib.load_config(workdir)
+  config = config_lib.from_workdir(workdir)
   tests = _test_lines(workdir_lib.read_metrics(workdir))
   eval_path = os.path.join(workdir, EVAL_FILE)
   timing = run_clock.read(workdir)
@@ -144,6 +146,7 @@ def collect(workdir, experiment, root=ROOT, replace=False):
 
 def load_results(root=ROOT):
   """``{experiment: [run, ...]}`` from results/, each run a dict of its files, by seed."""
+  from vae_jax.core import config as config_lib
   from vae_jax.infra import workdir as workdir_lib
   base = os.path.join(root, RESULTS)
   runs = {}
@@ -160,7 +163,7 @@ def load_results(root=ROOT):
     runs.setdefault(m.group(1), []).append({
         'seed': int(m.group(2)),
         # A run collected before a config change reads as today's config writes it.
-        'config': workdir_lib.upgrade_config_dict(_read_json(os.path.join(path, 'config.json'))),
+        'config': config_lib.upgrade(_read_json(os.path.join(path, 'config.json'))),
         'eval': _read_json(os.path.join(path, EVAL_FILE)),
         'timing': _read_json(os.path.join(path, 'timing.json')), 'tests': tests,
         'repeats': _read_json(repeats) if os.path.exists(repeats) else []})
@@ -340,9 +343,11 @@ def publish(root=ROOT, check=False):
   return stale
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  sub = parser.add_subparsers(dest='command', required=True)
+def main(argv=None, prog='vae-jax likelihood'):
+  parser = flags.Parser(prog, __doc__.split('\n')[0], [
+      f'{prog} collect --workdir=runs/mnist_vae_50d_dynamic --experiment=mnist_vae_50d_dynamic',
+      f'{prog} publish', f'{prog} publish --check'])
+  sub = parser.add_subparsers(dest='command', required=True, metavar='{collect,publish}')
   c = sub.add_parser('collect', help='copy a finished, evaluated run into results/')
   c.add_argument('--workdir', required=True)
   c.add_argument('--experiment', required=True,
@@ -366,7 +371,7 @@ def main(argv=None):
     print(f'error: {e}', file=sys.stderr)
     return 2
   if args.check and stale:
-    print('out of date (run `python -m vae_jax.study.likelihood publish`): '
+    print('out of date (run `vae-jax likelihood publish`): '
           + ', '.join(os.path.relpath(s, args.root) for s in stale), file=sys.stderr)
     return 1
   print(('up to date' if args.check else 'published') + f' ({len(stale)} files changed)')
@@ -374,4 +379,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  sys.exit(main(prog='python -m vae_jax.study.likelihood'))

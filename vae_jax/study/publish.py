@@ -14,9 +14,7 @@ import os
 import shutil
 import sys
 
-from absl import app, flags
-
-
+from vae_jax.infra import flags
 from vae_jax.study import figures as study_figures
 from vae_jax.study import report as study_report
 from vae_jax.infra import paths
@@ -24,9 +22,15 @@ from vae_jax.infra import paths
 ROOT = paths.REPO_ROOT
 BEGIN, END = '<!-- study:begin -->', '<!-- study:end -->'
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('outdir', 'runs/study', 'A finished study (not --quick).')
-flags.DEFINE_string('root', ROOT, 'The checkout whose README.md and docs/ are updated.')
+
+
+def parser(prog='python -m vae_jax.study.publish'):
+  p = flags.Parser(prog, __doc__.split('\n')[0],
+                   'python -m vae_jax.study.publish --outdir=runs/study')
+  p.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
+  p.add_argument('--root', default=ROOT,
+                 help='the checkout whose README.md and docs/ are updated')
+  return p
 
 
 def _failed_gates(gates):
@@ -88,8 +92,8 @@ def _stale_figures(published_summary, figures):
           and os.path.exists(os.path.join(figdir, f'{n}.png'))]
 
 
-def main(argv):
-  del argv
+def main(argv=None, prog='python -m vae_jax.study.publish'):
+  FLAGS = parser(prog).parse_args(sys.argv[1:] if argv is None else argv)  # pylint: disable=invalid-name
   with open(os.path.join(FLAGS.outdir, 'summary.json')) as f:
     summary = json.load(f)
   if summary['quick']:
@@ -116,4 +120,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  main()

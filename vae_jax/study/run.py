@@ -1,7 +1,8 @@
 r"""The seed study: every figure of the article, and the numbers behind its claims.
 
-  python -m vae_jax.study.run --outdir=runs/study \
-      [--data_dir=../shared/datasets] [--seeds=0,1,2] [--quick]
+  vae-jax study --outdir=runs/study [--data_dir=../shared/datasets] [--seeds=0,1,2] [--quick]
+
+(``vae-jax reproduce`` and ``python -m vae_jax.study.run`` take the same flags.)
 
 Trains (or resumes, or reuses when finished) every model under
 ``<outdir>/models/<name>_seed<k>/``, then writes ``<outdir>/figures/*.png``,
@@ -21,23 +22,35 @@ import os
 import sys
 import time
 
-from absl import flags
-
-
+from vae_jax.infra import errors, flags
 from vae_jax.study import figures as study_figures
 from vae_jax.study import catalog as study_models
 from vae_jax.study import report as study_report
-from vae_jax.infra import errors
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('outdir', None, 'Where models, figures, summary.json and REPORT.md go.')
-flags.DEFINE_string('data_dir', os.environ.get('VAE_JAX_DATA_DIR', ''),
-                    'Directory of IDX files (default $VAE_JAX_DATA_DIR; empty: TFDS).')
-flags.DEFINE_list('seeds', None, 'Seeds of the study (default 0,1,2,3,4; --quick: 0).')
-flags.DEFINE_bool('quick', False, 'One epoch on 2048 images per model: a smoke test.')
-flags.DEFINE_bool('check_gates', None, 'Stop at the first model below a quality gate '
-                  '(default: on for a full study, off for --quick).')
-flags.DEFINE_bool('quiet', False, 'No progress bars.')
+
+def add_flags(parser, outdir_help, seeds_help, quick_help, gates_help):
+  """The flags the study and the sweep share (vae_jax/study/sweep.py adds its own)."""
+  parser.add_argument('--outdir', default=None, help=outdir_help)
+  parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR', ''),
+                      help='directory of IDX files (default $VAE_JAX_DATA_DIR; empty: TFDS)')
+  parser.add_argument('--seeds', type=flags.comma_list, default=None, metavar='0,1,...',
+                      help=seeds_help)
+  parser.add_bool('quick', False, quick_help)
+  parser.add_bool('check_gates', None, gates_help)
+  parser.add_bool('quiet', False, 'no progress bars')
+  return parser
+
+
+def parser(prog='vae-jax study'):
+  return add_flags(
+      flags.Parser(prog, __doc__.split('\n')[0], [
+          'vae-jax study --outdir=runs/study --nocheck_gates',
+          'vae-jax study --outdir=/tmp/study --quick --seeds=0,1']),
+      'where models, figures, summary.json and REPORT.md go',
+      'seeds of the study (default 0,1,2,3,4; --quick: 0)',
+      'one epoch on 2048 images per model: a smoke test',
+      'stop at the first model below a quality gate '
+      '(default: on for a full study, off for --quick)')
 
 
 class StudyError(errors.UserError, RuntimeError):
@@ -196,25 +209,24 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
   return summary
 
 
-def main(argv):
-  del argv
-  from vae_jax.infra import errors
-
-  if not FLAGS.outdir:
+def main(argv=None, prog='vae-jax study'):
+  argv = sys.argv[1:] if argv is None else argv
+  args = parser(prog).parse_args(argv)
+  if not args.outdir:
     errors.exit_with('--outdir is required, e.g. --outdir=runs/study')
-  default = ['0'] if FLAGS.quick else [str(s) for s in study_models.DEFAULT_SEEDS]
+  default = ['0'] if args.quick else [str(s) for s in study_models.DEFAULT_SEEDS]
   try:
-    seeds = [int(s) for s in (FLAGS.seeds or default)]
+    seeds = [int(s) for s in (args.seeds or default)]
   except ValueError:
-    errors.exit_with(f'--seeds={",".join(FLAGS.seeds)} must be integers, e.g. --seeds=0,1,2')
-  study_models.use_compilation_cache(FLAGS.outdir)
+    errors.exit_with(f'--seeds={",".join(args.seeds)} must be integers, e.g. --seeds=0,1,2')
+  study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
-    summary = run_study(FLAGS.outdir, FLAGS.data_dir, seeds, FLAGS.quick, FLAGS.quiet,
-                        FLAGS.check_gates)
-  print(f'wrote {FLAGS.outdir}/REPORT.md, summary.json and '
+    summary = run_study(args.outdir, args.data_dir, seeds, args.quick, args.quiet,
+                        args.check_gates)
+  print(f'wrote {args.outdir}/REPORT.md, summary.json and '
         f'{len(summary["figures"])} figures in {summary["wall_seconds"] / 60:.1f} min')
+  return 0
 
 
 if __name__ == '__main__':
-  from vae_jax.infra.errors import run_absl_app
-  run_absl_app(main, sys.argv)
+  sys.exit(main(prog='python -m vae_jax.study.run'))

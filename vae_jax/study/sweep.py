@@ -1,8 +1,10 @@
 r"""The sweep: latent size × β (and a classic AE, and free bits) × data set × seed.
 
-  python -m vae_jax.study.sweep --outdir=runs/sweep [--shard=i/N] [--quick]
-  python -m vae_jax.study.sweep --outdir=runs/sweep --summarize_only
-  python -m vae_jax.study.sweep --outdir=runs/sweep --publish
+  vae-jax sweep --outdir=runs/sweep [--shard=i/N] [--quick]
+  vae-jax sweep --outdir=runs/sweep --summarize_only
+  vae-jax sweep --outdir=runs/sweep --publish
+
+(``python -m vae_jax.study.sweep`` takes the same flags.)
 
 Trains (or resumes, or reuses when finished) every cell of the grid
 (sweep_models.py) under ``<outdir>/models/<cell>_seed<k>/`` exactly as the
@@ -30,30 +32,38 @@ import time
 # OpenBLAS's threads spinning on 2 cores shared with XLA and other shards.
 os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
-from absl import flags  # noqa: E402
+from vae_jax.infra import flags  # noqa: E402
+from vae_jax.infra import paths  # noqa: E402
+from vae_jax.study import run as run_study  # noqa: E402
+from vae_jax.study import catalog as study_models  # noqa: E402
+from vae_jax.study import sweep_catalog as sweep_models  # noqa: E402
 
 
-from vae_jax.study import run as run_study
-from vae_jax.study import catalog as study_models
-from vae_jax.study import sweep_catalog as sweep_models
-from vae_jax.infra import paths
+def parser(prog='vae-jax sweep'):
+  p = run_study.add_flags(
+      flags.Parser(prog, __doc__.split('\n')[0], [
+          'vae-jax sweep --outdir=runs/sweep',
+          'vae-jax sweep --outdir=runs/sweep --shard=0/4',
+          'vae-jax sweep --outdir=runs/sweep --publish']),
+      'where models, figures, summary.json and REPORT.md of the sweep go',
+      'seeds (default 0,1,2; --quick: 0,1)',
+      'a small grid on 2048 images for one epoch: a smoke test',
+      'not used by the sweep (its cells have no quality gates)')
+  p.add_argument('--shard', default='0/1', metavar='i/N',
+                 help="train only this process's share of the grid")
+  p.add_argument('--datasets', type=flags.comma_list, default=None,
+                 help='data sets (default: mnist,fashion_mnist)')
+  p.add_argument('--latent_dims', type=flags.comma_list, default=None,
+                 help='latent sizes (default: 2,8,32)')
+  p.add_argument('--variants', type=flags.comma_list, default=None,
+                 help='objectives, some of ' + ','.join(sweep_models.VARIANT))
+  p.add_bool('summarize_only', False, 'train nothing: merge the finished cells')
+  p.add_bool('publish', False, 'copy a finished sweep into docs/ and README.md')
+  p.add_bool('allow_incomplete', False,
+             '--publish a sweep with missing cells (the report names them)')
+  p.add_argument('--root', default=paths.REPO_ROOT, help='the checkout --publish updates')
+  return p
 
-FLAGS = flags.FLAGS
-# The study's flags, reused; their help told for the sweep.
-FLAGS['outdir'].help = 'Where models, figures, summary.json and REPORT.md of the sweep go.'
-FLAGS['seeds'].help = 'Seeds (default 0,1,2; --quick: 0,1).'
-FLAGS['quick'].help = 'A small grid on 2048 images for one epoch: a smoke test.'
-FLAGS['check_gates'].help = 'Not used by the sweep (its cells have no quality gates).'
-flags.DEFINE_string('shard', '0/1', 'i/N: train only this process\'s share of the grid.')
-flags.DEFINE_list('datasets', None, 'Data sets (default: mnist,fashion_mnist).')
-flags.DEFINE_list('latent_dims', None, 'Latent sizes (default: 2,8,32).')
-flags.DEFINE_list('variants', None, 'Objectives, some of ' + ','.join(sweep_models.VARIANT))
-flags.DEFINE_bool('summarize_only', False, 'Train nothing: merge the finished cells.')
-flags.DEFINE_bool('publish', False, 'Copy a finished sweep into docs/ and README.md.')
-flags.DEFINE_bool('allow_incomplete', False, '--publish a sweep with missing cells '
-                  '(the report names them).')
-flags.DEFINE_string('root', paths.REPO_ROOT,
-                    'The checkout --publish updates.')
 
 CELL_FILE = 'sweep_cell.json'      # a cell's numbers: its presence marks the cell done
 SAMPLES_FILE = 'sweep_samples.npz'  # decoded samples per sampler, for the figures
@@ -135,8 +145,11 @@ def run_cell(spec, seed, outdir, data_dir, quick, quiet, table_metrics, stop, sa
   return row
 
 
-def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
-  """Trains and scores the unfinished ``jobs`` whose lock is free; returns counts."""
+def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0, shard='0/1'):
+  """Trains and scores the unfinished ``jobs`` whose lock is free; returns counts.
+
+  ``shard`` (``i/N``, as --shard gave it) is recorded with the pass's wall time.
+  """
   from vae_jax.study import report as study_report
   from vae_jax.infra import interrupts, run_clock
   from vae_jax.infra import workdir as workdir_lib
@@ -183,7 +196,7 @@ def run_shard(outdir, data_dir, jobs, quick, quiet=False, sample_seed=0):
   finally:
     # An interrupted pass is recorded too: a sweep split over sessions sums them all.
     record = {'started': started_at, 'wall_seconds': time.perf_counter() - started,
-              'shard': FLAGS.shard if FLAGS.is_parsed() else '0/1', 'quick': quick,
+              'shard': shard, 'quick': quick,
               'machine': run_clock.machine_description(), 'finished': finished,
               **counts}
     workdir_lib.append_line(os.path.join(outdir, PASSES_FILE), json.dumps(record) + '\n')
@@ -254,54 +267,53 @@ def _summarize(outdir, jobs, grid, quick):
   return summary
 
 
-def _grid_from_flags():
+def _grid_from_flags(args):
   from vae_jax.infra import errors
-  quick = FLAGS.quick
-  base = sweep_models.QUICK_GRID if quick else {
+  base = sweep_models.QUICK_GRID if args.quick else {
       'datasets': sweep_models.DATASETS, 'latent_dims': sweep_models.LATENT_DIMS,
       'variants': tuple(sweep_models.VARIANT), 'seeds': sweep_models.DEFAULT_SEEDS}
   try:
-    g = {'datasets': tuple(FLAGS.datasets or base['datasets']),
-         'latent_dims': tuple(int(z) for z in (FLAGS.latent_dims or base['latent_dims'])),
-         'variants': tuple(FLAGS.variants or base['variants']),
-         'seeds': tuple(int(s) for s in (FLAGS.seeds or base['seeds']))}
+    g = {'datasets': tuple(args.datasets or base['datasets']),
+         'latent_dims': tuple(int(z) for z in (args.latent_dims or base['latent_dims'])),
+         'variants': tuple(args.variants or base['variants']),
+         'seeds': tuple(int(s) for s in (args.seeds or base['seeds']))}
     jobs = sweep_models.grid(**g)
   except ValueError as e:
     errors.exit_with(str(e))
   return g, jobs
 
 
-def main(argv):
-  del argv
+def main(argv=None, prog='vae-jax sweep'):
   from vae_jax.infra import errors
 
-  if not FLAGS.outdir:
+  args = parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+  if not args.outdir:
     errors.exit_with('--outdir is required, e.g. --outdir=runs/sweep')
-  if FLAGS.publish:
+  if args.publish:
     from vae_jax.study import sweep_publish
     with errors.user_errors():
-      print(sweep_publish.publish(FLAGS.outdir, FLAGS.root, FLAGS.allow_incomplete))
-    return
-  g, jobs = _grid_from_flags()
+      print(sweep_publish.publish(args.outdir, args.root, args.allow_incomplete))
+    return 0
+  g, jobs = _grid_from_flags(args)
   try:
-    index, count = sweep_models.parse_shard(FLAGS.shard)
+    index, count = sweep_models.parse_shard(args.shard)
   except ValueError as e:
     errors.exit_with(str(e))
-  os.makedirs(FLAGS.outdir, exist_ok=True)
-  study_models.use_compilation_cache(FLAGS.outdir)
+  os.makedirs(args.outdir, exist_ok=True)
+  study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
-    if not FLAGS.summarize_only:
-      counts = run_shard(FLAGS.outdir, FLAGS.data_dir, sweep_models.shard(jobs, index, count),
-                         FLAGS.quick, FLAGS.quiet, sample_seed=g['seeds'][0])
+    if not args.summarize_only:
+      counts = run_shard(args.outdir, args.data_dir, sweep_models.shard(jobs, index, count),
+                         args.quick, args.quiet, sample_seed=g['seeds'][0], shard=args.shard)
       print(f'shard {index}/{count}: ' + ', '.join(f'{v} {k}' for k, v in counts.items()))
-    summary = summarize(FLAGS.outdir, jobs, g, FLAGS.quick)
+    summary = summarize(args.outdir, jobs, g, args.quick)
   missing = summary['missing']
-  print(f'wrote {FLAGS.outdir}/summary.json, REPORT.md and {len(summary["figures"])} figures: '
+  print(f'wrote {args.outdir}/summary.json, REPORT.md and {len(summary["figures"])} figures: '
         f'{len(jobs) - len(missing)} of {len(jobs)} cells'
         + (f'; missing {len(missing)}: {", ".join(missing[:6])}'
            f'{" ..." if len(missing) > 6 else ""}' if missing else ''))
+  return 0
 
 
 if __name__ == '__main__':
-  from vae_jax.infra.errors import run_absl_app
-  run_absl_app(main, sys.argv)
+  sys.exit(main(prog='python -m vae_jax.study.sweep'))
