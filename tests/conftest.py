@@ -74,24 +74,12 @@ def tiny_config(data_dir=None, **overrides):
   ``overrides`` are dotted field names, e.g. ``tiny_config(d, **{'model.kind': 'autoencoder'})``
   or plain ones, ``tiny_config(d, num_epochs=2)``.
   """
-  from vae_jax.core.config import base_config
-  c = base_config()
-  c.data.dir = data_dir or find_data_dir()
-  c.data.num_train = 512
-  c.data.num_test = 200
-  c.batch_size = 64
-  c.eval_batch_size = 100
-  c.num_epochs = 1
-  c.log_every_steps = 4
-  c.model.mlp.hidden_sizes = (32,)
-  c.progress = False
-  for key, value in overrides.items():
-    target = c
-    *path, last = key.split('.')
-    for p in path:
-      target = target[p]
-    target[last] = value
-  return c
+  from vae_jax.core import config as config_lib
+  c = config_lib.base_config()
+  return config_lib.apply_overrides(c, {
+      'data.dir': data_dir or find_data_dir(), 'data.num_train': 512, 'data.num_test': 200,
+      'batch_size': 64, 'eval_batch_size': 100, 'num_epochs': 1, 'log_every_steps': 4,
+      'model.mlp.hidden_sizes': (32,), 'progress': False, **overrides})
 
 
 # ---------------------------------------------------------------------------

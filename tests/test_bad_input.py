@@ -68,7 +68,10 @@ BAD_FLAGS = [
     ('--config.model.family=rnn --config.model.rnn.cell=tanh',
      ["config.model.rnn.cell='tanh'", 'use one of']),
     ('--config.no_such_field=1', ["unknown config field 'no_such_field'", 'vae_jax/core/config.py']),
-    ('--no_such_flag', ["Unknown command line flag 'no_such_flag'", '--help']),
+    ('--no_such_flag', ['unrecognized arguments: --no_such_flag', '--help']),
+    ('--config.batch_size=1.5', ['--config.batch_size=1.5', 'invalid literal for int()']),
+    ('--config.progress=maybe', ["'maybe' is not a bool", 'true or false']),
+    ('--config.model=mlp', ['config.model is a group of fields', '--config.model.']),
     ('stray_argument', ["unexpected arguments ['stray_argument']", '--flag=value']),
 ]
 
@@ -90,7 +93,8 @@ def test_missing_config_and_workdir_flags(workdir, data_dir):
     (None, ["cannot load --config=", 'No such file', 'pass an existing config file']),
     ('def get_config(:\n', ['cannot load config file', 'invalid syntax at line 1', 'fix the file']),
     ('def get_config():\n  raise ValueError("no such model")\n',
-     ['Error whilst parsing config file', 'ValueError: no such model']),
+     ['cannot load config file', 'get_config() raised ValueError: no such model',
+      'fix the file']),
 ], ids=['missing', 'syntax-error', 'get_config-raises'])
 def test_unusable_config_file(workdir, data_dir, tmp_path, content, expected):
   path = tmp_path / 'my_config.py'

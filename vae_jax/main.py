@@ -31,6 +31,7 @@ def parser(prog='vae-jax train'):
   p.add_bool('allow_config_change', False,
              'continue a workdir whose config.json differs from --config')
   p.add_bool('quiet', False, 'no progress bar')
+  p.add_verbosity()
   p.add_argument('unexpected', nargs='*', help=argparse.SUPPRESS)
   return p
 
@@ -40,6 +41,7 @@ def main(argv=None, prog='vae-jax train'):
   argv = sys.argv[1:] if argv is None else argv
   rest, overrides = config_lib.split_overrides(argv)
   args = parser(prog).parse_args(rest)
+  flags.configure_logging(args.verbosity)
   if args.unexpected:
     errors.exit_with(f'unexpected arguments {args.unexpected}: pass options as --flag=value')
   if args.config is None or args.workdir is None:

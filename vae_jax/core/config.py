@@ -18,7 +18,7 @@ import ml_collections
 
 from vae_jax.core import data as data_lib
 from vae_jax.core import models, objective
-from vae_jax.infra import errors, paths
+from vae_jax.infra import errors, flags, paths
 from vae_jax.infra import workdir as workdir_lib
 
 
@@ -271,7 +271,6 @@ def load_file(path_or_name):
 # Overrides: --config.a.b=value, or {'a.b': value}
 # ---------------------------------------------------------------------------
 OVERRIDE_PREFIX = '--config.'
-_TRUE, _FALSE = ('true', 't', '1', 'yes'), ('false', 'f', '0', 'no')
 
 
 def _unknown(dotted):
@@ -300,10 +299,17 @@ def _literal(text):
     return text  # an unquoted string
 
 
+def _integer(text):
+  """An int literal as absl's integer flags read it: 10, 0x1f, 0o17, 0b101."""
+  text = text.strip()
+  base = {'x': 16, 'o': 8, 'b': 2}.get(text[1:2].lower(), 10) if text[:1] == '0' else 10
+  return int(text, base)
+
+
 def parse_value(text, current, field_type=None):
   """``text`` as a value of ``current``'s type, as ml_collections' config_flags parse it.
 
-  bool: true/false/1/0/yes/no; int, float: their literals; str: the text as
+  bool: true/false (t/f, 1/0, any case); int, float: their literals (0x1f too); str: the text as
   is; tuple or list: a Python literal (``(32,)``, ``16,32``), a lone value
   becoming a 1-tuple; a None field: ``None``, else ``field_type`` (a
   placeholder's) or a literal. Raises ValueError on text of the wrong type.
@@ -312,11 +318,9 @@ def parse_value(text, current, field_type=None):
   if current is None and text.strip().lower() == 'none':
     return None
   if kind is bool:
-    if text.strip().lower() not in _TRUE + _FALSE:
-      raise ValueError(f'{text!r} is not a bool: use true or false')
-    return text.strip().lower() in _TRUE
+    return flags.boolean(text)
   if kind is int:
-    return int(text)
+    return _integer(text)
   if kind is float:
     return float(text)
   if kind is str:

@@ -38,6 +38,7 @@ def add_flags(parser, outdir_help, seeds_help, quick_help, gates_help):
   parser.add_bool('quick', False, quick_help)
   parser.add_bool('check_gates', None, gates_help)
   parser.add_bool('quiet', False, 'no progress bars')
+  parser.add_verbosity()
   return parser
 
 
@@ -212,6 +213,7 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
 def main(argv=None, prog='vae-jax study'):
   argv = sys.argv[1:] if argv is None else argv
   args = parser(prog).parse_args(argv)
+  flags.configure_logging(args.verbosity)
   if not args.outdir:
     errors.exit_with('--outdir is required, e.g. --outdir=runs/study')
   default = ['0'] if args.quick else [str(s) for s in study_models.DEFAULT_SEEDS]

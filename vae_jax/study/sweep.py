@@ -287,6 +287,7 @@ def main(argv=None, prog='vae-jax sweep'):
   from vae_jax.infra import errors
 
   args = parser(prog).parse_args(sys.argv[1:] if argv is None else argv)
+  flags.configure_logging(args.verbosity)
   if not args.outdir:
     errors.exit_with('--outdir is required, e.g. --outdir=runs/sweep')
   if args.publish:
