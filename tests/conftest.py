@@ -14,6 +14,7 @@ import glob
 import gzip
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,33 @@ def cli(args, data_dir, module='vae_jax.main', timeout=300):
   """Runs ``python -m module *args`` from the repository root; returns the CompletedProcess."""
   return subprocess.run([sys.executable, '-m', module, *args], capture_output=True,
                         text=True, env=cli_env(data_dir), cwd=ROOT, timeout=timeout)
+
+
+# The README moves from ``python -m <module>`` to ``vae-jax <subcommand>`` (issue 25):
+# a test of "the README's command" finds it under either prefix, new one first.
+README_PREFIXES = {
+    'study': ('vae-jax study ', 'python -m vae_jax.study.run '),
+    'sweep': ('vae-jax sweep ', 'python -m vae_jax.study.sweep '),
+    'bench': ('vae-jax bench ', 'python -m vae_jax.bench.benchmark '),
+    'likelihood collect': ('vae-jax likelihood collect',
+                           'python -m vae_jax.study.likelihood collect'),
+    'likelihood publish': ('vae-jax likelihood publish',
+                           'python -m vae_jax.study.likelihood publish'),
+}
+
+
+def command_argv(command):
+  """A README command line (``vae-jax ...`` or ``python -m ...``) as argv for this interpreter.
+
+  ``vae-jax`` is the console script; ``python -m vae_jax.cli`` calls the same
+  ``main`` with the checkout under test (PYTHONPATH), not the installed copy.
+  """
+  argv = shlex.split(command)
+  if argv[0] == 'vae-jax':
+    return [sys.executable, '-m', 'vae_jax.cli', *argv[1:]]
+  if argv[:2] == ['python', '-m']:
+    return [sys.executable, *argv[1:]]
+  raise ValueError(f'not a vae-jax or python -m command: {command!r}')
 
 
 def train_args(workdir, *extra):

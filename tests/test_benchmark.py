@@ -6,7 +6,6 @@ FLOPs and bytes counted by hand on tiny models, not against their own formulas.
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 
@@ -14,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from conftest import README_PREFIXES, command_argv
 from test_readme import readme_command, readme_commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = ['-m', 'vae_jax.bench.benchmark']
 from vae_jax.bench import roofline
 
 
@@ -77,11 +76,9 @@ def _rate_ok(rate):
 def _run(tmp_path, data_dir, *extra):
   out = tmp_path / 'bench.json'
   # The README's command, made --quick, writing its JSON into tmp_path.
-  readme = shlex.split(readme_command('python -m vae_jax.bench.benchmark '))
-  assert readme[1:3] == SCRIPT, readme
-  flags = [a for a in readme[3:] if not a.startswith('--json')]
-  proc = subprocess.run([sys.executable, *SCRIPT, *flags, '--quick', f'--json={out}',
-                         f'--data_dir={data_dir}', *extra],
+  readme = command_argv(readme_command(README_PREFIXES['bench']))
+  proc = subprocess.run([a for a in readme if not a.startswith('--json')]
+                        + ['--quick', f'--json={out}', f'--data_dir={data_dir}', *extra],
                         capture_output=True, text=True, timeout=600, cwd=ROOT,
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'))
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -135,15 +132,16 @@ def test_quick_benchmark_runs_every_workload_and_peer(tmp_path, data_dir):
 
 def _check_publish(tmp_path, r):
   """The README's --publish command writes the run's numbers into copies of both files."""
-  command = [c for c in readme_commands() if '--publish' in c]
+  command = [c for c in readme_commands()
+             if c.startswith(README_PREFIXES['bench']) and '--publish' in c]
   assert command, 'README.md has no benchmark --publish command'
-  command = shlex.split(command[0])
+  command = command_argv(command[0])
   copies = {}
   for name in ('README.md', os.path.join('docs', 'performance.md')):
     copies[name] = tmp_path / os.path.basename(name)
     copies[name].write_text(open(os.path.join(ROOT, name)).read())
-  assert command[:3] == ['python', '-m', 'vae_jax.bench.benchmark'], command
-  proc = subprocess.run([sys.executable, *SCRIPT, f'--publish={tmp_path / "bench.json"}',
+  proc = subprocess.run([a for a in command if not a.startswith('--publish')] + [
+                         f'--publish={tmp_path / "bench.json"}',
                          f'--readme={copies["README.md"]}', '--allow_quick',
                          f'--docs={copies[os.path.join("docs", "performance.md")]}'],
                         capture_output=True, text=True, timeout=120, cwd=ROOT)

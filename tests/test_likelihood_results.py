@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, tiny_config
+from conftest import README_PREFIXES, ROOT, command_argv, tiny_config
 from vae_jax.infra import workdir as workdir_lib
 
 from vae_jax.study import likelihood as lr
@@ -23,8 +23,8 @@ stale text
 
 
 def test_the_committed_readme_and_configs_say_what_results_holds():
-  proc = subprocess.run([sys.executable, '-m', 'vae_jax.study.likelihood',
-                         'publish', '--check'], capture_output=True, text=True, cwd=ROOT)
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', 'likelihood', 'publish',
+                         '--check'], capture_output=True, text=True, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
 
 
@@ -225,15 +225,13 @@ def test_a_run_collected_with_the_older_flat_model_fields_is_described_the_same(
 
 
 def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
-  sys.path.insert(0, os.path.dirname(__file__))
   from test_readme import readme_command
   w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
-  for prefix in ('python -m vae_jax.study.likelihood collect',
-                 'python -m vae_jax.study.likelihood publish'):
-    args = readme_command(prefix).split()[1:]
+  for step in ('likelihood collect', 'likelihood publish'):
+    args = command_argv(readme_command(README_PREFIXES[step]))
     args = [f'--workdir={w}' if a.startswith('--workdir=') else a for a in args]
     args = [a.replace('mnist_vae_50d_dynamic', 'headline') for a in args]
-    proc = subprocess.run([sys.executable, *args, f'--root={checkout}'], capture_output=True,
+    proc = subprocess.run([*args, f'--root={checkout}'], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
   assert 'vae_jax `headline`' in (checkout / 'README.md').read_text()
@@ -256,7 +254,7 @@ def test_cost_measurement_prices_each_k(tmp_path, data_dir):
 
 
 def test_bad_input_is_one_error_line_naming_the_fix(tmp_path, checkout):
-  script = '-m', 'vae_jax.study.likelihood'
+  script = '-m', 'vae_jax.cli', 'likelihood'
   proc = subprocess.run([sys.executable, *script, 'collect', f'--workdir={tmp_path}',
                          '--experiment=headline', f'--root={checkout}'],
                         capture_output=True, text=True, cwd=ROOT)

@@ -27,8 +27,7 @@ import pytest
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS)
-sys.path.insert(0, TESTS)
-from conftest import tiny_config  # noqa: E402
+from conftest import tiny_config  # noqa: E402  (pytest puts tests/ on the path)
 
 NUM_DEVICES = 8
 NUM_STEPS = 8          # one epoch of 512 images at batch 64

@@ -3,7 +3,6 @@
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -13,8 +12,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from conftest import README_PREFIXES, command_argv
 from vae_jax.study import figures as study_figures
 from test_readme import readme_command  # noqa: E402
+
+STUDY = [sys.executable, '-m', 'vae_jax.cli', 'study']  # vae-jax study
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +29,10 @@ def _env(data_dir):
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
   # The README's main command, made --quick, in a temporary outdir.
-  readme = shlex.split(readme_command('python -m vae_jax.study.run '))
-  assert readme[:3] == ['python', '-m', 'vae_jax.study.run'], readme
-  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
+  readme = command_argv(readme_command(README_PREFIXES['study']))
   proc = subprocess.run(
-      [sys.executable, '-m', readme[2], *flags,
-       f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
+      [a for a in readme if not a.startswith('--outdir=')]
+      + [f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(outdir, 'stderr.txt'), 'w') as f:
@@ -114,8 +114,7 @@ def test_second_run_reuses_finished_models(study, data_dir):
   before = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
             for d in os.listdir(os.path.join(study, 'models'))}
   proc = subprocess.run(
-      [sys.executable, '-m', 'vae_jax.study.run',
-       f'--outdir={study}', '--quick', '--seeds=0,1', '--quiet'],
+      [*STUDY, f'--outdir={study}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   after = {d: sorted(os.listdir(os.path.join(study, 'models', d, 'checkpoints')))
@@ -156,8 +155,7 @@ def test_plot_command_writes_figures(study, data_dir, tmp_path):
 
 def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
   proc = subprocess.run(
-      [sys.executable, '-m', 'vae_jax.study.run',
-       f'--outdir={tmp_path}', '--quick', '--quiet', f'--data_dir={tmp_path}/missing'],
+      [*STUDY, f'--outdir={tmp_path}', '--quick', '--quiet', f'--data_dir={tmp_path}/missing'],
       capture_output=True, text=True, env=_env(str(tmp_path / 'missing')), cwd=ROOT,
       timeout=300)
   assert proc.returncode == 2
@@ -168,8 +166,7 @@ def test_a_model_that_cannot_train_fails_the_study_clearly(tmp_path):
 def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
   """A model trained for one quick epoch is far below its gate: one line names model, gate, value."""
   proc = subprocess.run(
-      [sys.executable, '-m', 'vae_jax.study.run',
-       f'--outdir={tmp_path}', '--quick', '--quiet', '--check_gates'],
+      [*STUDY, f'--outdir={tmp_path}', '--quick', '--quiet', '--check_gates'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=600)
   assert proc.returncode == 2, proc.stderr[-2000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
@@ -180,8 +177,8 @@ def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
 
 
 def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(study, tmp_path):
-  readme = shlex.split(readme_command('python -m vae_jax.study.publish '))
-  publish = [sys.executable, os.path.join(ROOT, readme[1])]
+  publish = command_argv(readme_command('python -m vae_jax.study.publish '))
+  publish = [a for a in publish if not a.startswith('--outdir=')]
   root = tmp_path / 'checkout'
   (root / 'docs').mkdir(parents=True)
   shutil.copy(os.path.join(ROOT, 'README.md'), root / 'README.md')
@@ -230,8 +227,7 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
 def _study_until(outdir, data_dir, models_done, sig):
   """Starts a --quick study, sends ``sig`` once ``models_done`` models are done, waits."""
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'vae_jax.study.run',
-       f'--outdir={outdir}', '--quick', '--quiet'],
+      [*STUDY, f'--outdir={outdir}', '--quick', '--quiet'],
       stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(data_dir),
       cwd=ROOT)
   lines = []
@@ -263,8 +259,7 @@ def test_a_second_study_on_an_outdir_in_use_exits_2(tmp_path, data_dir):
   from vae_jax.infra import workdir as workdir_lib
   with workdir_lib.lock(str(tmp_path), 'study'):   # held by this (live) process
     proc = subprocess.run(
-        [sys.executable, '-m', 'vae_jax.study.run',
-         f'--outdir={tmp_path}', '--quick', '--quiet'],
+        [*STUDY, f'--outdir={tmp_path}', '--quick', '--quiet'],
         capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=300)
   assert proc.returncode == 2, proc.stderr[-2000:]
   errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]

@@ -8,7 +8,6 @@ outdir.
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from vae_jax.study import sweep
 from vae_jax.study import sweep_catalog as sweep_models
 from vae_jax.study import sweep_publish
 from vae_jax.study import sweep_report
+from conftest import README_PREFIXES, command_argv
 from test_readme import readme_command  # noqa: E402
 
 
@@ -273,11 +273,9 @@ def test_two_processes_share_a_quick_sweep_and_the_summary_merges_them(tmp_path,
              PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   out = str(tmp_path / 'sweep')
   # The README's sweep command, made --quick and cut to 4 cells, in a temporary outdir.
-  readme = shlex.split(readme_command('python -m vae_jax.study.sweep '))
-  assert readme[:3] == ['python', '-m', 'vae_jax.study.sweep'], readme
-  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
-  args = [sys.executable, '-m', readme[2], *flags, f'--outdir={out}',
-          '--quick', '--latent_dims=2', '--variants=ae,beta1', '--seeds=0,1', '--quiet']
+  readme = command_argv(readme_command(README_PREFIXES['sweep']))
+  args = [a for a in readme if not a.startswith('--outdir=')] + [
+          f'--outdir={out}', '--quick', '--latent_dims=2', '--variants=ae,beta1', '--seeds=0,1', '--quiet']
   # Overlapping shares: process A trains half the grid, process B all of it. The
   # per-cell lock must let each cell be trained exactly once between them.
   procs = [subprocess.Popen(args + [shard], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
