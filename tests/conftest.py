@@ -124,12 +124,7 @@ def command_argv(command):
 
 
 def train_args(workdir, *extra):
-  """Flags of a tiny training run in ``workdir``; ``extra`` replaces TINY_FLAGS' fields.
-
-  A TINY flag is dropped, not just followed, when ``extra`` sets the same
-  field: ml_collections *appends* a repeated tuple-valued --config flag
-  (mlp.hidden_sizes=(32,) then (16,) gives (32, 16)).
-  """
+  """Flags of a tiny training run in ``workdir``; ``extra`` replaces TINY_FLAGS' fields."""
   fields = {e.split('=')[0] for e in extra if e.startswith('--')}
   tiny = [f for f in TINY_FLAGS if f.split('=')[0] not in fields]
   return [f'--config={CONFIG}', f'--workdir={workdir}', *tiny, *extra]

@@ -7,7 +7,6 @@ FLOPs and bytes counted by hand on tiny models, not against their own formulas.
 import json
 import os
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp

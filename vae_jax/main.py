@@ -13,6 +13,7 @@ line on stderr that names the problem and the fix, and exit status 2.
 import argparse
 import sys
 
+from vae_jax.core import config as config_lib
 from vae_jax.infra import errors
 from vae_jax.infra import flags
 
@@ -37,7 +38,6 @@ def parser(prog='vae-jax train'):
 
 
 def main(argv=None, prog='vae-jax train'):
-  from vae_jax.core import config as config_lib  # lazily: --help needs no jax
   argv = sys.argv[1:] if argv is None else argv
   rest, overrides = config_lib.split_overrides(argv)
   args = parser(prog).parse_args(rest)
