@@ -93,8 +93,7 @@ workdir.MetricsLog.write = write_then_signal
 '''
 RUN_MAIN = r'''
 from vae_jax import main
-sys.argv = ['vae_jax.main'] + sys.argv[3:]
-main.run()
+sys.exit(main.main(sys.argv[3:]))
 '''
 # The save that the first signal starts hangs, as one to a stalled disk would,
 # after saying so on stderr.
@@ -281,8 +280,7 @@ import sys
 from vae_jax.infra import checkpointing
 checkpointing.check_space = lambda *args, **kwargs: None
 from vae_jax import main
-sys.argv = ['vae_jax.main'] + sys.argv[1:]
-main.run()
+sys.exit(main.main(sys.argv[1:]))
 '''
 
 
@@ -312,8 +310,7 @@ def write_half_then_fail(fd, data):
   return write(fd, data)
 os.write = write_half_then_fail
 from vae_jax import main
-sys.argv = ['vae_jax.main'] + sys.argv[1:]
-main.run()
+sys.exit(main.main(sys.argv[1:]))
 '''
 
 

@@ -92,8 +92,7 @@ async def rename_or_die(src, dst, *args, **kwargs):
   return await rename(src, dst, *args, **kwargs)
 atomicity.async_path.rename = rename_or_die
 from vae_jax import main
-sys.argv = ['vae_jax.main'] + sys.argv[2:]
-main.run()
+sys.exit(main.main(sys.argv[2:]))
 '''
 
 
