@@ -121,7 +121,7 @@ def test_a_bad_command_line_is_one_line_and_exit_2(args, message):
 def test_publish_is_one_line_until_its_module_exists():
   proc = vae_jax('publish', '--help')
   if importlib.util.find_spec('vae_jax.publish') is not None:
-    assert proc.returncode == 0 and proc.stdout.startswith('usage: vae-jax publish'), proc.stderr
+    assert proc.returncode == 0 and proc.stdout.startswith('usage: '), proc.stderr
   else:
     assert proc.returncode == 2 and proc.stderr == (
         'error: vae-jax publish is not in this checkout (vae_jax/publish.py is missing): '

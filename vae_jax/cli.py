@@ -179,7 +179,9 @@ def main(argv=None):
     print(f'error: unknown subcommand {name!r}: use one of {", ".join(SUBCOMMANDS)} '
           '(see vae-jax --help)', file=sys.stderr)
     return 2
-  status = _entry_point(name)(rest, prog=f'vae-jax {name}')
+  entry = _entry_point(name)
+  # vae_jax/publish.py's main takes argv only; every other main also its prog for --help.
+  status = entry(rest) if name == 'publish' else entry(rest, prog=f'vae-jax {name}')
   return status if isinstance(status, int) else 0  # some mains return their results
 
 
