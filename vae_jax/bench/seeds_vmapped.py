@@ -22,6 +22,7 @@ import sys
 
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
+from vae_jax.infra import errors
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- seeds-vmapped:begin -->', '<!-- seeds-vmapped:end -->'
@@ -121,12 +122,12 @@ def main(argv=None):
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(os.path.dirname(ROOT), 'shared', 'datasets'))
   parser.add_argument('--publish', default=None, metavar='JSON',
-                      help='write the table of JSON into docs/performance.md and stop')
+                      help='copy JSON into results/ for `vae-jax publish` and stop')
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
-                                    'seeds_vmapped.py')
+    with errors.user_errors():  # a missing or --quick file: one line, exit 2
+      print(publish_benchmark.import_source(args.publish, 'seeds_vmapped.json', 'seeds_vmapped'))
     return
   import jax
   overrides = {'data.num_train': 512, 'data.num_test': 256} if args.quick else {}

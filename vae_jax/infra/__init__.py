@@ -3,8 +3,8 @@
 Owns the run directory (``workdir``), atomic checkpoints (``checkpointing``),
 signals (``interrupts``), wall-time accounting (``run_clock``), progress
 output, TensorBoard files, the device mesh (``parallel``), multi-process
-start-up (``distributed``), chunked batched application (``chunks``) and the
-repository's folders (``paths``).
+start-up (``distributed``), chunked batched application (``chunks``), the
+repository's folders (``paths``) and generated blocks in the docs (``blocks``).
 
 May import: nothing else of vae_jax (it is the ground floor).
 """
