@@ -77,9 +77,10 @@ def _rate_ok(rate):
 def _run(tmp_path, data_dir, *extra):
   out = tmp_path / 'bench.json'
   # The README's command, made --quick, writing its JSON into tmp_path.
-  readme = shlex.split(readme_command('python -m vae_jax.bench.benchmark '))
-  assert readme[1:3] == SCRIPT, readme
-  flags = [a for a in readme[3:] if not a.startswith('--json')]
+  # `vae-jax bench` runs the module SCRIPT names.
+  readme = shlex.split(readme_command('vae-jax bench --json='))
+  assert readme[:2] == ['vae-jax', 'bench'], readme
+  flags = [a for a in readme[2:] if not a.startswith('--json')]
   proc = subprocess.run([sys.executable, *SCRIPT, *flags, '--quick', f'--json={out}',
                          f'--data_dir={data_dir}', *extra],
                         capture_output=True, text=True, timeout=600, cwd=ROOT,

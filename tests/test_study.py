@@ -27,11 +27,12 @@ def _env(data_dir):
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
   # The README's main command, made --quick, in a temporary outdir.
-  readme = shlex.split(readme_command('python -m vae_jax.study.run '))
-  assert readme[:3] == ['python', '-m', 'vae_jax.study.run'], readme
-  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
+  # `vae-jax study` runs the module vae_jax.study.run.
+  readme = shlex.split(readme_command('vae-jax study '))
+  assert readme[:2] == ['vae-jax', 'study'], readme
+  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
   proc = subprocess.run(
-      [sys.executable, '-m', readme[2], *flags,
+      [sys.executable, '-m', 'vae_jax.study.run', *flags,
        f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet'],
       capture_output=True, text=True, env=_env(data_dir), cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]

@@ -279,10 +279,11 @@ def test_two_processes_share_a_quick_sweep_and_the_summary_merges_them(tmp_path,
              PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
   out = str(tmp_path / 'sweep')
   # The README's sweep command, made --quick and cut to 4 cells, in a temporary outdir.
-  readme = shlex.split(readme_command('python -m vae_jax.study.sweep '))
-  assert readme[:3] == ['python', '-m', 'vae_jax.study.sweep'], readme
-  flags = [a for a in readme[3:] if not a.startswith('--outdir=')]
-  args = [sys.executable, '-m', readme[2], *flags, f'--outdir={out}',
+  # `vae-jax sweep` runs the module vae_jax.study.sweep.
+  readme = shlex.split(readme_command('vae-jax sweep '))
+  assert readme[:2] == ['vae-jax', 'sweep'], readme
+  flags = [a for a in readme[2:] if not a.startswith('--outdir=')]
+  args = [sys.executable, '-m', 'vae_jax.study.sweep', *flags, f'--outdir={out}',
           '--quick', '--latent_dims=2', '--variants=ae,beta1', '--seeds=0,1', '--quiet']
   # Overlapping shares: process A trains half the grid, process B all of it. The
   # per-cell lock must let each cell be trained exactly once between them.

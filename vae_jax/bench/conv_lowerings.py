@@ -23,9 +23,9 @@ stride-2 transposed convs, the 3x3 output conv), lowered three ways:
 
 Each lowering's gradients are checked against ``lax``'s. The optimized
 program's op counts say where the convolutions went (XLA's own ``convolution``
-emitter or ``ynn_fusion`` calls). ``--publish`` writes the table into
-docs/performance.md between ``<!-- conv-lowerings:begin -->`` and
-``<!-- conv-lowerings:end -->``.
+emitter or ``ynn_fusion`` calls). ``--publish`` copies the JSON to
+results/conv_lowerings.json; ``vae-jax publish`` writes its table into
+docs/performance.md (the ``conv-lowerings`` block).
 """
 
 import argparse

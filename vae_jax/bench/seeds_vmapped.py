@@ -11,8 +11,8 @@ seed at a time. For the MLP VAE and the conv VAE of the study (real data,
 batch 128) this measures both rates in one run (median of repetitions, as
 ``benchmark.py`` does) and checks that the vmapped program computes what the
 one-seed program computes (the losses of its first steps).
-``--publish`` writes the table into docs/performance.md between
-``<!-- seeds-vmapped:begin -->`` and ``<!-- seeds-vmapped:end -->``.
+``--publish`` copies the JSON to results/seeds_vmapped.json; ``vae-jax
+publish`` writes its table into docs/performance.md (the ``seeds-vmapped`` block).
 """
 
 import argparse
