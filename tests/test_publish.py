@@ -23,7 +23,7 @@ from vae_jax.infra import blocks
 MARKER = re.compile(r'<!-- ([\w-]+):begin -->')
 
 
-def _docs(root):
+def _docs(root=None):  # the pages of the table (the same names under any root)
   return sorted({b.doc for b in publish.BLOCKS})
 
 
