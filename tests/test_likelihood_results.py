@@ -15,7 +15,7 @@ from vae_jax import publish
 from vae_jax.infra import blocks
 from vae_jax.study import likelihood as lr
 
-BLOCKS = ('likelihood', 'likelihood-headline')
+BLOCKS = lr.BLOCKS
 
 
 def test_the_committed_readme_and_table_say_what_results_holds():
@@ -232,9 +232,22 @@ def test_a_run_collected_with_the_older_flat_model_fields_is_described_the_same(
   assert 'deterministic 32, 3 epochs' in flat['description']
 
 
-# The modules the README's `vae-jax likelihood ...` and `vae-jax publish` commands run.
+# What the README's `vae-jax likelihood ...` commands run: likelihood.main, with the one
+# publish step passed in for `publish` (the same as `vae-jax publish likelihood ...`).
 MODULE_OF = {'vae-jax likelihood collect': ['-m', 'vae_jax.study.likelihood', 'collect'],
              'vae-jax likelihood publish': ['-m', 'vae_jax.publish', *BLOCKS]}
+
+
+def test_publish_runs_the_one_publish_step_it_is_given(checkout, tmp_path, capsys):
+  lr.collect(_fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0), 'headline',
+             root=str(checkout))
+  assert lr.main(['publish', f'--root={checkout}']) == 2       # no step given: names it
+  assert 'vae-jax publish likelihood likelihood-headline' in capsys.readouterr().err
+  assert 'old table' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
+  assert lr.main(['publish', '--check', f'--root={checkout}'], publish.main) == 1
+  assert lr.main(['publish', f'--root={checkout}'], publish.main) == 0
+  assert lr.main(['publish', '--check', f'--root={checkout}'], publish.main) == 0
+  assert 'vae_jax `headline`' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
 
 
 def test_the_readme_commands_collect_and_publish(tmp_path, checkout):

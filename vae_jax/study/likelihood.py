@@ -309,7 +309,16 @@ def render(results_dir):
   return summarise(load_results(os.path.dirname(os.path.abspath(results_dir))))
 
 
-def main(argv=None):
+BLOCKS = ('likelihood', 'likelihood-headline')   # this table's blocks in vae_jax/publish.py
+
+
+def main(argv=None, publish_step=None):
+  """``collect``, or ``publish``: the one publish step's likelihood blocks.
+
+  ``publish_step`` is ``vae_jax.publish.main``, passed in by the ``vae-jax``
+  command (this layer does not import the one above it); without it
+  ``publish`` names the command to run.
+  """
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   sub = parser.add_subparsers(dest='command', required=True)
   c = sub.add_parser('collect', help='copy a finished, evaluated run into results/')
@@ -318,8 +327,18 @@ def main(argv=None):
                  help='the config file name under experiments/configs, without .py')
   c.add_argument('--replace', action='store_true',
                  help='replace the seed on file even if this run is not a bit-identical repeat')
-  c.add_argument('--root', default=ROOT, help='the checkout to write into')
+  p = sub.add_parser('publish', help='regenerate the likelihood table and the README headline')
+  p.add_argument('--check', action='store_true', help='change nothing; exit 1 if out of date')
+  for q in (c, p):
+    q.add_argument('--root', default=ROOT, help='the checkout to write into')
   args = parser.parse_args(argv)
+  if args.command == 'publish':
+    step = [*BLOCKS, f'--root={args.root}'] + (['--check'] if args.check else [])
+    if publish_step is None:
+      print(f'error: publishing is one step: run `vae-jax publish {" ".join(BLOCKS)}`',
+            file=sys.stderr)
+      return 2
+    return publish_step(step)
   try:
     if args.command == 'collect':
       if not os.path.exists(os.path.join(args.root, CONFIGS, args.experiment + '.py')):
