@@ -235,14 +235,19 @@ def assert_docs_block_current(module, results_file, docs='docs/performance.md'):
   start = text.index(module.BEGIN) + len(module.BEGIN) + 1
   assert not results['quick']
   assert text[start:text.index(module.END) - 1] == module.markdown(results), (
-      f'{docs} is stale: run python -m {module.__name__} --publish=results/{results_file}')
+      f'{docs} is stale: run vae-jax publish (python -m vae_jax.publish)')
 
 
 def assert_publish_refuses_missing_or_quick(main, tmp_path):
-  """``main(['--publish=...'])`` stops with one line on a missing file or a --quick run."""
-  with pytest.raises(SystemExit, match='does not exist: write it first'):
-    main([f'--publish={tmp_path / "none.json"}'])
+  """``main(['--publish=...'])`` stops with one line (exit 2) on a missing file or a --quick run."""
+  import contextlib
+  import io
   quick = tmp_path / 'quick.json'
   quick.write_text(json.dumps({'quick': True}))
-  with pytest.raises(SystemExit, match='smoke run'):
-    main([f'--publish={quick}', f'--docs={tmp_path / "docs.md"}'])
+  for path, message in ((tmp_path / 'none.json', 'does not exist: write it first'),
+                        (quick, 'smoke run')):
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as e, contextlib.redirect_stderr(err):
+      main([f'--publish={path}'])
+    assert e.value.code == 2 and message in err.getvalue(), err.getvalue()
+    assert err.getvalue().startswith('error: ') and err.getvalue().count('\n') == 1

@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, 'vae_jax')
 
 # layer -> the layers it may import (besides itself). The top-level modules
-# (cli, main) are entry points and may import any layer.
+# (cli, main, publish, notebooks) are entry points and may import any layer.
 ALLOWED = {
     'infra': set(),
     'core': {'infra'},
@@ -22,7 +22,7 @@ ALLOWED = {
     'study': {'analysis', 'core', 'infra'},
     'bench': {'analysis', 'core', 'infra'},
 }
-ENTRY_POINTS = {'cli', 'main'}
+ENTRY_POINTS = {'cli', 'main', 'publish', 'notebooks'}
 
 
 def _layer_of(module):

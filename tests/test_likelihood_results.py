@@ -1,4 +1,4 @@
-"""The likelihood table: collected from run files, published into README and configs."""
+"""The likelihood table: collected from run files, published into docs/results and the README."""
 
 import json
 import os
@@ -11,20 +11,16 @@ import pytest
 from conftest import README_PREFIXES, ROOT, command_argv, tiny_config
 from vae_jax.infra import workdir as workdir_lib
 
+from vae_jax import publish
+from vae_jax.infra import blocks
 from vae_jax.study import likelihood as lr
 
-CONFIG_TEXT = f'''r"""A config.
-
-{lr.DOC_BEGIN}
-stale text
-{lr.DOC_END}
-"""
-'''
+BLOCKS = lr.BLOCKS
 
 
-def test_the_committed_readme_and_configs_say_what_results_holds():
-  proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', 'likelihood', 'publish',
-                         '--check'], capture_output=True, text=True, cwd=ROOT)
+def test_the_committed_readme_and_table_say_what_results_holds():
+  proc = subprocess.run([sys.executable, '-m', 'vae_jax.publish', '--check', *BLOCKS],
+                        capture_output=True, text=True, cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
 
 
@@ -59,19 +55,26 @@ def _fake_run(path, seed, nll, neg_elbo, seconds, num_epochs=3, eval_step=None, 
 
 
 def _published(checkout):
-  """The checkout's README after publishing its results."""
-  lr.publish(str(checkout))
-  return (checkout / 'README.md').read_text()
+  """The checkout's full likelihood table after publishing its results."""
+  publish.publish(str(checkout), BLOCKS)
+  return (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
+
+
+def _marked(name, body):
+  begin, end = blocks.markers(name)
+  return f'{begin}\n{body}\n{end}'
 
 
 @pytest.fixture
 def checkout(tmp_path):
-  """A checkout with a README and two configs, one with a results block."""
+  """A checkout with the likelihood table's page, the README's headline and a config."""
   root = tmp_path / 'checkout'
   (root / 'experiments' / 'configs').mkdir(parents=True)
-  (root / 'README.md').write_text(f'# x\n\n{lr.BEGIN}\nold table\n{lr.END}\n\n## after\n')
-  (root / 'experiments' / 'configs' / 'headline.py').write_text(CONFIG_TEXT)
-  (root / 'experiments' / 'configs' / 'other.py').write_text('"""No block."""\n')
+  (root / 'docs' / 'results').mkdir(parents=True)
+  (root / 'docs' / 'results' / 'likelihood.md').write_text(
+      f"# x\n\n{_marked('likelihood', 'old table')}\n\n## after\n")
+  (root / 'README.md').write_text(f"# r\n\n{_marked('likelihood-headline', 'old line')}\n")
+  (root / 'experiments' / 'configs' / 'headline.py').write_text('"""A config."""\n')
   return root
 
 
@@ -84,13 +87,15 @@ def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
     with open(os.path.join(out, 'metrics_test.jsonl')) as f:
       assert [json.loads(line)['split'] for line in f] == ['test'] * 3
 
-  assert lr.publish(str(checkout), check=True) != []      # stale, nothing written
-  assert 'old table' in (checkout / 'README.md').read_text()
-  stale = lr.publish(str(checkout))
-  assert sorted(os.path.basename(p) for p in stale) == ['README.md', 'headline.py']
-  assert lr.publish(str(checkout), check=True) == []
+  page = checkout / 'docs' / 'results' / 'likelihood.md'
+  assert publish.publish(str(checkout), BLOCKS, check=True) != []   # stale, nothing written
+  assert 'old table' in page.read_text()
+  stale = publish.publish(str(checkout), BLOCKS)
+  assert sorted(stale) == [('README.md', 'likelihood-headline'),
+                           (os.path.join('docs', 'results', 'likelihood.md'), 'likelihood')]
+  assert publish.publish(str(checkout), BLOCKS, check=True) == []
 
-  readme = (checkout / 'README.md').read_text()
+  readme = page.read_text()
   assert 'old table' not in readme and readme.endswith('\n\n## after\n')
   # Independent arithmetic: sample mean and standard deviation (n - 1).
   expected_nll = f'{np.mean(nll):.2f} ± {np.std(nll, ddof=1):.2f}'
@@ -112,9 +117,9 @@ def test_collect_then_publish_gives_mean_and_std_over_seeds(tmp_path, checkout):
           f'(k = 50) of Burda et al. 2015 at 84.78, {85.57 - np.mean(nll):.2f} nats below the '
           'VampPrior VAE of Tomczak & Welling 2018 at 85.57; test −ELBO') in readme
 
-  doc = (checkout / 'experiments' / 'configs' / 'headline.py').read_text()
-  assert 'stale text' not in doc and f'test NLL (IWAE-5000) {expected_nll} nats' in doc
-  assert (checkout / 'experiments' / 'configs' / 'other.py').read_text() == '"""No block."""\n'
+  headline = (checkout / 'README.md').read_text()
+  assert 'old line' not in headline and f'seeds [0, 1, 2]): **{expected_nll}** nats' in headline
+  assert '(docs/results/likelihood.md)' in headline
 
 
 def test_a_single_run_gives_its_standard_error_and_says_above_or_below(tmp_path, checkout):
@@ -137,15 +142,18 @@ def test_collect_refuses_a_run_that_is_unfinished_or_not_evaluated(tmp_path, che
   assert not (checkout / 'results').exists()
 
 
-def test_results_without_a_config_block_or_with_a_missing_file_fail_with_the_fix(tmp_path,
-                                                                               checkout):
+def test_results_with_a_missing_file_fail_with_the_fix(tmp_path, checkout):
   w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
-  lr.collect(w, 'other', root=str(checkout))
-  with pytest.raises(lr.ResultsError, match=r"results for \['other'\] but no results block"):
-    lr.publish(str(checkout))
-  os.remove(checkout / 'results' / 'other_seed0' / 'timing.json')
+  lr.collect(w, 'headline', root=str(checkout))
+  os.remove(checkout / 'results' / 'headline_seed0' / 'timing.json')
   with pytest.raises(lr.ResultsError, match='lacks timing.json: collect it again'):
-    lr.publish(str(checkout))
+    publish.publish(str(checkout), BLOCKS)
+  assert 'old table' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
+
+
+def test_no_results_directory_names_the_collect_command(checkout):
+  with pytest.raises(blocks.PublishError, match='vae-jax likelihood collect'):
+    publish.publish(str(checkout), BLOCKS)
 
 
 def test_a_bit_identical_repeat_of_a_seed_replaces_it_and_keeps_the_earlier_times(tmp_path,
@@ -224,6 +232,18 @@ def test_a_run_collected_with_the_older_flat_model_fields_is_described_the_same(
   assert 'deterministic 32, 3 epochs' in flat['description']
 
 
+def test_publish_runs_the_one_publish_step_it_is_given(checkout, tmp_path, capsys):
+  lr.collect(_fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0), 'headline',
+             root=str(checkout))
+  assert lr.main(['publish', f'--root={checkout}']) == 2       # no step given: names it
+  assert 'vae-jax publish likelihood likelihood-headline' in capsys.readouterr().err
+  assert 'old table' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
+  assert lr.main(['publish', '--check', f'--root={checkout}'], publish.main) == 1
+  assert lr.main(['publish', f'--root={checkout}'], publish.main) == 0
+  assert lr.main(['publish', '--check', f'--root={checkout}'], publish.main) == 0
+  assert 'vae_jax `headline`' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
+
+
 def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
   from test_readme import readme_command
   w = _fake_run(str(tmp_path / 'run'), 0, 84.0, 88.0, 10.0)
@@ -234,7 +254,7 @@ def test_the_readme_commands_collect_and_publish(tmp_path, checkout):
     proc = subprocess.run([*args, f'--root={checkout}'], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-  assert 'vae_jax `headline`' in (checkout / 'README.md').read_text()
+  assert 'vae_jax `headline`' in (checkout / 'docs' / 'results' / 'likelihood.md').read_text()
 
 
 @pytest.mark.slow

@@ -8,8 +8,13 @@ that notebooks which keep their runs train from scratch instead of loading a
 stale run) and ``$TMPDIR`` inside the test's directory (so that the workdirs
 the notebooks make with ``tempfile`` are cleaned up with it). The committed notebooks are never modified: the executed copy is
 written to the test's temporary directory (kept by pytest for a look).
+
+The committed notebooks carry their outputs, made by ``python -m
+vae_jax.notebooks``; the default suite checks that each one's code is the code
+that produced them (the hash in its metadata).
 """
 
+import base64
 import os
 import sys
 import time
@@ -21,6 +26,8 @@ import pytest
 import ipykernel  # noqa: F401  (the kernel the notebooks run in)
 import nbclient
 import nbformat
+
+from vae_jax import notebooks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK_DIR = os.path.join(ROOT, 'notebooks')
@@ -55,14 +62,75 @@ def test_every_notebook_is_listed():
   assert found == sorted(NOTEBOOKS), 'add new notebooks to NOTEBOOKS'
 
 
+def test_the_command_runs_every_notebook():
+  assert sorted(notebooks.NOTEBOOKS) == sorted(NOTEBOOKS)
+
+
 @pytest.mark.parametrize('name', NOTEBOOKS)
-def test_notebook_is_committed_without_outputs(name):
+def test_notebook_is_committed_with_the_outputs_of_its_code(name):
   nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
   nbformat.validate(nb)
-  with_outputs = [i for i, c in enumerate(nb.cells)
-                  if c.cell_type == 'code' and (c.outputs or c.execution_count)]
-  assert not with_outputs, f'{name}: clear the outputs of cells {with_outputs}'
   assert nb.metadata.kernelspec.name == 'python3'
+  assert not notebooks.is_stale(nb), (
+      f'{name}: its code changed since its outputs were made: run '
+      f'`python -m vae_jax.notebooks {name}` and commit the result')
+  code = [c for c in nb.cells if c.cell_type == 'code']
+  unrun = [i for i, c in enumerate(code) if not c.execution_count]
+  assert not unrun, f'{name}: code cells {unrun} have not run'
+  assert list(range(1, len(code) + 1)) == [c.execution_count for c in code]  # top to bottom
+  assert not [o for c in code for o in c.outputs if o.output_type == 'error']
+  assert any('image/png' in o.get('data', {}) for c in code for o in c.outputs), name
+
+
+def test_a_changed_code_cell_makes_the_notebook_stale(tmp_path):
+  # The check above can fail: edit one character of a committed notebook's code.
+  name = NOTEBOOKS[0]
+  nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
+  assert not notebooks.is_stale(nb)
+  cell = next(c for c in nb.cells if c.cell_type == 'code')
+  cell.source += ' '
+  assert notebooks.is_stale(nb)
+  nbformat.write(nb, str(tmp_path / name))
+  assert notebooks.main(['--check', f'--dir={tmp_path}', name]) == 1
+  # Markdown and outputs are not code: changing them keeps the notebook current.
+  cell.source = cell.source[:-1]
+  nb.cells.append(nbformat.v4.new_markdown_cell('a note'))
+  cell.outputs = []
+  assert not notebooks.is_stale(nb)
+  nbformat.write(nb, str(tmp_path / name))
+  assert notebooks.main(['--check', f'--dir={tmp_path}', name]) == 0
+
+
+def test_a_notebook_without_a_hash_is_stale():
+  nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1 + 1')])
+  assert notebooks.is_stale(nb)
+  nb.metadata['vae_jax'] = {'code_sha256': notebooks.code_hash(nb)}
+  assert not notebooks.is_stale(nb)
+
+
+def test_the_command_executes_a_notebook_and_stores_its_outputs_and_hash(tmp_path):
+  # The code a committed notebook ran, end to end on a tiny notebook (no training).
+  nb = nbformat.v4.new_notebook(cells=[
+      nbformat.v4.new_code_cell('%matplotlib inline\nimport matplotlib.pyplot as plt'),
+      nbformat.v4.new_code_cell('print(6 * 7)\nplt.plot([0, 1], [1, 0]);')])
+  nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
+                               'language': 'python'}
+  path = tmp_path / 'tiny.ipynb'
+  nbformat.write(nb, str(path))
+  notebooks.run_one(str(path))
+  done = nbformat.read(str(path), as_version=4)
+  assert not notebooks.is_stale(done)
+  assert done.cells[1].outputs[0].text == '42\n'
+  png = next(o for o in done.cells[1].outputs if 'data' in o).data['image/png']
+  assert base64.b64decode(png).startswith(b'\x89PNG')
+  assert 'execution' not in done.cells[1].metadata  # no timestamps: reruns differ only in outputs
+
+
+def test_unknown_notebook_is_one_line(capsys):
+  with pytest.raises(SystemExit) as e:
+    notebooks.main(['05_nothing.ipynb'])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.startswith('error: no notebook')
 
 
 @pytest.mark.slow
@@ -76,7 +144,7 @@ def test_notebook_runs(name, data_dir, tmp_path, monkeypatch):
   nb = nbformat.read(os.path.join(NOTEBOOK_DIR, name), as_version=4)
   start = time.time()
   try:
-    _run(nb, NOTEBOOK_DIR)
+    notebooks.execute(nb, NOTEBOOK_DIR, timeout=CELL_TIMEOUT_S)  # what the command runs
   finally:
     nbformat.write(nb, str(tmp_path / name))
     print(f'{name}: {time.time() - start:.1f} s, executed copy {tmp_path / name}')

@@ -7,6 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from vae_jax.bench import publish_device
+from vae_jax.infra.blocks import PublishError
 
 
 def test_docs_block_equals_what_the_result_files_say():
@@ -15,7 +16,7 @@ def test_docs_block_equals_what_the_result_files_say():
   start = text.index(publish_device.BEGIN) + len(publish_device.BEGIN) + 1
   published = text[start:text.index(publish_device.END) - 1]
   assert published == publish_device.block(), (
-      'docs/performance.md is stale: run python -m vae_jax.bench.publish_device')
+      'docs/performance.md is stale: run vae-jax publish device')
 
 
 def test_tests_line_reads_pytest_summary_and_failures(tmp_path):
@@ -25,7 +26,7 @@ def test_tests_line_reads_pytest_summary_and_failures(tmp_path):
   line = publish_device.tests_line(str(log))
   assert 'precision: 1 failed, 92 passed;' in line and '`tests/test_a.py::test_b`' in line
   log.write_text('no summary here\n')
-  with pytest.raises(SystemExit, match='no pytest summary'):
+  with pytest.raises(PublishError, match='no pytest summary'):
     publish_device.tests_line(str(log))
 
 
@@ -53,6 +54,6 @@ def test_protocols_table_groups_seeds_in_order():
 
 def test_missing_result_files_stop_with_the_command_that_makes_them(tmp_path, monkeypatch):
   monkeypatch.setattr(publish_device, 'RESULTS', str(tmp_path))
-  with pytest.raises(SystemExit, match=r'expected one results/gpu/env_\*\.txt, found 0: run '
+  with pytest.raises(PublishError, match=r'expected one results/gpu/env_\*\.txt, found 0: run '
                                        'vae_jax/bench/device_check.sh'):
     publish_device.block()

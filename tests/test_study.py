@@ -176,17 +176,20 @@ def test_a_model_below_its_quality_gate_stops_the_study(tmp_path, data_dir):
   assert not os.path.exists(os.path.join(tmp_path, 'figures', 'classic_ae_latent.png'))
 
 
-def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(study, tmp_path):
-  publish = command_argv(readme_command('python -m vae_jax.study.publish '))
-  publish = [a for a in publish if not a.startswith('--outdir=')]
+def test_publish_refuses_a_quick_study_and_rewrites_the_blocks_from_a_full_one(study, tmp_path):
+  # `vae-jax publish --study=OUTDIR`: import the study's files into docs/, then publish.
+  publish = [sys.executable, '-m', 'vae_jax.publish']
+  names = ['study', 'study-headline', 'main-job']
   root = tmp_path / 'checkout'
-  (root / 'docs').mkdir(parents=True)
-  shutil.copy(os.path.join(ROOT, 'README.md'), root / 'README.md')
+  (root / 'docs' / 'results').mkdir(parents=True)
+  for name in ('README.md', os.path.join('docs', 'results', 'study.md')):
+    shutil.copy(os.path.join(ROOT, name), root / name)
   before = (root / 'README.md').read_text()
 
-  proc = subprocess.run(publish + [f'--outdir={study}', f'--root={root}'],
+  proc = subprocess.run(publish + [f'--study={study}', f'--root={root}', *names],
                         capture_output=True, text=True, cwd=ROOT, timeout=120)
   assert proc.returncode == 2 and proc.stderr.startswith('error: ') and '--quick' in proc.stderr
+  assert proc.stderr.count('\n') == 1
   assert (root / 'README.md').read_text() == before
 
   # A copy of the quick study marked as full stands in for a full run.
@@ -201,20 +204,22 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_readme_from_a_full_one(s
   (root / 'docs' / 'study_summary.json').write_text(json.dumps({'figures': ['renamed_latent']}))
   for name in ('renamed_latent', 'sweep_samples_mnist'):
     (root / 'docs' / 'figures' / f'{name}.png').write_bytes(b'png')
-  proc = subprocess.run(publish + [f'--outdir={full}', f'--root={root}'],
+  proc = subprocess.run(publish + [f'--study={full}', f'--root={root}', *names],
                         capture_output=True, text=True, cwd=ROOT, timeout=120)
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.returncode == 0, proc.stderr[-3000:]
   after = (root / 'README.md').read_text()
-  begin, end = '<!-- study:begin -->', '<!-- study:end -->'
-  assert after.split(begin)[0] == before.split(begin)[0]
-  assert after.split(end)[1] == before.split(end)[1]
-  section = after.split(begin)[1].split(end)[0]
+  def outside_blocks(text):
+    return re.sub(r'<!-- ([\w-]+):begin -->.*?<!-- \1:end -->', '', text, flags=re.S)
+  assert outside_blocks(after) == outside_blocks(before)
+  begin, end = '<!-- study-headline:begin -->', '<!-- study-headline:end -->'
+  assert f"{len(summary['seeds'])} seeds" in after.split(begin)[1].split(end)[0]
+  section = (root / 'docs' / 'results' / 'study.md').read_text()
   for claim in summary['claims']:
     assert claim['text'] in section
   for name in study_figures.FIGURES:
     assert summary['captions'][name] in section
   assert (root / 'docs' / 'study_report.md').read_text().startswith('# Seed study report')
-  links = re.findall(r'!\[(\w+)\]\(docs/figures/(\w+)\.png\)', section)
+  links = re.findall(r'!\[(\w+)\]\(\.\./figures/(\w+)\.png\)', section)
   assert sorted(a for a, _ in links) == sorted(study_figures.FIGURES)
   for name in study_figures.FIGURES:
     assert (root / 'docs' / 'figures' / f'{name}.png').read_bytes() == (

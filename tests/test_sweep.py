@@ -243,19 +243,25 @@ def test_figures_and_captions_come_from_the_summary(tmp_path):
 
 
 def test_publish_refuses_quick_and_incomplete_sweeps_and_marks_partial_ones(tmp_path):
+  from vae_jax import publish
   root = tmp_path / 'repo'
-  (root / 'docs').mkdir(parents=True)
-  (root / 'README.md').write_text('# x\n\n<!-- sweep:begin -->\nold\n<!-- sweep:end -->\ntail\n')
+  (root / 'docs' / 'results').mkdir(parents=True)
+  (root / 'docs' / 'results' / 'sweep.md').write_text(
+      '# x\n\n<!-- sweep:begin -->\nold\n<!-- sweep:end -->\ntail\n')
+  (root / 'README.md').write_text('# r\n<!-- sweep-headline:begin -->\n<!-- sweep-headline:end -->\n')
   out = tmp_path / 'out'
   s = _summary(out, skip=('mnist_z32_beta4_seed3',))
   s.update(figures_facts={}, captions={}, figures=[])
   (out / 'summary.json').write_text(json.dumps(s))
   with pytest.raises(sweep_publish.PublishError, match='1 of 32 cells are missing'):
-    sweep_publish.publish(str(out), str(root))
-  sweep_publish.publish(str(out), str(root), allow_incomplete=True)
-  readme = (root / 'README.md').read_text()
-  assert readme.startswith('# x\n\n<!-- sweep:begin -->') and readme.endswith('end -->\ntail\n')
-  assert 'old' not in readme and 'INCOMPLETE: 31 of 32 cells' in readme
+    sweep_publish.import_run(str(out), str(root))
+  assert not (root / 'docs' / 'sweep_summary.json').exists()
+  publish.main([f'--sweep={out}', '--allow_incomplete', f'--root={root}',
+                'sweep', 'sweep-headline'])
+  page = (root / 'docs' / 'results' / 'sweep.md').read_text()
+  assert page.startswith('# x\n\n<!-- sweep:begin -->') and page.endswith('end -->\ntail\n')
+  assert 'old' not in page and 'INCOMPLETE: 31 of 32 cells' in page
+  assert '(31 of 32 cells)' in (root / 'README.md').read_text()
   assert 'INCOMPLETE' in (root / 'docs' / 'sweep_report.md').read_text()
   s['quick'] = True
   (out / 'summary.json').write_text(json.dumps(s))

@@ -42,6 +42,7 @@ SUBCOMMANDS = {
     'likelihood': ('vae_jax.study.likelihood',
                    'collect a headline run into results/, or publish the likelihood table'),
     'publish': ('vae_jax.publish', 'regenerate every generated block of README.md and docs/'),
+    'notebooks': ('vae_jax.notebooks', 'execute the notebooks and store their outputs'),
 }
 
 
@@ -180,8 +181,12 @@ def main(argv=None):
           '(see vae-jax --help)', file=sys.stderr)
     return 2
   entry = _entry_point(name)
-  # vae_jax/publish.py's main takes argv only; every other main also its prog for --help.
-  status = entry(rest) if name == 'publish' else entry(rest, prog=f'vae-jax {name}')
+  kwargs = {'prog': f'vae-jax {name}'}
+  if name == 'likelihood':
+    # The study layer cannot import the publish step above it: it is handed in.
+    from vae_jax import publish
+    kwargs['publish_step'] = publish.main
+  status = entry(rest, **kwargs)
   return status if isinstance(status, int) else 0  # some mains return their results
 
 

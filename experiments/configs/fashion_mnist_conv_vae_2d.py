@@ -7,7 +7,7 @@ cosine-decayed epochs used before left the dropout + max-norm variant below
 its active-units gate; results/gpu/conv_protocols.jsonl holds this protocol
 and 60 cosine-decayed epochs for both variants, 3 seeds each, trained on a
 GPU.) Runtime and the test metrics of the study's 3 seeds:
-docs/study_summary.json (models.fashion_mnist_conv_vae_2d) and README.md.
+docs/study_summary.json (models.fashion_mnist_conv_vae_2d) and docs/results/study.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_2d

@@ -9,7 +9,7 @@ optimum after their best epoch (docs/study_summary.json as of commit
 0358ed8 holds those runs' test metrics and gates), so this model gets the
 highest rate tried at which it trains stably. Runtime and the test metrics
 of the study's 3 seeds: docs/study_summary.json
-(models.fashion_mnist_conv_vae_dropout_maxnorm_2d) and README.md.
+(models.fashion_mnist_conv_vae_dropout_maxnorm_2d) and docs/results/study.md.
 
   python -m vae_jax.main --config=experiments/configs/fashion_mnist_conv_vae_dropout_maxnorm_2d.py \
       --workdir=runs/fashion_mnist_conv_vae_dropout_maxnorm_2d

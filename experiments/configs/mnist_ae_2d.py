@@ -1,7 +1,7 @@
 r"""The article's classic autoencoder: the same 784-512-2 MLP with a point code.
 
 Runtime on a 2-core CPU: about 2.5 s per epoch, 2 minutes in all.
-Expected test metrics: see the seed study's table in README.md
+Expected test metrics: see the seed study's table in docs/results/study.md
 (15-epoch runs, mean ± std over 3 seeds) and docs/study_summary.json.
 
   python -m vae_jax.main --config=experiments/configs/mnist_ae_2d.py \

@@ -3,7 +3,7 @@ r"""The article's VAE trained with reconstruction loss only (kl_weight 0).
 Sampling still happens (z = mean + sigma * eps), but nothing pulls q(z|x)
 towards N(0, I): the article's 'continuous but not complete' latent space.
 Runtime on a 2-core CPU: about 2.5 s per epoch, 2-3 minutes in all.
-Expected test metrics: see the seed study's table in README.md
+Expected test metrics: see the seed study's table in docs/results/study.md
 (15-epoch runs, mean ± std over 3 seeds) and docs/study_summary.json.
 
   python -m vae_jax.main --config=experiments/configs/mnist_vae_recon_only_2d.py \

@@ -2,7 +2,7 @@ r"""Measures this machine's roofline and each workload's share of it, beside its
 
   python -m vae_jax.bench.benchmark [--quick] [--json=bench.json] [--no-peers] \
       [--data_dir=../shared/datasets]
-  python -m vae_jax.bench.benchmark --publish=bench.json  # README + docs tables from the JSON
+  python -m vae_jax.bench.benchmark --publish=bench.json  # into results/; then vae-jax publish
 
 One run measures, on the machine it runs on:
 
@@ -339,8 +339,8 @@ def main(argv=None, prog='vae-jax bench'):
   parser.add_argument('--iwae_samples', type=int, default=None,
                       help='k of the IWAE evaluation (default 5000; --quick: 100)')
   parser.add_argument('--publish', default=None, metavar='JSON',
-                      help="measure nothing: write this run's tables into README.md and "
-                           'docs/performance.md (vae_jax/bench/publish.py)')
+                      help="measure nothing: copy this run's JSON into results/, where "
+                           '`vae-jax publish` reads it (vae_jax/bench/publish.py)')
   parser.add_argument('--profile', default=None,
                       help="with --publish: vae_jax/bench/profile_ops.py's JSON")
   for hidden in ('--readme', '--docs'):  # with --publish: other files (tests)
@@ -349,8 +349,7 @@ def main(argv=None, prog='vae-jax bench'):
   args = parser.parse_args(argv)
   if args.publish:
     from vae_jax.bench import publish as publish_benchmark
-    extra = [f'--{k}={v}' for k in ('profile', 'readme', 'docs') if (v := getattr(args, k))]
-    publish_benchmark.main([args.publish, *extra] + (['--allow_quick'] if args.allow_quick else []))
+    publish_benchmark.main([args.publish] + ([f'--profile={args.profile}'] if args.profile else []))
     return None
   data_dir = os.path.abspath(args.data_dir)
   quick = args.quick

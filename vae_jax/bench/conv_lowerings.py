@@ -23,9 +23,9 @@ stride-2 transposed convs, the 3x3 output conv), lowered three ways:
 
 Each lowering's gradients are checked against ``lax``'s. The optimized
 program's op counts say where the convolutions went (XLA's own ``convolution``
-emitter or ``ynn_fusion`` calls). ``--publish`` writes the table into
-docs/performance.md between ``<!-- conv-lowerings:begin -->`` and
-``<!-- conv-lowerings:end -->``.
+emitter or ``ynn_fusion`` calls). ``--publish`` copies the JSON to
+results/conv_lowerings.json; ``vae-jax publish`` writes its table into
+docs/performance.md (the ``conv-lowerings`` block).
 """
 
 import functools
@@ -37,6 +37,7 @@ import sys
 from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
+from vae_jax.infra import errors
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- conv-lowerings:begin -->', '<!-- conv-lowerings:end -->'
@@ -262,12 +263,12 @@ def main(argv=None, prog='python -m vae_jax.bench.conv_lowerings'):
   parser.add_argument('--quick', action='store_true',
                       help='smoke run: batch 8, 2 repetitions; numbers mean nothing')
   parser.add_argument('--publish', default=None, metavar='JSON',
-                      help='write the table of JSON into docs/performance.md and stop')
+                      help='copy JSON into results/ for `vae-jax publish` and stop')
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
-                                    'conv_lowerings.py')
+    with errors.user_errors():  # a missing or --quick file: one line, exit 2
+      print(publish_benchmark.import_source(args.publish, 'conv_lowerings.json', 'conv_lowerings'))
     return
   import jax
   if args.quick:

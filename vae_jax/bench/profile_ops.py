@@ -1,7 +1,7 @@
 r"""Where a benchmark workload's time goes: CPU time per XLA op, from a profiler trace.
 
   python -m vae_jax.bench.profile_ops --out=profile.json [--workloads=train_mlp,train_conv]
-  python -m vae_jax.bench.publish bench.json --profile=profile.json
+  python -m vae_jax.bench.publish bench.json --profile=profile.json   # then vae-jax publish
 
 Traces a few scanned training chunks of each training workload (the
 benchmark's configs, real data) and a few IWAE evaluations of 50 images with

@@ -11,8 +11,8 @@ seed at a time. For the MLP VAE and the conv VAE of the study (real data,
 batch 128) this measures both rates in one run (median of repetitions, as
 ``benchmark.py`` does) and checks that the vmapped program computes what the
 one-seed program computes (the losses of its first steps).
-``--publish`` writes the table into docs/performance.md between
-``<!-- seeds-vmapped:begin -->`` and ``<!-- seeds-vmapped:end -->``.
+``--publish`` copies the JSON to results/seeds_vmapped.json; ``vae-jax
+publish`` writes its table into docs/performance.md (the ``seeds-vmapped`` block).
 """
 
 import json
@@ -22,6 +22,7 @@ import sys
 from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
+from vae_jax.infra import errors
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- seeds-vmapped:begin -->', '<!-- seeds-vmapped:end -->'
@@ -122,12 +123,12 @@ def main(argv=None, prog='python -m vae_jax.bench.seeds_vmapped'):
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(os.path.dirname(ROOT), 'shared', 'datasets'))
   parser.add_argument('--publish', default=None, metavar='JSON',
-                      help='write the table of JSON into docs/performance.md and stop')
+                      help='copy JSON into results/ for `vae-jax publish` and stop')
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
   args = parser.parse_args(argv)
   if args.publish:
-    publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
-                                    'seeds_vmapped.py')
+    with errors.user_errors():  # a missing or --quick file: one line, exit 2
+      print(publish_benchmark.import_source(args.publish, 'seeds_vmapped.json', 'seeds_vmapped'))
     return
   import jax
   overrides = {'data.num_train': 512, 'data.num_test': 256} if args.quick else {}

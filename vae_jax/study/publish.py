@@ -1,12 +1,14 @@
-r"""Copies a finished full study's figures to docs/figures and its results into README.md.
+r"""A finished full study into the checkout, and the study's generated blocks.
 
-docs/study_summary.json is the study's summary.json, docs/study_report.md its
-REPORT.md (figure links relative to docs/).
+  vae-jax study --outdir=runs/study --nocheck_gates
+  vae-jax publish --study=runs/study     # import_run below, then every block
 
-  python -m vae_jax.study.publish --outdir=runs/study
-
-The README section between the ``study:begin`` / ``study:end`` markers is
-regenerated from ``<outdir>/summary.json``; nothing is typed by hand.
+``import_run`` copies the study's figures to docs/figures, its summary.json to
+docs/study_summary.json and its REPORT.md to docs/study_report.md (figure
+links relative to docs/). The blocks rendered from docs/study_summary.json
+(``results_section``: docs/results/study.md; ``headline`` and ``main_job``:
+README.md) are written by the one publish step, vae_jax/publish.py; nothing
+is typed by hand.
 """
 
 import json
@@ -14,24 +16,13 @@ import os
 import shutil
 import sys
 
-from vae_jax.infra import flags
+from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.study import figures as study_figures
 from vae_jax.study import report as study_report
-from vae_jax.infra import paths
 
 ROOT = paths.REPO_ROOT
-BEGIN, END = '<!-- study:begin -->', '<!-- study:end -->'
-
-
-
-def parser(prog='python -m vae_jax.study.publish'):
-  p = flags.Parser(prog, __doc__.split('\n')[0],
-                   'python -m vae_jax.study.publish --outdir=runs/study')
-  p.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
-  p.add_argument('--root', default=ROOT,
-                 help='the checkout whose README.md and docs/ are updated')
-  return p
-
+SUMMARY = os.path.join('docs', 'study_summary.json')   # the blocks' source, in the checkout
+WRITTEN_BY = 'vae-jax study --outdir=runs/study && vae-jax publish --study=runs/study'
 
 def _failed_gates(gates):
   failed = [f"{g['model']} seed {g['seed']}: `{g['gate']}`, measured {g['value']:.4g}"
@@ -42,42 +33,68 @@ def _failed_gates(gates):
           '`--nocheck_gates`: ' + '; '.join(failed))
 
 
-def readme_section(s):
-  counts = study_report.verdict_counts(s['claims'])
+def _counts_line(counts):
+  return (f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
+          f"{counts['inconclusive']} inconclusive")
+
+
+def main_job(s):
+  """README: the main job's measured wall time and the machine that ran it."""
+  wall, train = s['wall_seconds'] / 60, s['train_seconds_total'] / 60
+  line = (f"Measured on {s['machine']}: {wall:.0f} minutes of wall time in the study's last "
+          f"pass; its models' training summed over every model and seed (seeds {s['seeds']}) "
+          f"is {train:.0f} minutes")
+  if train > wall:
+    # The last pass reused models that earlier passes trained: not a from-scratch time.
+    line += (', more than that pass took, so it reused models trained in earlier passes '
+             'and no wall time from an empty outdir is on file')
+  return line + ' ([docs/study_summary.json](docs/study_summary.json)).'
+
+
+def headline(s):
+  """README: the verdict counts of each claim group, linking to the full tables."""
   gates_ok = sum(g['passed'] for g in s['gates'])
+  return '\n'.join([
+      f"- **The article's claims**, {len(s['seeds'])} seeds, samples from N(0, I): "
+      f"{_counts_line(study_report.verdict_counts(s['claims'], 'article'))} "
+      '([table](docs/results/study.md#the-articles-claims-measured)).',
+      '- **The completeness claims under fitted samplers** (a Gaussian or a GMM fitted to '
+      f"each model's codes): {_counts_line(study_report.verdict_counts(s['claims'], 'samplers'))} "
+      '([table](docs/results/study.md#the-completeness-claims-under-fitted-samplers)).',
+      f"- **Quality gates**: {gates_ok} of {len(s['gates'])} passed "
+      '([metrics table](docs/results/study.md#metrics-table-mean--std-over-seeds), '
+      '[every gate](docs/study_report.md)).'])
+
+
+def results_section(s, figures='../figures'):
+  """docs/results/study.md: every claim with its interval, the metrics table, the gallery."""
   acc = ', '.join(f"{d} {m['test_accuracy'] * 100:.2f} %" for d, m in s['classifiers'].items())
-  lines = [BEGIN, '',
-           f"Everything below is generated from one full run of the seed study "
-           f"(`python -m vae_jax.study.run --outdir=runs/study`, seeds "
-           f"{s['seeds']}) by `python -m vae_jax.study.publish --outdir=runs/study`: "
-           f"{s['wall_seconds'] / 60:.0f} minutes of wall time in its last pass, "
-           f"{s['train_seconds_total'] / 60:.0f} minutes of training in all, on "
-           f"{s['machine']}. The whole report, with every sampler and every gate, is "
-           '[docs/study_report.md](docs/study_report.md); the numbers are in '
-           '[docs/study_summary.json](docs/study_summary.json).', '',
-           '### The article\'s claims, measured', '',
-           f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
-           f"{counts['inconclusive']} inconclusive. A verdict comes from the per-seed paired "
-           'differences A − B and their 95 % Student-t interval: *supported* when the '
-           'interval lies on the claimed side, *contradicted* when it lies on the other, '
-           '*inconclusive* otherwise. Samples are decoded from N(0, I) for every model, the '
-           'article\'s own experiment; [docs/metrics.md](docs/metrics.md) defines each metric.',
-           '']
+  gates_ok = sum(g['passed'] for g in s['gates'])
+  lines = [f"Generated from docs/study_summary.json, one full run of the seed study (seeds "
+           f"{s['seeds']}; `{WRITTEN_BY}`). The whole report, with every sampler and every "
+           'gate, is [docs/study_report.md](../study_report.md).', '',
+           '## The article\'s claims, measured', '',
+           f"{_counts_line(study_report.verdict_counts(s['claims']))}. A verdict comes from "
+           'the per-seed paired differences A − B and their 95 % Student-t interval: '
+           '*supported* when the interval lies on the claimed side, *contradicted* when it '
+           'lies on the other, *inconclusive* otherwise. Samples are decoded from N(0, I) '
+           'for every model, the article\'s own experiment; '
+           '[docs/metrics.md](../metrics.md) defines each metric.', '']
   lines += study_report.claims_markdown(s['claims'], 'article')
-  lines += ['', '### The completeness claims under fitted samplers', '',
+  lines += ['', '## The completeness claims under fitted samplers', '',
             'The same comparisons when each model is sampled from a Gaussian or a '
             '10-component GMM fitted to its own training codes (Ghosh et al. 2020):', '']
   lines += study_report.claims_markdown(s['claims'], 'samplers')
-  lines += ['', '### Metrics table (mean ± std over seeds)', '',
+  lines += ['', '## Metrics table (mean ± std over seeds)', '',
             f'Nats per test image. The independent classifier scores {acc} on the real test '
             f'sets. {gates_ok} of {len(s["gates"])} quality gates passed '
             '(docs/study_report.md lists each)' + _failed_gates(s['gates']) + '.', '']
   lines += study_report.table_markdown(s['table'])
-  lines += ['', '### Gallery', '']
-  for name in study_figures.FIGURES:
-    lines += [f"**{name}**: {s['captions'][name]}", '', f'![{name}](docs/figures/{name}.png)',
-              '']
-  lines.append(END)
+  lines += ['', '## Gallery', '']
+  # The study's own order (the article's), then any figure it no longer names.
+  order = {n: i for i, n in enumerate(study_figures.FIGURES)}
+  for name in sorted(s['figures'], key=lambda n: (order.get(n, len(order)), n)):
+    lines += [f"**{name}**: {s['captions'][name]}", '', f'![{name}]({figures}/{name}.png)', '']
   return '\n'.join(lines)
 
 
@@ -92,32 +109,35 @@ def _stale_figures(published_summary, figures):
           and os.path.exists(os.path.join(figdir, f'{n}.png'))]
 
 
-def main(argv=None, prog='python -m vae_jax.study.publish'):
-  FLAGS = parser(prog).parse_args(sys.argv[1:] if argv is None else argv)  # pylint: disable=invalid-name
-  with open(os.path.join(FLAGS.outdir, 'summary.json')) as f:
-    summary = json.load(f)
-  if summary['quick']:
-    print(f'error: {FLAGS.outdir} is a --quick study: publish a full run '
-          '(run_study.py without --quick)', file=sys.stderr)
-    sys.exit(2)
-  figdir = os.path.join(FLAGS.root, 'docs', 'figures')
+def import_run(outdir, root=ROOT):
+  """Copies a finished full study's figures, summary and report into ``root``/docs."""
+  summary_path = os.path.join(outdir, 'summary.json')
+  summary = blocks.read_source(summary_path, f'vae-jax study --outdir={outdir}')
+  figdir = os.path.join(root, 'docs', 'figures')
   os.makedirs(figdir, exist_ok=True)
-  published = os.path.join(FLAGS.root, 'docs', 'study_summary.json')
+  published = os.path.join(root, SUMMARY)
   for name in _stale_figures(published, study_figures.FIGURES):
     os.remove(os.path.join(figdir, f'{name}.png'))  # a figure the study no longer draws
   for name in study_figures.FIGURES:
-    shutil.copy(os.path.join(FLAGS.outdir, 'figures', f'{name}.png'), figdir)
-  shutil.copy(os.path.join(FLAGS.outdir, 'summary.json'), published)
-  with open(os.path.join(FLAGS.root, 'docs', 'study_report.md'), 'w') as f:
+    shutil.copy(os.path.join(outdir, 'figures', f'{name}.png'), figdir)
+  shutil.copy(summary_path, published)
+  with open(os.path.join(root, 'docs', 'study_report.md'), 'w') as f:
     f.write(study_report.report_markdown(summary))
-  readme = os.path.join(FLAGS.root, 'README.md')
-  with open(readme) as f:
-    text = f.read()
-  start, end = text.index(BEGIN), text.index(END) + len(END)
-  with open(readme, 'w') as f:
-    f.write(text[:start] + readme_section(summary) + text[end:])
-  print(f'published {len(study_figures.FIGURES)} figures and the results section')
+  return (f'imported {len(study_figures.FIGURES)} figures, docs/study_summary.json and '
+          'docs/study_report.md')
+
+
+def main(argv=None, prog='python -m vae_jax.study.publish'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0],
+                        f'{prog} --outdir=runs/study')
+  parser.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
+  parser.add_argument('--root', default=ROOT, help='the checkout whose docs/ is updated')
+  args = parser.parse_args(argv)
+  with errors.user_errors():
+    print(import_run(args.outdir, args.root)
+          + '; `vae-jax publish` regenerates README.md and docs/results/study.md from them')
+  return 0
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

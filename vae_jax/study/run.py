@@ -14,7 +14,7 @@ per-seed paired differences with a 95 % interval (study_claims.py).
 ``--quick`` trains the same models for one epoch on a slice of the data:
 minutes, for smoke tests; its numbers mean nothing and gates are not enforced.
 The measured wall time of a full run is in summary.json (``wall_seconds``,
-``train_seconds_total``) and README.md.
+``train_seconds_total``), published into README.md by ``vae-jax publish``.
 """
 
 import json

@@ -16,7 +16,7 @@ finished into ``<outdir>/summary.json``, ``REPORT.md`` and ``figures/``,
 naming the missing ones. ``--shard=i/N`` trains only every N-th cell from the
 i-th, so N processes (on one machine or a cluster, sharing the outdir) split
 the grid; a lock per cell keeps two processes from training the same model.
-``--publish`` copies a finished sweep into docs/ and README.md. ``--quick``:
+``--publish`` copies a finished sweep into docs/ (then ``vae-jax publish``). ``--quick``:
 a small grid on a data slice for one epoch, a smoke test whose numbers mean
 nothing. docs/sweep.md has the details.
 """

@@ -1,60 +1,63 @@
-"""``sweep.py --publish``: a finished sweep into docs/ and README.md, all generated.
+"""A finished sweep into the checkout, and the sweep's generated blocks.
 
-docs/sweep_report.md is the sweep's REPORT.md (figure links relative to
-docs/), docs/sweep_summary.json its summary.json, docs/figures/sweep_*.png its
-figures, and the README section between the ``sweep:begin`` / ``sweep:end``
-markers is regenerated from the summary (as publish_study.py does for the
-study). A --quick sweep is refused; one with missing cells only with
-``allow_incomplete``, and then every page says which cells are missing.
+  vae-jax sweep --outdir=runs/sweep
+  vae-jax publish --sweep=runs/sweep     # import_run below, then every block
+
+``import_run`` copies the sweep's summary.json to docs/sweep_summary.json,
+its REPORT.md to docs/sweep_report.md (figure links relative to docs/) and
+its figures to docs/figures/sweep_*.png. The blocks rendered from
+docs/sweep_summary.json (``results_section``: docs/results/sweep.md;
+``headline``: README.md) are written by the one publish step,
+vae_jax/publish.py. A --quick sweep is refused; one with missing cells only
+with ``allow_incomplete``, and then every page says which cells are missing.
 """
 
-import json
 import os
 import shutil
 
+from vae_jax.infra import blocks
 from vae_jax.study import sweep_report
-from vae_jax.infra import errors
 
-BEGIN, END = '<!-- sweep:begin -->', '<!-- sweep:end -->'
+SUMMARY = os.path.join('docs', 'sweep_summary.json')   # the blocks' source, in the checkout
+WRITTEN_BY = 'vae-jax sweep --outdir=runs/sweep && vae-jax publish --sweep=runs/sweep'
 
 
-class PublishError(errors.UserError, RuntimeError):
+class PublishError(blocks.PublishError):
   """The sweep cannot be published as asked; the message says why."""
 
 
-def readme_section(s):
-  lines = [BEGIN, '',
-           'Generated from the sweep\'s summary.json by `python -m vae_jax.study.sweep '
-           '--outdir=runs/sweep --publish` (docs/sweep.md describes the sweep). The whole '
-           'report, with every cell and sampler, is [docs/sweep_report.md](docs/sweep_report.md); '
-           'the numbers are in [docs/sweep_summary.json](docs/sweep_summary.json).', '']
+def headline(s):
+  """README: question 1's verdict counts, linking to the full tables."""
+  judged = [c for c in s['claims'] if c['group'] == 'ghosh' and c['metric'] == 'frechet_distance']
+  count = {v: sum(c['verdict'] == v for c in judged) for v in sweep_report.MARK}
+  done = s['expected_cells'] - len(s['missing'])
+  return (f"- **The latent-size × β sweep** ({done} of {s['expected_cells']} cells): a classic "
+          'AE sampled from a GMM fitted to its codes against the β = 1 VAE sampled from N(0, I), '
+          f"by Fréchet distance over {len(judged)} (data set, latent size) pairs: the AE + GMM is "
+          f"better in {count['supported']}, worse in {count['contradicted']}, not "
+          f"distinguishable in {count['inconclusive']} ([findings](docs/results/sweep.md)).")
+
+
+def results_section(s, figures='../figures'):
+  """docs/results/sweep.md: the findings, the interval matrices and the figures."""
+  lines = [f'Generated from docs/sweep_summary.json (`{WRITTEN_BY}`; '
+           '[docs/sweep.md](../sweep.md) describes the sweep). The whole report, with every '
+           'cell and sampler, is [docs/sweep_report.md](../sweep_report.md).', '']
   lines += sweep_report.status_lines(s) + ['']
-  lines += sweep_report.findings_markdown(s, '###')
-  lines += ['#### Figures', '']
+  lines += sweep_report.findings_markdown(s, '##')
+  lines += ['## Figures', '']
   for name in s['figures']:
-    lines += [f"**{name}**: {s['captions'][name]}", '', f'![{name}](docs/figures/{name}.png)',
-              '']
-  lines.append(END)
+    lines += [f"**{name}**: {s['captions'][name]}", '', f'![{name}]({figures}/{name}.png)', '']
   return '\n'.join(lines)
 
 
-def replace_section(text, section):
-  """``text`` with the marked section replaced (appended at the end when it has none)."""
-  if BEGIN in text and END in text:
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    return text[:start] + section + text[end:]
-  return text.rstrip('\n') + '\n\n## The latent-size × β sweep\n\n' + section + '\n'
-
-
-def publish(outdir, root, allow_incomplete=False):
+def import_run(outdir, root, allow_incomplete=False):
   """Copies figures, report and summary into ``root``; returns one line saying what it did."""
   path = os.path.join(outdir, 'summary.json')
-  if not os.path.exists(path):
-    raise PublishError(f'no {path}: run vae_jax/study/sweep.py --outdir={outdir} first')
-  with open(path) as f:
-    s = json.load(f)
-  if s['quick']:
-    raise PublishError(f'{outdir} is a --quick sweep: publish a full run')
+  try:
+    s = blocks.read_source(path, f'vae-jax sweep --outdir={outdir}')
+  except blocks.PublishError as e:
+    raise PublishError(str(e)) from None
   if s['missing'] and not allow_incomplete:
     raise PublishError(f"{len(s['missing'])} of {s['expected_cells']} cells are missing "
                        f"({', '.join(s['missing'][:5])}...): finish the sweep, or pass "
@@ -63,14 +66,15 @@ def publish(outdir, root, allow_incomplete=False):
   os.makedirs(figdir, exist_ok=True)
   for name in s['figures']:
     shutil.copy(os.path.join(outdir, 'figures', f'{name}.png'), figdir)
-  shutil.copy(path, os.path.join(root, 'docs', 'sweep_summary.json'))
+  shutil.copy(path, os.path.join(root, SUMMARY))
   with open(os.path.join(root, 'docs', 'sweep_report.md'), 'w') as f:
     f.write(sweep_report.report_markdown(s, 'figures'))
-  readme = os.path.join(root, 'README.md')
-  with open(readme) as f:
-    text = f.read()
-  with open(readme, 'w') as f:
-    f.write(replace_section(text, readme_section(s)))
   done = s['expected_cells'] - len(s['missing'])
-  return (f"published {len(s['figures'])} figures, docs/sweep_report.md and the README section "
-          f"({done} of {s['expected_cells']} cells)")
+  return (f"imported {len(s['figures'])} figures, docs/sweep_report.md and "
+          f"docs/sweep_summary.json ({done} of {s['expected_cells']} cells)")
+
+
+def publish(outdir, root, allow_incomplete=False):
+  """``sweep --publish``: the import step; the blocks are ``vae-jax publish``'s."""
+  return (import_run(outdir, root, allow_incomplete)
+          + '; `vae-jax publish` regenerates README.md and docs/results/sweep.md from them')
