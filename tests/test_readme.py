@@ -274,7 +274,7 @@ def test_each_subcommand_help_shows_its_options_and_an_example(subcommand):
              'evaluate': 'vae-jax evaluate --workdir=',
              'plot': 'vae-jax plot --workdir=',
              'latent-report': 'vae-jax latent-report --workdir=',
-             'reproduce': 'vae_jax.study.run --outdir='}[subcommand]
+             'reproduce': 'vae-jax study --outdir='}[subcommand]
   assert example in text, text
 
 
@@ -282,5 +282,5 @@ def test_top_level_help_lists_every_subcommand_with_an_example():
   proc = subprocess.run([sys.executable, '-m', 'vae_jax.cli', '--help'],
                         capture_output=True, text=True, cwd=ROOT, timeout=60)
   assert proc.returncode == 0
-  for name in ('train', 'evaluate', 'plot', 'latent-report', 'reproduce'):
+  for name in ('train', 'evaluate', 'plot', 'latent-report', 'study'):
     assert f'vae-jax {name} --' in proc.stdout, name

@@ -312,7 +312,7 @@ def render(results_dir):
 BLOCKS = ('likelihood', 'likelihood-headline')   # this table's blocks in vae_jax/publish.py
 
 
-def main(argv=None, prog='python -m vae_jax.study.likelihood', publish_step=None):
+def main(argv=None, publish_step=None, prog='python -m vae_jax.study.likelihood'):
   """``collect``, or ``publish``: the one publish step's likelihood blocks.
 
   ``publish_step`` is ``vae_jax.publish.main``, passed in by the ``vae-jax``

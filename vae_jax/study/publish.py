@@ -127,12 +127,15 @@ def import_run(outdir, root=ROOT):
           'docs/study_report.md')
 
 
+def parser(prog='python -m vae_jax.study.publish'):
+  p = flags.Parser(prog, __doc__.split('\n\n')[0], f'{prog} --outdir=runs/study')
+  p.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
+  p.add_argument('--root', default=ROOT, help='the checkout whose docs/ is updated')
+  return p
+
+
 def main(argv=None, prog='python -m vae_jax.study.publish'):
-  parser = flags.Parser(prog, __doc__.split('\n\n')[0],
-                        f'{prog} --outdir=runs/study')
-  parser.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
-  parser.add_argument('--root', default=ROOT, help='the checkout whose docs/ is updated')
-  args = parser.parse_args(argv)
+  args = parser(prog).parse_args(argv)
   with errors.user_errors():
     print(import_run(args.outdir, args.root)
           + '; `vae-jax publish` regenerates README.md and docs/results/study.md from them')
