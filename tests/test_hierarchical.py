@@ -49,8 +49,9 @@ def test_log_weights_equal_the_two_layer_joint_over_q_by_hand():
   model, params, x = _model_and_data()
   k, key = 4, jax.random.key(3)
   log_lik = losses.bernoulli_log_likelihood
-  log_w, recon_ll = model.apply({'params': params}, x, x, key, k, log_lik,
-                                method='log_weights')
+  log_w, recon_ll, kl = model.apply({'params': params}, x, x, key, k, log_lik,
+                                    method='log_weights')
+  assert kl is None  # no closed-form KL over two layers
 
   # The same draws: the key splits into one key per layer.
   key1, key2 = jax.random.split(key)
@@ -76,8 +77,8 @@ def test_training_terms_are_the_elbo_and_the_iwae_bound_of_the_log_weights():
     terms = objective.loss_terms(model, params, x, x, key, objective.Objective(iwae_samples=k),
                                  train=False)
     z_key = jax.random.split(key)[0]  # loss_terms draws z from the first half of its key
-    log_w, recon_ll = model.apply({'params': params}, x, x, z_key, k,
-                                  losses.bernoulli_log_likelihood, method='log_weights')
+    log_w, recon_ll, _ = model.apply({'params': params}, x, x, z_key, k,
+                                     losses.bernoulli_log_likelihood, method='log_weights')
     log_w, recon_ll = np.float64(log_w), np.float64(recon_ll)
     np.testing.assert_allclose(terms['elbo'], log_w.mean(0), rtol=1e-5)
     np.testing.assert_allclose(terms['recon'] + terms['kl'], -log_w.mean(0), rtol=1e-5)

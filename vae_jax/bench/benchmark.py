@@ -218,12 +218,13 @@ def bench_iwae(exp, params, num_samples, num_images, reps, count_xla=True):
                               example_chunk=example_chunk, sample_chunk=sample_chunk)
 
   rate = measure(run, num_images, reps)
-  # Matmul FLOPs per image: one encoder pass and k decoder passes (public API only).
+  # Matmul FLOPs per image: one encoder pass per chunk of samples (log_weights
+  # encodes the image it scores) and k decoder passes (public API only).
   model = exp.model
   x1 = jnp.asarray(images[:1])
   z1 = jnp.zeros((1, model.latent_dim), jnp.float32)
   encode = lambda p, x: model.apply({'params': p}, x, method='encode')
-  per_image = (roofline.matmul_flops(encode, params, x1)
+  per_image = (math.ceil(num_samples / sample_chunk) * roofline.matmul_flops(encode, params, x1)
                + num_samples * roofline.matmul_flops(
                    lambda p, z: model.apply({'params': p}, z, method='decode'), params, z1))
   # XLA's count of one chunk call (sample_chunk codes for example_chunk images).
@@ -231,10 +232,9 @@ def bench_iwae(exp, params, num_samples, num_images, reps, count_xla=True):
     if not count_xla:
       raise TypeError('not counted')
     x = jnp.asarray(images[:example_chunk])
-    mean, logvar = evaluate._encode(model, params, x)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(example_chunk))
     lse = jnp.zeros((example_chunk,), jnp.float32)
-    xla = xla_flops(evaluate._accumulate, params, x, mean, logvar, keys, 0, lse, lse,
+    xla = xla_flops(evaluate._accumulate, params, x, keys, 0, lse, lse, lse,
                     model=model, log_lik=evaluate._log_likelihood_fn('bernoulli', 1.0),
                     num=sample_chunk) * num_samples / sample_chunk / example_chunk
   except (AttributeError, TypeError):  # --quick, or evaluate's internals changed

@@ -94,48 +94,33 @@ _encode = latent.encode_batch
 
 
 @functools.partial(jax.jit, static_argnames=('model', 'log_lik', 'num'))
-def _accumulate(params, x, mean, logvar, example_keys, chunk_index, lse, recon_sum,
+def _accumulate(params, x, example_keys, chunk_index, lse, recon_sum, log_w_sum,
                 *, model, log_lik, num):
   """Folds ``num`` more samples per example into the running sums.
 
+  Each image is scored by the model protocol's ``log_weights`` with its own key,
+  ``fold_in(example_keys[b], chunk_index)``, so a result does not depend on
+  how the images are chunked.
+
   Args:
-    x: ``[B, ...]`` targets; mean, logvar: ``[B, D]`` parameters of q(z|x).
-    example_keys: ``[B]`` one PRNG key per example; chunk ``j`` of samples uses
-      ``fold_in(example_key, j)``.
+    x: ``[B, ...]`` targets.
+    example_keys: ``[B]`` one PRNG key per example.
     lse: ``[B]`` running logsumexp of the log-weights (-inf at the start).
     recon_sum: ``[B]`` running sum of log p(x|z_i).
+    log_w_sum: ``[B]`` running sum of the log-weights.
 
   Returns:
-    updated ``(lse, recon_sum)``.
-  """
-  eps = jax.vmap(lambda k: jax.random.normal(
-      jax.random.fold_in(k, chunk_index), (num, mean.shape[-1]), mean.dtype))(example_keys)
-  z = models.posterior_sample(mean, logvar, jnp.swapaxes(eps, 0, 1))   # [S, B, D]
-  out = model.apply({'params': params}, z.reshape(-1, z.shape[-1]), method='decode')
-  out = out.reshape((num, x.shape[0], *out.shape[1:]))                  # [S, B, ...]
-  recon_ll = jax.vmap(lambda o: log_lik(o, x))(out)                      # [S, B]
-  log_w = losses.iwae_log_weights(recon_ll, z, mean, logvar)            # [S, B]
-  lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
-  return lse, recon_sum + jnp.sum(recon_ll, axis=0)
-
-
-@functools.partial(jax.jit, static_argnames=('model', 'log_lik', 'num'))
-def _accumulate_log_weights(params, x, example_keys, chunk_index, lse, log_w_sum,
-                            *, model, log_lik, num):
-  """:func:`_accumulate` for a model that gives its own log-weights (hierarchical.py).
-
-  Returns the updated running logsumexp and running sum of the log-weights,
-  each ``[B]``; example b draws from ``fold_in(example_keys[b], chunk_index)``.
+    updated ``(lse, recon_sum, log_w_sum)``.
   """
   def one_image(key, image):
-    log_w, _ = model.apply({'params': params}, image[None], image[None],
-                           jax.random.fold_in(key, chunk_index), num, log_lik,
-                           method='log_weights')
-    return log_w[:, 0]                                                   # [S]
+    imp = model.apply({'params': params}, image[None], image[None],
+                      jax.random.fold_in(key, chunk_index), num, log_lik,
+                      method='log_weights')
+    return imp.log_w[:, 0], imp.recon_ll[:, 0]                            # [S] each
 
-  log_w = jax.vmap(one_image, out_axes=1)(example_keys, x)               # [S, B]
+  log_w, recon_ll = jax.vmap(one_image, out_axes=1)(example_keys, x)    # [S, B]
   lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
-  return lse, log_w_sum + jnp.sum(log_w, axis=0)
+  return lse, recon_sum + jnp.sum(recon_ll, axis=0), log_w_sum + jnp.sum(log_w, axis=0)
 
 
 def iwae_per_example(model, params, images, key, *, num_samples,
@@ -145,8 +130,8 @@ def iwae_per_example(model, params, images, key, *, num_samples,
   """Per-example ELBO and IWAE-k bound (nats), as numpy arrays ``[N]``.
 
   Args:
-    model: anything with ``apply({'params': p}, x, method='encode') -> (mean,
-      logvar)`` and ``method='decode'`` on ``[M, D]`` codes (a :class:`models.VAE`).
+    model: a VAE kind of the model protocol (models.py): ``log_weights`` scores
+      the draws, ``closed_form_kl`` says how the ELBO is formed.
     params: its parameters.
     images: ``[N, ...]`` targets (binarised or grey, as the model was trained).
     key: PRNG key; the result is a deterministic function of it.
@@ -165,10 +150,9 @@ def iwae_per_example(model, params, images, key, *, num_samples,
       on a signal).
 
   Returns:
-    ``{'elbo': [N], 'iwae': [N]}``: ELBO = mean_i log p(x|z_i) - KL(q||p),
-    IWAE = logsumexp_i(log p(x, z_i) - log q(z_i|x)) - log k. A model with a
-    ``log_weights`` method (several stochastic layers, hierarchical.py) gives
-    its own log-weights; its ELBO is their mean.
+    ``{'elbo': [N], 'iwae': [N]}``: ELBO = mean_i log p(x|z_i) - KL(q||p) (the
+    mean log-weight for a model without a closed-form KL, hierarchical.py),
+    IWAE = logsumexp_i(log p(x, z_i) - log q(z_i|x)) - log k.
   """
   if num_samples < 1:
     raise ValueError(f'num_samples must be ≥ 1, got {num_samples}')
@@ -190,25 +174,16 @@ def iwae_per_example(model, params, images, key, *, num_samples,
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(
         jnp.arange(start, start + example_chunk))
     lse = jnp.full((example_chunk,), -jnp.inf, jnp.float32)
-    if hasattr(model, 'log_weights'):  # several stochastic layers: no closed-form KL
-      log_w_sum = jnp.zeros((example_chunk,), jnp.float32)
-      for j, s in enumerate(range(0, num_samples, sample_chunk)):
-        lse, log_w_sum = _accumulate_log_weights(params, x, keys, j, lse, log_w_sum,
-                                                 model=model, log_lik=log_lik,
-                                                 num=min(sample_chunk, num_samples - s))
-      elbo.append(np.asarray(log_w_sum / num_samples)[:valid])
-    else:
-      mean, logvar = _encode(model, params, x)
-      if logvar is None:
-        raise EvaluateError('the likelihood bounds need a VAE (an encoder that '
-                            'returns a log-variance); an autoencoder defines no p(x)')
-      recon_sum = jnp.zeros((example_chunk,), jnp.float32)
-      for j, s in enumerate(range(0, num_samples, sample_chunk)):
-        lse, recon_sum = _accumulate(params, x, mean, logvar, keys, j, lse, recon_sum,
-                                     model=model, log_lik=log_lik,
-                                     num=min(sample_chunk, num_samples - s))
-      kl = losses.gaussian_kl(mean, logvar)
+    recon_sum = log_w_sum = jnp.zeros((example_chunk,), jnp.float32)
+    for j, s in enumerate(range(0, num_samples, sample_chunk)):
+      lse, recon_sum, log_w_sum = _accumulate(params, x, keys, j, lse, recon_sum, log_w_sum,
+                                              model=model, log_lik=log_lik,
+                                              num=min(sample_chunk, num_samples - s))
+    if model.closed_form_kl:  # mean log p(x|z) - KL, the KL in closed form
+      kl = losses.gaussian_kl(*_encode(model, params, x))
       elbo.append(np.asarray(recon_sum / num_samples - kl)[:valid])
+    else:                     # the mean log-weight
+      elbo.append(np.asarray(log_w_sum / num_samples)[:valid])
     iwae.append(np.asarray(lse - math.log(num_samples))[:valid])
     nll = -np.mean(np.concatenate(iwae))
     bar.update(valid, nll=f'{nll:.2f}')

@@ -6,19 +6,21 @@ variance Gaussian of losses.py); inference model q(z1 | x) q(z2 | z1). Burda's
 sizes: x ↔ z1 through two deterministic tanh layers of 200, z1 (100 units) ↔
 z2 (50 units) through two of 100.
 
-There is no closed-form KL: the model exposes its importance log-weights
+There is no closed-form KL: the model gives its importance log-weights
 
     log w = log p(x | z1) + log p(z1 | z2) + log p(z2) - log q(z1 | x) - log q(z2 | z1)
 
-for samples (z1, z2) ~ q, and objective.py / evaluate.py build the ELBO (the
-mean of log w) and the IWAE bound (log-mean-exp of log w) from them. For the
+for samples (z1, z2) ~ q through ``log_weights``, the call of the model
+protocol (models.py) that objective.py and evaluate.py use for every VAE; they
+build the ELBO (here the mean of log w) and the IWAE bound (log-mean-exp of
+log w) from it. For the
 tools that need one code per image (plots, latent metrics) the code is the top
 layer: ``encode`` gives q(z2 | E[z1 | x]) and ``decode`` maps z2 through the
 mean of p(z1 | z2) to pixel logits.
 """
 
 import math
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import flax.linen as nn
 import jax
@@ -55,6 +57,7 @@ class _PixelLayer(nn.Module):
 
 class TwoLayerVAE(nn.Module):
   """Two stochastic layers; ``latent_dim`` is the top one (z2), the model's code."""
+  closed_form_kl: ClassVar[bool] = False  # the ELBO is the mean log-weight
   image_shape: Sequence[int]
   hidden_sizes: Sequence[int] = (200, 200)      # x ↔ z1
   bottom_latent_dim: int = 100                   # z1
@@ -82,8 +85,8 @@ class TwoLayerVAE(nn.Module):
     mean1, _ = self.p_z1(z)
     return self.p_x(mean1)
 
-  def log_weights(self, x, targets, key, num_samples, log_likelihood):
-    """Importance log-weights of ``num_samples`` draws (z1, z2) ~ q(· | x) per image.
+  def log_weights(self, x, targets, key, num_samples, log_likelihood, train: bool = False):
+    """:class:`models.Importance` of ``num_samples`` draws (z1, z2) ~ q(· | x) per image.
 
     Args:
       x: ``[B, H, W, C]`` what the encoder sees.
@@ -94,8 +97,10 @@ class TwoLayerVAE(nn.Module):
       log_likelihood: ``(logits [B, ...], targets [B, ...]) -> [B]`` log p(x | z1).
 
     Returns:
-      ``(log_w, recon_ll)``, each ``[K, B]``: log w and its log p(x | z1) part.
+      ``Importance(log_w, recon_ll, None)``: log w and its log p(x | z1) part,
+      each ``[K, B]``; no closed-form KL (the ELBO is the mean of log w).
     """
+    del train  # no dropout
     key1, key2 = jax.random.split(key)
     mean1, logvar1 = self.q_z1(self._flat(x))
     z1 = models.posterior_sample(mean1, logvar1, jax.random.normal(
@@ -110,7 +115,7 @@ class TwoLayerVAE(nn.Module):
              + losses.standard_normal_log_density(z2)
              - losses.diagonal_normal_log_density(z1, mean1, logvar1)
              - losses.diagonal_normal_log_density(z2, mean2, logvar2))
-    return log_w, recon_ll
+    return models.Importance(log_w, recon_ll, None)
 
   def __call__(self, x, key, train: bool = False):
     """One draw, as the one-layer VAE returns it: logits of p(x | z1) and the top code."""

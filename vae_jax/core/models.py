@@ -10,15 +10,35 @@ put a head between them:
 
 Both return a :class:`ModelOutput`; everything stays pure-functional, so the
 same modules serve training, evaluation and notebooks through ``apply``.
+
+**The model protocol.** Every model kind (:class:`Autoencoder`, :class:`VAE`,
+``hierarchical.TwoLayerVAE``, and so any registered family, which plugs an
+encoder and a decoder into one of the first two) answers the same four calls
+and one attribute, and the objective, the evaluation, the latent tools and the
+plots use nothing else:
+
+* ``__call__(x, key, train) -> ModelOutput``: one draw (the training step);
+* ``encode(x, train) -> (mean, logvar | None)``: one code per image;
+* ``decode(z, train) -> logits``: images from codes;
+* ``log_weights(x, targets, key, num_samples, log_likelihood, train) ->
+  Importance``: K draws z ~ q(z|x) per image with log p(x, z) - log q(z|x),
+  their log p(x|z) part and the closed-form KL where there is one (the IWAE
+  objective and bound, and the ELBO of a model without a closed-form KL).
+  An autoencoder has no q(z|x) and raises ``TypeError`` naming the fix;
+* ``closed_form_kl`` (class attribute): whether one draw's KL(q || p) has a
+  closed form (one Gaussian layer). The ELBO is then recon + KL, trained from
+  ``__call__``; otherwise it is the mean importance log-weight, trained from
+  ``log_weights``.
 """
 
 import importlib
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, ClassVar, NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vae_jax.core import losses
 from vae_jax.core.conv_matmul import Conv, ConvTranspose, ConvTranspose2x
 
 # log-variance is clipped into this range before exp(): exp(20) ≈ 5e8 and
@@ -26,6 +46,19 @@ from vae_jax.core.conv_matmul import Conv, ConvTranspose, ConvTranspose2x
 # float32 while never binding for a healthy model (see docs in README).
 LOGVAR_MIN = -30.0
 LOGVAR_MAX = 20.0
+
+
+class Importance(NamedTuple):
+  """What :meth:`log_weights` returns: K draws z_k ~ q(z|x) per image, scored.
+
+  ``log_w [K, B]``: log p(x, z_k) - log q(z_k | x), the importance log-weights;
+  ``recon_ll [K, B]``: their log p(x | z_k) part; ``kl [B]``: KL(q(z|x) || p(z))
+  in closed form where the model has one (one Gaussian layer), else None (the
+  ELBO is then the mean of ``log_w``).
+  """
+  log_w: jax.Array
+  recon_ll: jax.Array
+  kl: Optional[jax.Array]
 
 
 class ModelOutput(NamedTuple):
@@ -172,6 +205,7 @@ class RNNDecoder(nn.Module):
 # ----------------------------------------------------------------------------
 class Autoencoder(nn.Module):
   """Deterministic autoencoder: the code is a point, ``Dense(latent_dim)(features)``."""
+  closed_form_kl: ClassVar[bool] = False  # no posterior, no KL
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
@@ -191,9 +225,16 @@ class Autoencoder(nn.Module):
     code, _ = self.encode(x, train)
     return ModelOutput(self.decode(code, train), code, code, None)
 
+  def log_weights(self, x, targets, key, num_samples, log_likelihood, train: bool = False):
+    """An autoencoder defines no p(x): there are no importance weights to give."""
+    del x, targets, key, num_samples, log_likelihood, train
+    raise TypeError('an autoencoder has no posterior q(z|x) and defines no p(x): the ELBO '
+                    'and the importance-weighted bound need a VAE (model.kind=vae)')
+
 
 class VAE(nn.Module):
   """Variational autoencoder with a diagonal Gaussian q(z|x) and N(0, I) prior."""
+  closed_form_kl: ClassVar[bool] = True
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
@@ -214,6 +255,25 @@ class VAE(nn.Module):
     mean, logvar = self.encode(x, train)
     z = reparameterize(key, mean, logvar)
     return ModelOutput(self.decode(z, train), z, mean, logvar)
+
+  def log_weights(self, x, targets, key, num_samples, log_likelihood, train: bool = False):
+    """:class:`Importance` of ``num_samples`` draws z ~ q(z|x) per image.
+
+    Args:
+      x: ``[B, H, W, C]`` what the encoder sees.
+      targets: ``[B, H, W, C]`` what p(x|z) scores (x, or a denoising run's clean image).
+      key: PRNG key of the draws: eps = normal(key, [K, B, D]).
+      num_samples: K.
+      log_likelihood: ``(logits [B, ...], targets [B, ...]) -> [B]`` log p(x|z).
+    """
+    mean, logvar = self.encode(x, train)
+    eps = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+    z = posterior_sample(mean, logvar, eps)                               # [K, B, D]
+    logits = self.decode(z.reshape(-1, z.shape[-1]), train)
+    logits = logits.reshape((num_samples, *targets.shape))
+    recon_ll = jax.vmap(lambda l: log_likelihood(l, targets))(logits)      # [K, B]
+    return Importance(losses.iwae_log_weights(recon_ll, z, mean, logvar), recon_ll,
+                      losses.gaussian_kl(mean, logvar))
 
 
 # ----------------------------------------------------------------------------

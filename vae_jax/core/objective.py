@@ -102,10 +102,9 @@ def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
   rngs = {'dropout': dropout_key}
   beta = objective.beta(step)
 
-  if hasattr(model, 'log_weights'):  # no closed-form KL: hierarchical.TwoLayerVAE
-    return _sampled_terms(model, variables, inputs, targets, z_key, objective, beta)
-  if objective.kind == 'vae' and objective.iwae_samples > 1:
-    return _iwae_terms(model, variables, inputs, targets, z_key, rngs, objective, train)
+  if objective.kind == 'vae' and (objective.iwae_samples > 1 or not model.closed_form_kl):
+    return _importance_terms(model, variables, inputs, targets, z_key, rngs, objective,
+                             train, beta)
 
   out = model.apply(variables, inputs, z_key, train=train, rngs=rngs)
   recon = -losses.reconstruction_log_likelihood(
@@ -136,42 +135,29 @@ def _weighted_kl(out, kl, objective, step):
   return kl
 
 
-def _iwae_terms(model, variables, inputs, targets, key, rngs, objective, train):
-  """IWAE objective: loss = -log (1/k) Σ w_k; elbo reported as the mean over k."""
-  k = objective.iwae_samples
-  mean, logvar = model.apply(variables, inputs, train=train, rngs=rngs,
-                             method='encode')
-  eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
-  z = models.posterior_sample(mean, logvar, eps)         # [K, B, D]
-  logits = model.apply(variables, z.reshape(-1, z.shape[-1]), train=train,
-                       rngs=rngs, method='decode')
-  logits = logits.reshape((k, *targets.shape))
-  recon_ll = jax.vmap(lambda l: losses.reconstruction_log_likelihood(
-      l, targets, objective.likelihood, objective.gaussian_variance))(logits)  # [K, B]
-  log_w = losses.iwae_log_weights(recon_ll, z, mean, logvar)
-  kl = losses.gaussian_kl(mean, logvar)
-  recon = -jnp.mean(recon_ll, axis=0)
-  return {'recon': recon, 'kl': kl, 'elbo': -(recon + kl),
-          'loss': -losses.iwae_bound(log_w)}
+def _importance_terms(model, variables, inputs, targets, key, rngs, objective, train, beta):
+  """Terms from K importance-weighted draws (``model.log_weights``, the protocol call).
 
-
-def _sampled_terms(model, variables, inputs, targets, key, objective, beta):
-  """Terms of a model that gives importance log-weights instead of a closed-form KL.
-
-  ``elbo`` is the mean of the k log-weights (one-sample ELBO at k = 1),
-  ``recon`` the mean -log p(x|z), ``kl`` what separates them (a sampled
-  KL(q || p) over every stochastic layer); the loss is ``recon + β kl`` at
-  k = 1 and the IWAE bound's negative at k > 1 (where β does not act).
+  ``recon`` is the mean -log p(x|z) over the draws; ``kl`` the closed-form KL
+  where the model has one (then ``elbo = -(recon + kl)``), else what separates
+  ``recon`` from the ELBO, the mean log-weight (a sampled KL over every
+  stochastic layer). The loss is ``recon + β kl`` at k = 1 and the IWAE
+  bound's negative at k > 1 (where β does not act).
   """
-  if objective.free_bits > 0:
-    raise ValueError('free bits need a KL per latent dimension, which a model with '
-                     'several stochastic layers does not have: set free_bits=0')
   log_lik = functools.partial(losses.reconstruction_log_likelihood,
-                              likelihood=objective.likelihood, variance=objective.gaussian_variance)
-  log_w, recon_ll = model.apply(variables, inputs, targets, key, objective.iwae_samples, log_lik,
-                                method='log_weights')                    # [K, B] each
-  elbo = jnp.mean(log_w, axis=0)
+                              likelihood=objective.likelihood,
+                              variance=objective.gaussian_variance)
+  log_w, recon_ll, kl = model.apply(variables, inputs, targets, key, objective.iwae_samples,
+                                    log_lik, train=train, rngs=rngs,
+                                    method='log_weights')                # [K, B], [K, B], [B]
   recon = -jnp.mean(recon_ll, axis=0)
-  kl = -elbo - recon
+  if kl is None:
+    if objective.free_bits > 0:
+      raise ValueError('free bits need a KL per latent dimension, which a model with '
+                       'several stochastic layers does not have: set free_bits=0')
+    elbo = jnp.mean(log_w, axis=0)
+    kl = -elbo - recon
+  else:
+    elbo = -(recon + kl)
   loss = recon + beta * kl if objective.iwae_samples == 1 else -losses.iwae_bound(log_w)
   return {'recon': recon, 'kl': kl, 'elbo': elbo, 'loss': loss}
