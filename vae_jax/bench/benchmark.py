@@ -1,8 +1,9 @@
 r"""Measures this machine's roofline and each workload's share of it, beside its peers.
 
-  python -m vae_jax.bench.benchmark [--quick] [--json=bench.json] [--no-peers] \
-      [--data_dir=../shared/datasets]
-  python -m vae_jax.bench.benchmark --publish=bench.json  # into results/; then vae-jax publish
+  vae-jax bench [--quick] [--json=bench.json] [--no-peers] [--data_dir=../shared/datasets]
+  vae-jax bench --publish=bench.json  # into results/; then vae-jax publish
+
+(``python -m vae_jax.bench.benchmark`` takes the same flags.)
 
 One run measures, on the machine it runs on:
 
