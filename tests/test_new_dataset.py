@@ -89,3 +89,61 @@ def test_a_registered_32x32x3_set_trains_evaluates_plots_and_is_reported(rgb32, 
   params, meta = classifier.load(clf)
   assert meta['config']['num_classes'] == len(CLASSES) and meta['test_accuracy'] > 0.9
   assert params['Dense_2']['kernel'].shape == (512, len(CLASSES))
+
+
+# ---------------------------------------------------------------------------
+# The study and the sweep take a data set from the registry: an entry with
+# study=True and its table models' gates, nothing else.
+# ---------------------------------------------------------------------------
+RGB32_GATES = {'mnist_vae_2d': ('elbo >= -3000', 'active_units >= 1'),
+               'mnist_ae_2d': ('recon_per_pixel <= 0.7',)}
+
+
+@pytest.fixture
+def rgb32_in_study(rgb32, monkeypatch):
+  """``rgb32`` registered for the study, with gates for two of its table models."""
+  from vae_jax.study import catalog
+  monkeypatch.setitem(data.DATASETS, 'rgb32',
+                      data.DatasetInfo(SHAPE, CLASSES, 'RGB discs', study=True))
+  monkeypatch.setattr(catalog, '_REGISTERED_GATES', {})
+  catalog.register_gates('rgb32', RGB32_GATES)
+  return rgb32
+
+
+def test_a_study_data_set_enters_the_study_and_the_sweep(rgb32_in_study):
+  from vae_jax.study import catalog, sweep_catalog
+  assert data.study_datasets() == ('mnist', 'fashion_mnist', 'rgb32')
+  table = [s for s in catalog.specs() if s.dataset == 'rgb32']
+  assert [s.name for s in table] == ['rgb32_ae_2d', 'rgb32_vae_recon_only_2d', 'rgb32_vae_2d',
+                                     'rgb32_vae_dropout_maxnorm_2d']
+  assert all(s.table for s in table) and catalog.spec_named('rgb32_vae_2d').dataset == 'rgb32'
+  assert catalog.quality_gates(catalog.spec_named('rgb32_vae_2d')) == RGB32_GATES['mnist_vae_2d']
+  assert catalog.quality_gates(catalog.spec_named('rgb32_vae_recon_only_2d')) == ()
+  # MNIST's gates still come from its config file, untouched by the registration.
+  assert catalog.quality_gates(catalog.spec_named('mnist_vae_2d'))[0].startswith('elbo >=')
+  config = catalog.make_config(catalog.spec_named('rgb32_vae_2d'), 0, rgb32_in_study, quick=True)
+  assert config.data.name == 'rgb32'
+  cells = {spec.name for spec, _ in sweep_catalog.grid(seeds=(0,))}
+  assert {'rgb32_z2_ae', 'rgb32_z32_beta1'} <= cells
+  assert data.title('rgb32') == 'RGB discs' and data.title('mnist') == 'MNIST'
+  with pytest.raises(ValueError, match='unknown data set'):
+    sweep_catalog.grid(datasets=('cifar',))
+
+
+@pytest.mark.slow
+def test_a_quick_study_trains_judges_and_reports_a_registered_set(rgb32_in_study, tmp_path):
+  from vae_jax.study import run
+  # The study reads every data set from one directory: MNIST's and Fashion-MNIST's beside it.
+  from conftest import find_data_dir
+  for name in ('mnist', 'fashion_mnist'):
+    os.symlink(os.path.join(find_data_dir(), name), os.path.join(rgb32_in_study, name))
+  summary = run.run_study(str(tmp_path / 'study'), rgb32_in_study, seeds=[0], quick=True,
+                          quiet=True)
+  assert 'rgb32' in summary['table'] and set(summary['table']['rgb32']) == {
+      'rgb32_ae_2d', 'rgb32_vae_recon_only_2d', 'rgb32_vae_2d', 'rgb32_vae_dropout_maxnorm_2d'}
+  gates = [g for g in summary['gates'] if g['model'].startswith('rgb32')]
+  assert sorted(g['gate'] for g in gates) == sorted(
+      g for gs in RGB32_GATES.values() for g in gs)
+  assert any(c['a'].startswith('rgb32') for c in summary['claims'])
+  report = open(tmp_path / 'study' / 'REPORT.md').read()
+  assert 'rgb32' in report

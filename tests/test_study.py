@@ -133,7 +133,7 @@ def test_a_model_trained_outside_the_study_is_reused_with_its_own_clock(study, d
   shutil.copytree(os.path.join(study, 'models', 'mnist_vae_2d_seed0'), workdir)
   os.remove(workdir / 'study_timing.json')
   checkpoints = sorted(os.listdir(workdir / 'checkpoints'))
-  spec = next(s for s in study_models.SPECS if s.name == 'mnist_vae_2d')
+  spec = next(s for s in study_models.specs() if s.name == 'mnist_vae_2d')
   m = run_study.train_one(spec, 0, str(tmp_path), data_dir, quick=True, quiet=True)
   assert sorted(os.listdir(workdir / 'checkpoints')) == checkpoints  # restored, not retrained
   assert m.test['train_seconds'] == run_clock.read(str(workdir))['train_seconds'] > 0

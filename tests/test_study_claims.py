@@ -13,7 +13,7 @@ from vae_jax.study import catalog as study_models
 
 
 def test_every_claim_names_models_of_the_study():
-  names = {s.name for s in study_models.SPECS}
+  names = {s.name for s in study_models.specs()}
   ids = [c.id for c in study_claims.CLAIMS]
   assert len(ids) == len(set(ids)), 'claim ids must be unique'
   for c in study_claims.CLAIMS:
@@ -25,10 +25,10 @@ def test_every_claim_names_models_of_the_study():
 
 def test_every_quality_gate_parses():
   from vae_jax.study import gates
-  for spec in study_models.SPECS:
+  for spec in study_models.specs():
     for text in study_models.quality_gates(spec):
       gates.parse(text)
-  assert study_models.quality_gates(study_models.SPECS[0])  # the table models have gates
+  assert study_models.quality_gates(study_models.specs()[0])  # the table models have gates
 
 
 def test_judge_all_pairs_seeds_and_gives_each_verdict():

@@ -48,7 +48,7 @@ def test_a_cell_is_the_study_mlp_with_its_latent_size_and_objective(variant, kin
   if beta is not None:
     assert (c.kl_weight, c.free_bits) == (beta, free_bits)
   # The study's own models are unchanged by the overrides field.
-  study = study_models.make_config(study_models.SPECS[0], 0, '', quick=False)
+  study = study_models.make_config(study_models.specs()[0], 0, '', quick=False)
   assert study.latent_dim == 2
 
 

@@ -25,6 +25,10 @@ class DatasetInfo:
   """What code that never reads the data needs to know about a data set."""
   image_shape: tuple   # (H, W, C) of one image
   class_names: tuple   # label i is class_names[i]
+  title: str = ''      # how figures and reports name it ('' -> the registry key)
+  # Whether the seed study and the sweep train their per-data-set models on it
+  # (vae_jax/study/catalog.py): a registered set with study=True enters both.
+  study: bool = False
 
   @property
   def num_classes(self):
@@ -32,10 +36,10 @@ class DatasetInfo:
 
 
 DATASETS = {
-    'mnist': DatasetInfo((28, 28, 1), tuple(str(i) for i in range(10))),
+    'mnist': DatasetInfo((28, 28, 1), tuple(str(i) for i in range(10)), 'MNIST', True),
     'fashion_mnist': DatasetInfo((28, 28, 1), (
         'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
-        'Sneaker', 'Bag', 'Ankle boot')),
+        'Sneaker', 'Bag', 'Ankle boot'), 'Fashion-MNIST', True),
 }
 SPLITS = {'train': 'train', 'test': 't10k'}
 BINARIZE_MODES = ('none', 'static', 'dynamic')
@@ -47,6 +51,16 @@ _LABELS_MAGIC = 0x00000801  # unsigned byte, 1 dimension
 
 class DataError(errors.UserError, ValueError):
   """A data set could not be read; the message names the file and the fix."""
+
+
+def title(name):
+  """How figures and reports name data set ``name`` ('MNIST', 'Fashion-MNIST', ...)."""
+  return info(name).title or name
+
+
+def study_datasets():
+  """The registered data sets the study and the sweep train on, in registry order."""
+  return tuple(name for name, i in DATASETS.items() if i.study)
 
 
 def info(name):

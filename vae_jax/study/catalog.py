@@ -1,22 +1,29 @@
 """The models of the seed study: which config, which data, how long, how many seeds.
 
 Table models (every seed) are the four the article contrasts, as the same
-784-512-2 MLP on both data sets so the numbers are comparable. Figure models
-(first seed only) are the other autoencoder kinds and the article's
-convolutional Fashion-MNIST VAEs.
+784-512-2 MLP on every data set registered with ``study=True`` in
+``vae_jax.core.data.DATASETS`` (MNIST and Fashion-MNIST; the data decides the
+shapes), so the numbers are comparable. Figure models (first seed only) are the
+other autoencoder kinds and the article's convolutional Fashion-MNIST VAEs.
+
+Adding a data set to the study and the sweep is its registry entry
+(``study=True``) and, for the gates of its four table models,
+:func:`register_gates` (a config file's ``QUALITY_GATES`` dict names the built-in
+ones).
 """
 
 import dataclasses
 import os
 
 from vae_jax.core import config as config_lib
+from vae_jax.core import data
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
   name: str             # workdir name and key in summary.json
   config: str           # file under experiments/configs/ (without .py)
-  dataset: str          # 'mnist' or 'fashion_mnist'
+  dataset: str          # a key of vae_jax.core.data.DATASETS
   epochs: int           # epochs of the full study
   seeds: int            # how many of the study's seeds (0: all of them)
   label: str            # how figures and the report call it
@@ -44,8 +51,7 @@ def _table(dataset):
 # claim: they get latent metrics on CONV_SEEDS seeds (each costs minutes on a CPU).
 CONV_SEEDS = 3
 
-SPECS = (
-    _table('mnist') + _table('fashion_mnist') + [
+_FIGURE_AND_ARTICLE_SPECS = (
         # Every seed: the 2-D vs wide-code and the denoising claims need intervals.
         Spec('mnist_ae_32', 'mnist_ae_32', 'mnist', 15, 0, 'AE, 32-D code'),
         Spec('mnist_denoising_ae', 'mnist_denoising_ae', 'mnist', 15, 0, 'denoising AE'),
@@ -60,7 +66,31 @@ SPECS = (
              'sparse AE (dropout)'),
         Spec('mnist_conv_ae', 'mnist_conv_ae', 'mnist', 5, 1, 'convolutional AE'),
         Spec('mnist_rnn_ae', 'mnist_rnn_ae', 'mnist', 8, 1, 'recurrent AE'),
-    ])
+)
+
+
+def table_specs(datasets=None):
+  """The four table models on each study data set (default: :func:`data.study_datasets`)."""
+  return [s for d in (datasets or data.study_datasets()) for s in _table(d)]
+
+
+def specs(datasets=None):
+  """Every model of the study: the table models of each data set, then the article's others.
+
+  Read at call time, so a data set registered after import (a test, a notebook)
+  is in it.
+  """
+  return table_specs(datasets) + list(_FIGURE_AND_ARTICLE_SPECS)
+
+
+def spec_named(name):
+  """The :class:`Spec` called ``name`` (a study model's key in summary.json)."""
+  for spec in specs():
+    if spec.name == name:
+      return spec
+  raise KeyError(f'no study model {name!r}')
+
+
 TABLE_KINDS = ('ae_2d', 'vae_recon_only_2d', 'vae_2d', 'vae_dropout_maxnorm_2d')
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 
@@ -68,16 +98,32 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 QUICK = {'num_train': 2048, 'num_test': 1000, 'epochs': 1}
 
 
-def quality_gates(spec):
-  """The ``QUALITY_GATES`` its experiment file declares for ``spec.dataset``, or ().
+# (data set, config name) -> gates of a table model on a data set registered
+# outside vae_jax; see register_gates.
+_REGISTERED_GATES = {}
 
-  A file declares a tuple of gates (vae_jax/study/gates.py), or a dict from data set
-  name to a tuple when the study trains the same config on several data sets.
+
+def register_gates(dataset, gates_by_config):
+  """Declares the quality gates of ``dataset``'s table models.
+
+  ``gates_by_config``: ``{'mnist_vae_2d': ('elbo >= -500', ...), ...}``, keyed by
+  the table model's config name (vae_jax/study/gates.py parses each gate).
+  """
+  for config_name, gates in gates_by_config.items():
+    _REGISTERED_GATES[(dataset, config_name)] = tuple(gates)
+
+
+def quality_gates(spec):
+  """The gates of ``spec`` on ``spec.dataset``: its config's ``QUALITY_GATES``, else registered.
+
+  A config file declares a tuple of gates (vae_jax/study/gates.py), or a dict
+  from data set name to a tuple when the study trains the same config on
+  several data sets; :func:`register_gates` adds a data set of one's own.
   """
   gates = getattr(config_lib.load_module(spec.config), 'QUALITY_GATES', ())
   if isinstance(gates, dict):
     gates = gates.get(spec.dataset, ())
-  return tuple(gates)
+  return tuple(gates) or _REGISTERED_GATES.get((spec.dataset, spec.config), ())
 
 
 def make_config(spec, seed, data_dir, quick):

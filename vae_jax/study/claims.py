@@ -4,7 +4,7 @@ Each :class:`Claim` names one metric, model A, model B (or a number the
 article quotes) and the direction the article asserts. Its verdict comes from
 the per-seed paired differences A_s − B_s with a 95 % Student-t interval:
 supported, contradicted or inconclusive. Model names are the study's
-(study_models.SPECS); metric keys are those of ``summary['per_seed']``.
+(study_models.specs()); metric keys are those of ``summary['per_seed']``.
 """
 
 import math

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from vae_jax.analysis import plotting
+from vae_jax.core import data as data_lib
 from vae_jax.core import latent
 from vae_jax.core.objective import corrupt
 
@@ -43,15 +44,13 @@ class Trained:
 
   def train_split(self):
     """``(images, labels)`` of the training set, loaded on demand, never kept."""
-    from vae_jax.core import data
-    return data.load_split(self.config.data, 'train')
+    return data_lib.load_split(self.config.data, 'train')
 
   def decode(self, z):
     return latent.decode(self.model, self.params, z)
 
   def title(self, what):
-    data = 'MNIST' if self.dataset == 'mnist' else 'Fashion-MNIST'
-    return f'{what}: {self.label}, {data}, seed {self.seed}'
+    return f'{what}: {self.label}, {data_lib.title(self.dataset)}, seed {self.seed}'
 
 
 def _within_unit_box(codes):
@@ -169,7 +168,7 @@ def fig_blend(models, outdir, confident):
       panels.append(dict(name=m.label, x0=m.test_images[i0], x1=m.test_images[i1],
                          z0=m.codes[i0], z1=m.codes[i1], decode_fn=m.decode))
       facts.setdefault(fig_name, {})[m.name] = _walk_change(m, m.codes[i0], m.codes[i1])
-    data = 'MNIST' if dataset == 'mnist' else 'Fashion-MNIST'
+    data = data_lib.title(dataset)
     plotting.save(plotting.blend_figure(panels, f'Blending two test inputs in latent space, '
                                                 f'{data}, seed {vae.seed}'),
                   os.path.join(outdir, f'{fig_name}.png'))

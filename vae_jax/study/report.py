@@ -87,7 +87,7 @@ SAMPLER_COLUMNS = [('confident_share', 'confident ↑', 3), ('hole_share', 'hole
 def table_rows(per_seed):
   """``{dataset: {model: {label, key: mean_std}}}`` over the seeds of every table model."""
   table = {}
-  for spec in study_models.SPECS:
+  for spec in study_models.specs():
     if not spec.table or spec.name not in per_seed:
       continue
     rows = list(per_seed[spec.name].values())
@@ -110,7 +110,7 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
             for name, rows in per_seed.items()}
   claims = study_claims.judge_all(per_seed)
   for c in claims:   # what the metric's reference distribution gives, beside the claim
-    dataset = 'mnist' if c['a'].startswith('mnist') else 'fashion_mnist'
+    dataset = study_models.spec_named(c['a']).dataset
     if c['metric'].endswith('/confident_share') and dataset in classifiers:
       c['reference'] = (f"real test images: "
                         f"{classifiers[dataset]['real_confident_share']:.3f}")

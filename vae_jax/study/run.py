@@ -174,7 +174,7 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
   started = time.perf_counter()
   figdir = os.path.join(outdir, 'figures')
   os.makedirs(figdir, exist_ok=True)
-  jobs = [(spec, seed) for spec in study_models.SPECS for seed in spec.seed_list(seeds)]
+  jobs = [(spec, seed) for spec in study_models.specs() for seed in spec.seed_list(seeds)]
   trained, gate_rows = {}, []
   table_metrics = study_report.TableMetrics(outdir, data_dir, quick)
   bar = tqdm(jobs, desc='study', unit='model', disable=quiet or not sys.stderr.isatty())

@@ -32,6 +32,7 @@ import time
 # OpenBLAS's threads spinning on 2 cores shared with XLA and other shards.
 os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
+from vae_jax.core import data  # noqa: E402
 from vae_jax.infra import flags  # noqa: E402
 from vae_jax.infra import paths  # noqa: E402
 from vae_jax.study import run as run_study  # noqa: E402
@@ -270,7 +271,7 @@ def _summarize(outdir, jobs, grid, quick):
 def _grid_from_flags(args):
   from vae_jax.infra import errors
   base = sweep_models.QUICK_GRID if args.quick else {
-      'datasets': sweep_models.DATASETS, 'latent_dims': sweep_models.LATENT_DIMS,
+      'datasets': data.study_datasets(), 'latent_dims': sweep_models.LATENT_DIMS,
       'variants': tuple(sweep_models.VARIANT), 'seeds': sweep_models.DEFAULT_SEEDS}
   try:
     g = {'datasets': tuple(args.datasets or base['datasets']),

@@ -9,10 +9,9 @@ nothing here imports JAX.
 
 import dataclasses
 
+from vae_jax.core import data
 from vae_jax.study import catalog as study_models
 
-DATASETS = ('mnist', 'fashion_mnist')
-SHORT = {'mnist': 'mnist', 'fashion_mnist': 'fashion_mnist'}
 LATENT_DIMS = (2, 8, 32)
 # Free bits' λ, nats per latent dimension (Kingma et al. 2016): half a nat
 # lets a dimension carry ~0.7 bits before the KL term pushes on it, enough to
@@ -52,7 +51,7 @@ QUICK_GRID = {'datasets': ('mnist',), 'latent_dims': (2, 32), 'variants': ('ae',
 
 
 def cell_name(dataset, latent_dim, variant):
-  return f'{SHORT[dataset]}_z{latent_dim}_{variant}'
+  return f'{dataset}_z{latent_dim}_{variant}'
 
 
 def spec(dataset, latent_dim, variant):
@@ -63,7 +62,7 @@ def spec(dataset, latent_dim, variant):
       f'{v.label}, {latent_dim}-D', overrides=(('latent_dim', latent_dim),) + v.overrides)
 
 
-def grid(datasets=DATASETS, latent_dims=LATENT_DIMS, variants=tuple(VARIANT),
+def grid(datasets=None, latent_dims=LATENT_DIMS, variants=tuple(VARIANT),
          seeds=DEFAULT_SEEDS):
   """Every ``(spec, seed)`` of the grid, seed outermost.
 
@@ -73,9 +72,10 @@ def grid(datasets=DATASETS, latent_dims=LATENT_DIMS, variants=tuple(VARIANT),
   for name in variants:
     if name not in VARIANT:
       raise ValueError(f'unknown variant {name!r}: use some of {list(VARIANT)}')
+  datasets = data.study_datasets() if datasets is None else datasets
   for d in datasets:
-    if d not in SHORT:
-      raise ValueError(f'unknown data set {d!r}: use some of {list(SHORT)}')
+    if d not in data.study_datasets():
+      raise ValueError(f'unknown data set {d!r}: use some of {list(data.study_datasets())}')
   return [(spec(d, z, v), s) for s in seeds for d in datasets for z in latent_dims
           for v in variants]
 

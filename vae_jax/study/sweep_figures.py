@@ -12,6 +12,8 @@ import os
 import numpy as np
 from scipy import stats
 
+from vae_jax.core import data
+
 from vae_jax.study import sweep_catalog as sweep_models
 from vae_jax.analysis import plotting, samplers
 from vae_jax.study import verdicts
@@ -20,7 +22,6 @@ plt = plotting.plt
 MARKERS = {2: 'o', 8: 's', 32: '^'}
 SHORT_LABEL = {'ae': 'AE', 'beta0': 'β=0', 'beta0p25': 'β=.25', 'beta1': 'β=1', 'beta4': 'β=4',
                'freebits': 'fb'}
-DATA_TEXT = {'mnist': 'MNIST', 'fashion_mnist': 'Fashion-MNIST'}
 RD_COLOURS = {
     'sweep_rd_completeness': ('prior/confident_share', 'share of N(0, I) samples the '
                               'classifier calls confidently (completeness ↑)', 'viridis'),
@@ -82,7 +83,7 @@ def fig_rate_distortion(s, figdir):
       ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels collide
       ax.set_xlabel('rate: test KL (nats, log scale)')
       ax.set_ylabel('distortion: test reconstruction (nats)')
-      ax.set_title(f'{DATA_TEXT[d]}: VAEs')
+      ax.set_title(f'{data.title(d)}: VAEs')
       ax_ae.set_title('classic AE', fontsize=8)
       ax_ae.set_xticks([0.0])
       ax_ae.set_xticklabels(['no finite\nrate'], fontsize=7)
@@ -139,7 +140,7 @@ def fig_samples(s, samples, figdir):
         ax.set_title(f'{sampler}: FD {fd:.0f}' if fd is not None else sampler, fontsize=8)
         if col == 0:
           ax.set_ylabel(f'{SHORT_LABEL[v]}, {z}-D', fontsize=9)
-    fig.suptitle(f'{DATA_TEXT[d]}: decoded samples per sampler (first seed)')
+    fig.suptitle(f'{data.title(d)}: decoded samples per sampler (first seed)')
     fig_name = f'sweep_samples_{d}'
     plotting.save(fig, os.path.join(figdir, f'{fig_name}.png'))
     facts[fig_name] = {'dataset': d, 'shown': shown}
@@ -174,7 +175,7 @@ def fig_vs_latent(s, figdir):
       ax.set_xticklabels([str(z) for z in dims])
       ax.set_ylabel(label, fontsize=8)
       if row == 0:
-        ax.set_title(DATA_TEXT[d])
+        ax.set_title(data.title(d))
       if row == len(VS_LATENT) - 1:
         ax.set_xlabel('latent size')
   axes[0, -1].legend(fontsize=7, ncol=2)
@@ -203,7 +204,7 @@ def _rd_caption(f):
     rho = ('' if p['spearman_rate'] is None else
            f"; Spearman ρ between rate and {f['key']} over its {p['n_vae']} VAE cells: "
            f"{p['spearman_rate']:.2f}")
-    parts.append(f"{DATA_TEXT[d]}: highest {p['highest']['cell']} ({_g(p['highest']['value'])}), "
+    parts.append(f"{data.title(d)}: highest {p['highest']['cell']} ({_g(p['highest']['value'])}), "
                  f"lowest {p['lowest']['cell']} ({_g(p['lowest']['value'])}){rho}")
   return (f"Every finished cell (mean over its seeds): test rate (KL, nats, log scale) against "
           f"distortion (reconstruction, nats), coloured by the {f['what']}; marker = latent "
@@ -215,7 +216,7 @@ def _samples_caption(f):
   parts = [f"{cell.replace('@', ' from ')}: FD {_g(v['frechet_distance'], 4)}, precision "
            f"{_g(v['precision'], 2)}, recall {_g(v['recall'], 2)}"
            for cell, v in f['shown'].items()]
-  return (f"{DATA_TEXT[f['dataset']]}: 16 decoded samples from each sampler (N(0, I), a "
+  return (f"{data.title(f['dataset'])}: 16 decoded samples from each sampler (N(0, I), a "
           'Gaussian fitted to the codes, a 10-component GMM fitted to the codes) for the '
           'classic AE and the β = 1 VAE at the smallest and largest latent size, first seed. '
           'Mean over seeds: ' + '; '.join(parts) + '.')
@@ -230,7 +231,7 @@ def _vs_latent_caption(f):
       text = [f"{key} {_g(vals[key].get(lo))} → {_g(vals[key].get(hi))}"
               for key, _ in VS_LATENT if key in vals]
       if text:
-        parts.append(f"{DATA_TEXT[d]} {SHORT_LABEL[v]}: " + ', '.join(text))
+        parts.append(f"{data.title(d)} {SHORT_LABEL[v]}: " + ', '.join(text))
   return (f"Continuity (jump ratio) and completeness (N(0, I) samples called confidently, "
           f"samples in holes) against latent size, one line per objective, mean and 95 % "
           f"interval over seeds. From {lo}-D to {hi}-D: " + '; '.join(parts) + '.')

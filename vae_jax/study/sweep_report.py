@@ -20,6 +20,7 @@ from vae_jax.study import claims as study_claims
 from vae_jax.study import report as study_report
 from vae_jax.study import sweep_catalog as sweep_models
 from vae_jax.analysis import samplers
+from vae_jax.core import data as data_lib
 
 # Per-cell numbers kept in summary.json (mean ± std over seeds).
 CORE_KEYS = ('recon', 'kl', 'elbo', 'active_units', 'path_jump_ratio',
@@ -243,7 +244,7 @@ def onset_sentences(s):
       continue
     parts = []
     for r in rows:
-      where = f"{'MNIST' if r['dataset'] == 'mnist' else 'Fashion-MNIST'} {r['latent_dim']}-D"
+      where = f"{data_lib.title(r['dataset'])} {r['latent_dim']}-D"
       if r['onset'] is None:
         parts.append(f'{where}: at no β')
       else:
