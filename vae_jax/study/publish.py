@@ -52,14 +52,11 @@ def readme_section(s):
            '[docs/study_report.md](docs/study_report.md); the numbers are in '
            '[docs/study_summary.json](docs/study_summary.json).', '',
            '### The article\'s claims, measured', '',
-           f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
-           f"{counts['inconclusive']} inconclusive. A verdict comes from the per-seed paired "
-           'differences A − B and their 95 % Student-t interval: *supported* when the '
-           'interval lies on the claimed side, *contradicted* when it lies on the other, '
-           '*inconclusive* otherwise. Samples are decoded from N(0, I) for every model, the '
+           f"{study_report.counts_sentence(counts)} (the primary family). "
+           f"{study_report.VERDICT_RULE} Samples are decoded from N(0, I) for every model, the "
            'article\'s own experiment; [docs/metrics.md](docs/metrics.md) defines each metric.',
            '']
-  lines += study_report.claims_markdown(s['claims'], 'article')
+  lines += study_report.claims_markdown(s['claims'])
   lines += ['', '### The completeness claims under fitted samplers', '',
             'The same comparisons when each model is sampled from a Gaussian or a '
             '10-component GMM fitted to its own training codes (Ghosh et al. 2020):', '']

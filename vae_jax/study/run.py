@@ -33,7 +33,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string('outdir', None, 'Where models, figures, summary.json and REPORT.md go.')
 flags.DEFINE_string('data_dir', os.environ.get('VAE_JAX_DATA_DIR', ''),
                     'Directory of IDX files (default $VAE_JAX_DATA_DIR; empty: TFDS).')
-flags.DEFINE_list('seeds', None, 'Seeds of the study (default 0,1,2,3,4; --quick: 0).')
+flags.DEFINE_list('seeds', None, 'Seeds of the study (default 0..9, each model its first '
+                  'catalog.Spec.seeds, from study/power.py; --quick: 0).')
 flags.DEFINE_bool('quick', False, 'One epoch on 2048 images per model: a smoke test.')
 flags.DEFINE_bool('check_gates', None, 'Stop at the first model below a quality gate '
                   '(default: on for a full study, off for --quick).')
