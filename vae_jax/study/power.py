@@ -33,7 +33,7 @@ STUDY_SEEDS = {
     'mnist_vae_2d': 10,
     'mnist_vae_recon_only_2d': 10,
 }
-# plan_sweep(docs/sweep_summary.json at PLAN_COMMIT): one seed count for the whole grid.
+# plan_sweep(docs/sweep_summary.json at PLAN_COMMIT): one seed count for every cell.
 SWEEP_SEEDS = 10
 
 
@@ -66,10 +66,13 @@ def plan_study(per_seed, current, cap=MAX_SEEDS):
   return dict(sorted(seeds.items()))
 
 
-def plan_sweep(per_seed, claims, current, cap=MAX_SEEDS, family_of=None):
-  """Seeds per cell of the sweep: the most any of its rows needs within ``cap``."""
-  needs = [need for *_, need in plan_rows(per_seed, claims, cap, family_of) if need]
-  return max([current] + needs)
+def plan_sweep(summary, cap=MAX_SEEDS):
+  """Seeds per cell of the sweep: the most any of its rows needs within ``cap``,
+  each row at its question's Bonferroni level (sweep_report.question)."""
+  from vae_jax.study import sweep_report   # imports catalog, which imports this module
+  rows = plan_rows(sweep_report.with_sampler_models(summary['per_seed']),
+                   sweep_report.claims(summary['grid']), cap, sweep_report.question)
+  return max([len(summary['grid']['seeds'])] + [need for *_, need in rows if need])
 
 
 def describe(per_seed, claims, cap=MAX_SEEDS):
@@ -85,3 +88,13 @@ def describe(per_seed, claims, cap=MAX_SEEDS):
 def current_seeds(summary):
   """``{model: seeds it has}`` in a published study summary."""
   return {m: len(rows) for m, rows in summary['per_seed'].items()}
+
+
+def published(which, commit=PLAN_COMMIT):
+  """The summary the plan used: ``PLAN_DATA[which]`` as committed at ``commit`` (git)."""
+  import json
+  import subprocess
+  from vae_jax.infra import paths
+  text = subprocess.run(['git', 'show', f'{commit}:{PLAN_DATA[which]}'], cwd=paths.REPO_ROOT,
+                        check=True, capture_output=True, text=True).stdout
+  return json.loads(text)
