@@ -174,7 +174,8 @@ def _verdict_cell(c):
     return f"**inconclusive**: needs metric `{c['metric']}`"
   why = []
   if np.isfinite(c.get('detectable_effect', np.nan)):
-    why.append(f"detects |A − B| ≥ {_num(c['detectable_effect'])} at 80 % power")
+    why.append(f"detects a mean difference of ±{_num(c['detectable_effect'])} or more at "
+               '80 % power')
   settle = c.get('seeds_to_settle')
   why.append(f'{settle} seeds would settle the observed effect' if settle
              else 'over 100 seeds would be needed for the observed effect')
