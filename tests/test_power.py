@@ -11,7 +11,9 @@ def test_study_seeds_are_the_plan_on_the_recorded_summary():
 
 
 def test_sweep_seeds_are_the_plan_on_the_recorded_summary():
+  from vae_jax.study import sweep_catalog
   assert power.SWEEP_SEEDS == power.plan_sweep(power.published('sweep'))
+  assert len(sweep_catalog.DEFAULT_SEEDS) == power.SWEEP_SEEDS
 
 
 def test_no_primary_row_stays_open_for_lack_of_seeds_within_the_cap():

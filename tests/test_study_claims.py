@@ -108,3 +108,25 @@ def test_judge_all_pairs_seeds_corrects_per_family_and_keeps_unmeasured_primary_
                              verdicts.holm([r['p'] for r in primary]))
   assert out['other']['family_size'] == 1
   assert out['other']['p_adjusted'] == pytest.approx(out['other']['p'])
+
+
+def test_the_report_gives_raw_and_adjusted_p_and_why_a_row_is_open():
+  from vae_jax.study import report
+  per_seed = {'a': {str(s): {'m': 1.0 + 0.1 * s} for s in range(5)},
+              'b': {str(s): {'m': 1.0 + 0.1 * s + (0.05 if s % 2 else -0.04)} for s in range(5)}}
+  claims = [study_claims.Claim('open', 'A above B', 'm', 'a', 'b', 'greater',
+                               source='article: "x"'),
+            study_claims.Claim('todo', 'A above B on n', 'n', 'a', 'b', 'greater',
+                               needs_metric=True, source='article: "y"')]
+  judged = study_claims.judge_all(per_seed, claims)
+  table = '\n'.join(report.claims_markdown(judged))
+  row = next(line for line in table.splitlines() if line.startswith('| A above B |'))
+  cells = [c.strip() for c in row.strip('|').split('|')]
+  assert len(cells) == 11   # no stray pipe inside a cell
+  r = judged[0]
+  assert cells[6] == report._p(r['p']) and cells[7] == report._p(r['p_adjusted'])
+  assert r['p_adjusted'] == pytest.approx(min(1.0, 2 * r['p']))
+  assert f"±{report._num(r['detectable_effect'])}" in cells[9]
+  assert 'needs metric `n`' in table
+  counts = report.verdict_counts(judged)
+  assert counts == {'supported': 0, 'contradicted': 0, 'equivalent': 0, 'inconclusive': 2}

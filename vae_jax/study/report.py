@@ -252,7 +252,7 @@ def counts_sentence(counts):
 # How a verdict is reached (docs/statistics.md says it at length).
 VERDICT_RULE = (
     'Each row tests the per-seed paired differences A − B with Student\'s t (two-sided; '
-    'for "≈" rows TOST against the declared margin), and Holm\'s correction holds the '
+    'for "≈" rows TOST against the declared margin), and Holm\'s correction keeps the '
     'family-wise error of each family at 5 %: *supported* / *contradicted* when the '
     'Holm-adjusted p is below 0.05 on the claimed / the other side, *equivalent* when '
     'the 90 % interval lies inside the margin at that level, *inconclusive* otherwise, '
