@@ -1,9 +1,12 @@
 """Gates with a source independent of the outcome: the code-free rule, recomputed from data."""
 
+import importlib.util
 import math
+import os
 
 import pytest
 
+from vae_jax.infra import paths
 from vae_jax.study import catalog as study_models
 from vae_jax.study import gates
 
@@ -32,8 +35,17 @@ def test_the_known_offenders_use_the_code_free_rule():
   assert conv['active_units'].threshold == 2   # a 2-D code uses both dimensions
 
 
+def _config(name):
+  """``get_config()`` of experiments/configs/<name>.py, loaded straight from the file."""
+  path = os.path.join(paths.CONFIG_DIR, f'{name}.py')
+  spec = importlib.util.spec_from_file_location(f'gates_test_{name}', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
 def test_the_conv_pair_trains_under_one_protocol():
-  configs = [study_models.load_config_file(n) for n in
+  configs = [_config(n) for n in
              ('fashion_mnist_conv_vae_2d', 'fashion_mnist_conv_vae_dropout_maxnorm_2d')]
   for field in ('learning_rate', 'lr_schedule', 'num_epochs', 'batch_size'):
     assert configs[0][field] == configs[1][field], field
