@@ -5,6 +5,7 @@ import os
 import numpy as np
 
 from vae_jax.study import claims as study_claims
+from vae_jax.study import verdicts
 from vae_jax.study import figures as study_figures
 from vae_jax.study import catalog as study_models
 from vae_jax.analysis import samplers
@@ -98,6 +99,20 @@ def table_rows(per_seed):
   return table
 
 
+def judge(per_seed, classifiers):
+  """Every claim's verdict from the per-seed values, with its metric's reference value beside it."""
+  claims = study_claims.judge_all(per_seed)
+  for c in claims:
+    dataset = study_models.spec_named(c['a']).dataset
+    if c['metric'].endswith('/confident_share') and dataset in classifiers:
+      c['reference'] = (f"real test images: "
+                        f"{classifiers[dataset]['real_confident_share']:.3f}")
+    elif c['metric'].endswith('/hole_share'):
+      c['reference'] = (f'a sampler that matches the codes: about '
+                        f'{1 - HOLE_QUANTILE:.2f}')
+  return claims
+
+
 def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
   per_seed = {}
   for (name, seed), m in trained.items():
@@ -108,15 +123,7 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
                    for k in ('recon', 'kl', 'elbo', 'recon_per_pixel', 'train_seconds')
                    if k in next(iter(rows.values()))}
             for name, rows in per_seed.items()}
-  claims = study_claims.judge_all(per_seed)
-  for c in claims:   # what the metric's reference distribution gives, beside the claim
-    dataset = study_models.spec_named(c['a']).dataset
-    if c['metric'].endswith('/confident_share') and dataset in classifiers:
-      c['reference'] = (f"real test images: "
-                        f"{classifiers[dataset]['real_confident_share']:.3f}")
-    elif c['metric'].endswith('/hole_share'):
-      c['reference'] = (f'a sampler that matches the codes: about '
-                        f'{1 - HOLE_QUANTILE:.2f}')
+  claims = judge(per_seed, classifiers)
   summary = {
       'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
       'machine': run_clock.machine_description(),
@@ -151,19 +158,52 @@ def _side(c):
   return f"{c['a']} vs {c['b']:g}"
 
 
-def claims_markdown(claims, group='article'):
-  lines = ['| claim | metric | A vs B | mean A | mean B | A − B [95 % CI] | seeds | verdict |',
-           '|---|---|---|---:|---:|---|---:|---|']
+def _p(p):
+  return '–' if not np.isfinite(p) else f'{p:.2g}' if p < 0.001 else f'{p:.3f}'
+
+
+def _interval(c):
+  if not c.get('measured', True):
+    return 'not measured yet'
+  if not np.isfinite(c['low']):
+    return f"{_num(c['difference'])} [no interval]"
+  text = f"{_num(c['difference'])} [{_num(c['low'])}, {_num(c['high'])}]"
+  if c['direction'] == 'near':
+    text += f"; 90 % [{_num(c['tost_low'])}, {_num(c['tost_high'])}] vs ±{_num(c['margin'])}"
+  return text
+
+
+def _verdict_cell(c):
+  if c['verdict'] != 'inconclusive':
+    return c['verdict'] if c['verdict'] in ('supported', 'equivalent') else f"**{c['verdict']}**"
+  if not c.get('measured', True):
+    return f"**inconclusive**: needs metric `{c['metric']}`"
+  why = []
+  if np.isfinite(c.get('detectable_effect', np.nan)):
+    why.append(f"detects a mean difference of ±{_num(c['detectable_effect'])} or more at "
+               '80 % power')
+  settle = c.get('seeds_to_settle')
+  why.append(f'{settle} seeds would settle the observed effect' if settle
+             else 'over 100 seeds would be needed for the observed effect')
+  return '**inconclusive**: ' + '; '.join(why)
+
+
+def claims_markdown(claims, group=study_claims.PRIMARY):
+  """One table row per claim of ``group``: interval, raw and Holm-adjusted p, verdict."""
+  primary = group == study_claims.PRIMARY
+  lines = ['| claim | metric | A vs B | mean A | mean B | A − B [95 % CI] | p | Holm p | seeds '
+           '| verdict |' + (' source |' if primary else ''),
+           '|---|---|---|---:|---:|---|---:|---:|---:|---|' + ('---|' if primary else '')]
   for c in claims:
     if c['group'] != group:
       continue
     b = np.mean(c['values_b']) if c['values_b'] is not None else c['b']
-    ci = (f"{_num(c['difference'])} [{_num(c['low'])}, {_num(c['high'])}]"
-          if np.isfinite(c['low']) else f"{_num(c['difference'])} [no interval]")
+    mean_a = _num(np.mean(c['values_a'])) if c['values_a'] else '–'
+    mean_b = _num(b) if c['values_a'] else '–'
     text = c['text'] + (f" ({c['reference']})" if c.get('reference') else '')
-    verdict = c['verdict'] if c['verdict'] == 'supported' else f"**{c['verdict']}**"
-    lines.append(f"| {text} | `{c['metric']}` | {_side(c)} | {_num(np.mean(c['values_a']))} "
-                 f"| {_num(b)} | {ci} | {c['n']} | {verdict} |")
+    lines.append(f"| {text} | `{c['metric']}` | {_side(c)} | {mean_a} | {mean_b} | "
+                 f"{_interval(c)} | {_p(c['p'])} | {_p(c['p_adjusted'])} | {c['n']} | "
+                 f"{_verdict_cell(c)} |" + (f" {c['source']} |" if primary else ''))
   return lines
 
 
@@ -205,9 +245,34 @@ def gates_markdown(gates):
   return lines
 
 
-def verdict_counts(claims, group='article'):
+def verdict_counts(claims, group=study_claims.PRIMARY):
   rows = [c['verdict'] for c in claims if c['group'] == group]
-  return {v: rows.count(v) for v in ('supported', 'contradicted', 'inconclusive')}
+  return {v: rows.count(v) for v in verdicts.VERDICTS}
+
+
+def counts_sentence(counts):
+  """``'3 supported, 1 contradicted, 2 equivalent, 5 inconclusive'``."""
+  return ', '.join(f'{counts[v]} {v}' for v in verdicts.VERDICTS)
+
+
+# How a verdict is reached (docs/statistics.md says it at length).
+VERDICT_RULE = (
+    'Each row tests the per-seed paired differences A − B with Student\'s t (two-sided; '
+    'for "≈" rows TOST against the declared margin), and Holm\'s correction keeps the '
+    'family-wise error of each family at 5 %: *supported* / *contradicted* when the '
+    'Holm-adjusted p is below 0.05 on the claimed / the other side, *equivalent* when '
+    'the 90 % interval lies inside the margin at that level, *inconclusive* otherwise, '
+    'with the effect the row could detect and the seeds that would settle it '
+    '(vae_jax/study/verdicts.py, docs/statistics.md).')
+FAMILY_TITLES = {
+    'wording': 'The article\'s one-off numbers and wording (exploratory)',
+    'other_metrics': 'The primary claims under other metrics (exploratory)',
+    'replication': 'The MNIST claims repeated on Fashion-MNIST (exploratory)',
+    'mlp_dropout': 'Dropout + max-norm on the MLP, a claim the article did not make '
+                   '(exploratory)',
+    'samplers': 'Where the completeness claims hold: the same claims under fitted samplers '
+                '(exploratory)',
+}
 
 
 def report_markdown(s):
@@ -217,18 +282,20 @@ def report_markdown(s):
                   for d, m in s['classifiers'].items())
   lines = ['# Seed study report', '',
            f"{'QUICK smoke run: numbers are not meaningful. ' if s['quick'] else ''}"
-           f"Seeds {s['seeds']}; wall time {s['wall_seconds'] / 60:.1f} min "
-           f"({s['train_seconds_total'] / 60:.1f} min of it training) on {s['machine']}.", '',
-           '## The article\'s claims, measured', '',
-           f"{counts['supported']} supported, {counts['contradicted']} contradicted, "
-           f"{counts['inconclusive']} inconclusive. Each verdict comes from the per-seed "
-           'paired differences A − B and their 95 % Student-t interval (vae_jax/study/verdicts.py): '
-           'supported when the interval lies on the claimed side, contradicted when it lies on '
-           'the other, inconclusive otherwise.', '']
-  lines += claims_markdown(s['claims'], 'article')
-  lines += ['', '## Where the completeness claims hold: the same claims under fitted samplers',
-            '']
-  lines += claims_markdown(s['claims'], 'samplers')
+           f"Seeds {s['seeds']}; wall time of the run's last pass "
+           f"{s['wall_seconds'] / 60:.1f} min on {s['machine']}; training time summed over "
+           f"every model and seed {s['train_seconds_total'] / 60:.1f} min (a model trained "
+           'in an earlier, resumed pass counts in the sum but not in the wall time).', '',
+           '## The article\'s claims, measured (the primary family)', '',
+           f"{counts_sentence(counts)}, of {sum(counts.values())} claims declared before "
+           f"the run. {VERDICT_RULE}", '']
+  lines += claims_markdown(s['claims'], study_claims.PRIMARY)
+  for family in study_claims.SECONDARY:
+    if any(c['group'] == family for c in s['claims']):
+      lines += ['', f'## {FAMILY_TITLES[family]}', '',
+                f"{counts_sentence(verdict_counts(s['claims'], family))}; Holm within this "
+                'family.', '']
+      lines += claims_markdown(s['claims'], family)
   lines += ['', '## Metrics table (mean ± std over seeds)', '',
             f'Nats per test image; the independent classifier scores {acc}.', '']
   lines += table_markdown(s['table'])

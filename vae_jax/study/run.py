@@ -48,7 +48,8 @@ def parser(prog='vae-jax study'):
           'vae-jax study --outdir=runs/study --nocheck_gates',
           'vae-jax study --outdir=/tmp/study --quick --seeds=0,1']),
       'where models, figures, summary.json and REPORT.md go',
-      'seeds of the study (default 0,1,2,3,4; --quick: 0)',
+      'seeds of the study (default 0..9, each model its first catalog.Spec.seeds, '
+      'from vae_jax/study/power.py; --quick: 0)',
       'one epoch on 2048 images per model: a smoke test',
       'stop at the first model below a quality gate '
       '(default: on for a full study, off for --quick)')

@@ -9,9 +9,12 @@
    laid out as one interval matrix per metric (rows: data set × latent size,
    columns: β).
 
-Every verdict is study_claims.judge_all's: per-seed paired differences and a
-95 % t interval (vae_jax/study/verdicts.py). A sampler's numbers enter a claim as a
-pseudo-model ``<cell>@<sampler>`` so that two samplers can be compared.
+Every verdict is study_claims.judge_all's under the study's rules
+(vae_jax/study/verdicts.py, docs/statistics.md): per-seed paired t-tests, Holm
+within each question (:func:`question`) at a family-wise 5 %, the seeds per
+cell from power.SWEEP_SEEDS. Both questions are exploratory: the article made
+neither claim. A sampler's numbers enter a claim as a pseudo-model
+``<cell>@<sampler>`` so that two samplers can be compared.
 """
 
 import numpy as np
@@ -46,7 +49,12 @@ BETA_MATRICES = (
      'completeness: N(0, I) samples called confidently ↑'),
     ('prior/hole_share', 'less', 'beta0', 'completeness: N(0, I) samples in holes ↓'),
 )
-MARK = {'supported': '✓', 'contradicted': '✗', 'inconclusive': '?'}
+MARK = {'supported': '✓', 'contradicted': '✗', 'equivalent': '≈', 'inconclusive': '?'}
+
+
+def question(group):
+  """The family a display group belongs to: question 1 (``'ghosh'``) or 2 (``'beta'``)."""
+  return 'ghosh' if group.startswith('ghosh') else 'beta'
 
 
 def _cell(dataset, z, variant):
@@ -161,7 +169,7 @@ def timing(passes, per_seed):
 
 
 def summarise(per_seed, missing, failed, grid, quick, passes, classifiers):
-  judged = study_claims.judge_all(with_sampler_models(per_seed), claims(grid))
+  judged = study_claims.judge_all(with_sampler_models(per_seed), claims(grid), family_of=question)
   expected = (len(grid['datasets']) * len(grid['latent_dims']) * len(grid['variants'])
               * len(grid['seeds']))
   onsets = {matrix_group(m, b): beta_onsets(judged, grid, m, b)
@@ -224,7 +232,7 @@ def ghosh_finding(s):
   ratio = [float(np.mean(c['values_a']) / np.mean(c['values_b'])) for c in judged]
   return (f"Fréchet distance (lower is better) of the classic AE sampled from a 10-component "
           f"GMM against the β = 1 VAE sampled from N(0, I), over {len(judged)} (data set, "
-          f"latent size) pairs: the AE + GMM is better (interval below 0) in "
+          f"latent size) pairs: the AE + GMM is better (Holm-adjusted p < 0.05) in "
           f"{count['supported']}, worse in {count['contradicted']}, and not distinguishable "
           f"with these seeds in {count['inconclusive']}; its distance is "
           f"{min(ratio):.2f}–{max(ratio):.2f} × the VAE's. Precision, recall and the "
@@ -320,18 +328,18 @@ def findings_markdown(s, heading='##'):
   """The two questions, answered from the summary (README and REPORT.md share it)."""
   lines = [f'{heading} Does a classic AE plus an ex-post GMM sample as well as a VAE?', '',
            ghosh_finding(s), '',
-           'Each verdict: per-seed paired differences A − B, 95 % Student-t interval; '
-           '*supported* when the interval lies on the claimed side, *contradicted* when on '
-           'the other, *inconclusive* otherwise (vae_jax/study/verdicts.py). `X@gmm` is model X '
-           'sampled from a GMM fitted to its training codes, `X@prior` from N(0, I).', '']
+           study_report.VERDICT_RULE + ' Here each question is one family (Holm over '
+           'all its rows, both tables of question 1 together); both are exploratory. '
+           '`X@gmm` is model X sampled from a GMM fitted to its training codes, `X@prior` '
+           'from N(0, I).', '']
   lines += study_report.claims_markdown(s['claims'], 'ghosh')
   lines += ['', 'The same, with the VAE also sampled from a GMM fitted to its codes:', '']
   lines += study_report.claims_markdown(s['claims'], 'ghosh_gmm')
   lines += ['', f'{heading} Where along β do continuity and completeness appear?', '']
   lines += onset_sentences(s)
   lines += ['', 'Each cell of the tables below: mean over seeds of VAE − baseline, its 95 % '
-            'interval and the verdict that the VAE is better (✓ supported, ✗ contradicted, '
-            '? inconclusive).', '']
+            'interval and the verdict that the VAE is better after Holm over all of question '
+            '2 (✓ supported, ✗ contradicted, ? inconclusive).', '']
   lines += matrices_markdown(s, heading + '#')
   return lines
 
