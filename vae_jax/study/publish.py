@@ -17,6 +17,7 @@ import shutil
 import sys
 
 from vae_jax.infra import blocks, errors, flags, paths
+from vae_jax.infra import workdir as workdir_lib
 from vae_jax.study import claims as study_claims
 from vae_jax.study import figures as study_figures
 from vae_jax.study import verdicts
@@ -146,11 +147,9 @@ def rejudge(root=ROOT):
   summary['claims'] = study_report.judge(summary['per_seed'], summary['classifiers'])
   summary['rejudged'] = ('the families of vae_jax/study/claims.py applied to the per-seed '
                          'values of this run')
-  with open(path, 'w') as f:
-    json.dump(summary, f, indent=1)
-    f.write('\n')
-  with open(os.path.join(root, 'docs', 'study_report.md'), 'w') as f:
-    f.write(study_report.report_markdown(summary))
+  workdir_lib.atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True))
+  workdir_lib.atomic_write_text(os.path.join(root, 'docs', 'study_report.md'),
+                                study_report.report_markdown(summary))
   counts = study_report.verdict_counts(summary['claims'])
   return f're-judged {len(summary["claims"])} claims: {study_report.counts_sentence(counts)} (primary)'
 
