@@ -288,3 +288,19 @@ def test_class_changes_count_flicker_along_walks():
 def test_walks_join_two_classes():
   a, b = metrics.class_pairs(jax.random.key(3), LABELS, 200)
   assert len(a) == 200 and np.all(LABELS[a] != LABELS[b])
+
+
+# ----------------------------------------------------------------------------
+# The reference values on real data in docs/metrics.md
+# ----------------------------------------------------------------------------
+def test_docs_reference_block_is_the_rendering_of_its_json():
+  import json
+  import os
+  from vae_jax.analysis import real_reference
+  with open(real_reference.DOC) as f:
+    block = real_reference.block_of(f.read())
+  assert block is not None, 'docs/metrics.md lost its metrics-reference markers'
+  source = block.split(' from ', 1)[1].split(';', 1)[0]
+  with open(os.path.join(os.path.dirname(real_reference.DOC), '..', source)) as f:
+    assert block == real_reference.markdown(json.load(f)), (
+        'stale: rerun python -m vae_jax.analysis.real_reference --publish')

@@ -99,7 +99,7 @@ NUM_WALKS = 50
 
 
 def _walk_change(m, z0, z1, steps=64):
-  """Largest and mean decoded change per step (mean |Δpixel|), mean over walks ``z0[i] → z1[i]``."""
+  """Largest and mean decoded change per step (mean |Δpixel|), mean over walks z0[i] → z1[i]."""
   z0, z1 = np.atleast_2d(z0), np.atleast_2d(z1)
   t = np.linspace(0.0, 1.0, steps + 1)[None, :, None]
   paths = z0[:, None] + t * (z1 - z0)[:, None]                     # [W, T+1, D]

@@ -240,8 +240,8 @@ def _vs_latent_caption(f):
         parts.append(f"{DATA_TEXT[d]} {SHORT_LABEL[v]}: " + ', '.join(text))
   return (f"Continuity (evenness along class-pair walks, walk images called confidently) and "
           f"completeness (N(0, I) samples called confidently, class-balanced; samples where the "
-          f"aggregate posterior is thin) against latent size, one line per objective, mean and 95 % "
-          f"interval over seeds. From {lo}-D to {hi}-D: " + '; '.join(parts) + '.')
+          f"aggregate posterior is thin) against latent size, one line per objective, mean and "
+          f"95 % interval over seeds. From {lo}-D to {hi}-D: " + '; '.join(parts) + '.')
 
 
 def captions(s):

@@ -258,7 +258,8 @@ def onset_sentences(s):
       else:
         parts.append(f"{where}: from {_beta_label(r['onset'])}"
                      + ('' if r['stays'] else ' (not at every larger β)'))
-    lines.append(f"- **{what} {registry.arrow(metric)}**, better than the {sweep_models.VARIANT[base].label}: "
+    lines.append(f"- **{what} {registry.arrow(metric)}**, better than the "
+                 f"{sweep_models.VARIANT[base].label}: "
                  + '; '.join(parts) + '.')
   return lines
 
