@@ -12,7 +12,7 @@ from vae_jax.analysis import samplers
 from vae_jax.infra import run_clock
 
 
-HOLE_QUANTILE = 0.99   # metrics.latent_space_metrics' default: holes beyond the 99th percentile
+HOLE_QUANTILE = 0.99   # metrics.latent_space_metrics' default: holes below q's own 1 % density level
 
 
 class TableMetrics:
@@ -113,7 +113,7 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
       c['reference'] = (f"real test images: "
                         f"{classifiers[dataset][f'real_{base}']:.3f}")
     elif c['metric'].endswith('/hole_share'):
-      c['reference'] = (f'a sampler that matches the codes: about '
+      c['reference'] = (f'a sampler that draws from the aggregate posterior: about '
                         f'{1 - HOLE_QUANTILE:.2f}')
   summary = {
       'quick': quick, 'seeds': seeds, 'wall_seconds': wall_seconds,
