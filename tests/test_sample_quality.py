@@ -93,6 +93,8 @@ def test_real_images_test_against_train_is_close_and_noise_is_far():
   assert far['frechet_distance'] > 20 * near['frechet_distance'], (near, far)
   assert near['precision'] > 0.6 and near['recall'] > 0.6, near
   assert far['precision'] == 0.0 and far['recall'] == 0.0, far
+  assert near['coverage'] > 0.8 and near['density'] > 0.6, near   # real balls, same data
+  assert far['coverage'] == 0.0 and far['density'] == 0.0, far
 
 
 # ----------------------------------------------------------------------------

@@ -136,7 +136,8 @@ def _row(variant, z, seed):
   jump = {'ae': 3.0, 'beta0': 2.0, 'beta1': 1.5, 'beta4': 1.4}[variant]
   confident = {'ae': 0.5, 'beta0': 0.5, 'beta1': 0.8, 'beta4': 0.9}[variant]
   row = {'recon': 100.0 + z, 'active_units': float(z), 'path_jump_ratio': jump + NOISE[i],
-         'lipschitz_p99_relative': 3.0, 'knn_accuracy': 0.7, 'train_seconds': 20.0,
+         'lipschitz_p99_relative': 3.0, 'knn_accuracy': 0.7, 'path_confident_share': 1.0 - jump / 5,
+         'train_seconds': 20.0,
          'metrics_seconds': 10.0, 'epochs': 10}
   if variant != 'ae':
     row.update(kl=5.0 + 10 * (4 - (GRID['variants'].index(variant))), elbo=-120.0)
@@ -145,7 +146,8 @@ def _row(variant, z, seed):
     if variant == 'ae' and sampler == 'gmm':
       fd -= 20.0    # the AE with a GMM beats the VAE from its prior, on every seed
     conf = confident + (AE_NOISE[i] if variant == 'ae' else 0.01 * NOISE[i])
-    row.update({f'{sampler}/confident_share': conf, f'{sampler}/hole_share': 1 - conf,
+    row.update({f'{sampler}/balanced_confident_share': conf, f'{sampler}/hole_share': 1 - conf,
+                f'{sampler}/coverage': 0.5 + 0.01 * NOISE[i],
                 f'{sampler}/frechet_distance': fd, f'{sampler}/precision': 0.8,
                 f'{sampler}/recall': 0.1 + 0.01 * NOISE[i]})
   return row
@@ -215,10 +217,10 @@ def test_verdicts_and_interval_tables_follow_the_numbers(tmp_path):
   onset = {(g, r['latent_dim']): r for g, rows in s['onsets'].items() for r in rows}
   cont = onset[(sweep_report.matrix_group('path_jump_ratio', 'ae'), 2)]
   assert cont['onset'] == 0.0 and cont['stays']
-  comp = onset[(sweep_report.matrix_group('prior/confident_share', 'ae'), 32)]
+  comp = onset[(sweep_report.matrix_group('prior/balanced_confident_share', 'ae'), 32)]
   assert comp['verdicts'] == ['inconclusive', 'supported', 'supported']
   assert comp['onset'] == 1.0 and comp['stays']
-  table = '\n'.join(sweep_report.matrix_markdown(s, 'prior/confident_share', 'beta0'))
+  table = '\n'.join(sweep_report.matrix_markdown(s, 'prior/balanced_confident_share', 'beta0'))
   assert '| mnist | 2 | 0.300 [' in table and table.count('✓') == 4
   sentences = '\n'.join(sweep_report.onset_sentences(s))
   assert 'MNIST 2-D: from β = 1' in sentences and 'MNIST 32-D: from β = 0.' in sentences

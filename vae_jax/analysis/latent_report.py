@@ -35,6 +35,7 @@ import os
 import jax
 import numpy as np
 
+from vae_jax.analysis import metric_registry as registry
 from vae_jax.analysis import metrics, plotting
 from vae_jax.core import diagnostics
 from vae_jax.analysis import samplers as samplers_lib
@@ -47,17 +48,11 @@ MARKDOWN_FILE = 'latent_report.md'
 FIGURE_FIT_CODES = 2000
 SAMPLES_PER_ROW = 16
 
-CONTINUITY_ROWS = [
-    ('path_jump_ratio', '↓',
-     'largest / mean step along straight paths between test codes (1: an even morph)'),
-    ('lipschitz_p99_relative', '↓', "99th-percentile local slope / the decoder's global slope"),
-    ('path_confident_share', '↑', 'share of path images the classifier calls confidently'),
-    ('path_step_mean', '', 'mean L2 step between decoded path images'),
-    ('lipschitz_p99', '', 'raw 99th-percentile local slope (normalised units)'),
-]
-SAMPLER_COLUMNS = [('hole_share', '↓'), ('nn_distance_ratio', '↓'), ('confident_share', '↑'),
-                   ('class_entropy', '↑'), ('frechet_distance', '↓'), ('precision', '↑'),
-                   ('recall', '↑')]
+# What the report's tables show (labels and directions: the metric registry).
+CONTINUITY_KEYS = ('path_jump_ratio', 'path_confident_share', 'path_class_changes',
+                   'lipschitz_p99_relative', 'path_step_mean', 'lipschitz_p99')
+SAMPLER_KEYS = ('balanced_confident_share', 'confident_share', 'class_distance', 'class_entropy',
+                'hole_share', 'frechet_distance', 'coverage', 'density', 'precision', 'recall')
 
 
 def latent_report(encode, decode, train_images, train_labels, test_images, test_labels,
@@ -115,11 +110,12 @@ def latent_report(encode, decode, train_images, train_labels, test_images, test_
 def _skipped(logits_fn, features_fn):
   skipped = []
   if logits_fn is None:
-    skipped.append('classifier scores (`path_confident_share`, `<sampler>/confident_share`, '
+    skipped.append('classifier scores (`path_confident_share`, `path_class_changes`, '
+                   '`<sampler>/balanced_confident_share`, `confident_share`, `class_distance`, '
                    '`mean_max_prob`, `class_entropy`): no classifier `logits_fn` given')
   if features_fn is None:
-    skipped.append('sample quality (`<sampler>/frechet_distance`, `precision`, `recall`): '
-                   'no classifier `features_fn` given')
+    skipped.append('sample quality (`<sampler>/frechet_distance`, `coverage`, `density`, '
+                   '`precision`, `recall`): no classifier `features_fn` given')
   return skipped
 
 
@@ -187,19 +183,22 @@ def markdown(report):
            f'{report["data"]}, {report["latent_dim"]}-D codes, scored on '
            f'{report["num_train_images"]} training and {report["num_test_images"]} test '
            'images under the protocol of docs/metrics.md (codes = encoder outputs, '
-           'training codes as the reference; ↑ / ↓: higher / lower is better).', '',
-           '## Continuity', '', '| metric | value | | what |', '|---|---:|---|---|']
-  lines += [f'| `{k}` | {_fmt(m[k])} | {better} | {what} |'
-            for k, better, what in CONTINUITY_ROWS if k in m]
+           f'training codes as the reference; {registry.ARROWS[registry.GREATER]} / '
+           f'{registry.ARROWS[registry.LESS]}: higher / lower is better).', '',
+           '## Continuity (walks between test codes of two classes)', '',
+           '| metric | value | | what |', '|---|---:|---|---|']
+  lines += [f'| `{k}` | {_fmt(m[k])} | {registry.arrow(k)} | '
+            f'{registry.header(k, arrow_sign=False)} |' for k in CONTINUITY_KEYS if k in m]
   lines += ['', '## Completeness and sample quality, per sampler', '',
-            '| sampler | ' + ' | '.join(f'`{k}` {b}' for k, b in SAMPLER_COLUMNS) + ' |',
-            '|---|' + '---:|' * len(SAMPLER_COLUMNS)]
+            '| sampler | ' + ' | '.join(f'`{k}` {registry.arrow(k)}' for k in SAMPLER_KEYS)
+            + ' |', '|---|' + '---:|' * len(SAMPLER_KEYS)]
   samplers = sorted({k.split('/')[0] for k in m if '/' in k},
                     key=lambda s: (samplers_lib.SAMPLERS + (s,)).index(s))
-  lines += [f'| {s} | ' + ' | '.join(_fmt(m.get(f'{s}/{k}')) for k, _ in SAMPLER_COLUMNS)
+  lines += [f'| {s} | ' + ' | '.join(_fmt(m.get(f'{s}/{k}')) for k in SAMPLER_KEYS)
             + ' |' for s in samplers]
   lines += ['', '## Class separation and codes', '',
-            f'* `knn_accuracy` ↑: {_fmt(m["knn_accuracy"])} (k-NN vote of the training '
+            f'* `knn_accuracy` {registry.arrow("knn_accuracy")}: {_fmt(m["knn_accuracy"])} '
+            '(k-NN vote of the training '
             'codes, normalised units)',
             f'* `code_scale`: {_fmt(m["code_scale"])} (RMS spread per dimension, raw units)',
             f'* active units: {int(d["active_units"])} of {int(d["latent_dim"])} '

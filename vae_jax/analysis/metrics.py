@@ -10,8 +10,14 @@ One protocol serves every model, AE or VAE (docs/metrics.md says why each
 choice is fair to both):
 
 * **Codes** are what the encoder outputs for an image: an AE's code, a VAE's
-  posterior mean. The training codes are the reference for holes, the
-  normalisation, the fitted samplers and the class separation of every model.
+  posterior mean. The training codes are the reference for the normalisation,
+  the fitted samplers and the class separation of every model.
+* **Holes** are judged against the aggregate posterior itself: a VAE's
+  q(z) = mean of its posteriors q(z|x), an AE's codes under a Gaussian kernel
+  of Scott's width (:func:`aggregate_posterior`), so inactive units, where
+  every posterior is the prior, are not holes at any latent size.
+* **Walks** join test codes of two different classes (≥ 50 per seed): every
+  path score is a mean over them, never one path.
 * **Normalised units**: codes are whitened by the mean and covariance of the
   training codes, so a unit is "one standard deviation of the codes" whatever
   their raw scale.
@@ -36,9 +42,11 @@ import math
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from vae_jax.analysis import sample_quality
+from vae_jax.infra import chunks
 from vae_jax.core import latent
 from vae_jax.analysis import samplers as samplers_lib
 from vae_jax.analysis.neighbors import nearest_neighbors
@@ -129,43 +137,87 @@ def _softmax(logits):
   return p / p.sum(axis=-1, keepdims=True)
 
 
-def classifier_scores(classifier_fn, images, confidence=0.9):
+def class_proportions(labels, num_classes):
+  """``[num_classes]`` share of each class among integer ``labels``."""
+  return np.bincount(np.asarray(labels), minlength=num_classes) / max(len(labels), 1)
+
+
+def classifier_scores(classifier_fn, images, confidence=0.9, proportions=None):
   """Confidence of an independent classifier on ``images``.
 
   Returns ``confident_share`` (share with max softmax ≥ ``confidence``),
   ``mean_max_prob`` and ``class_entropy`` (entropy of the histogram of
   predicted classes divided by log C: 1 = all classes equally often, 0 = one
-  class only).
+  class only). With the data's class ``proportions`` π [C], also:
+
+  * ``balanced_confident_share`` = Σ_c min(q_c, π_c), q_c the share of images
+    called class c with confidence: the confident share that fits inside the
+    data's class proportions, so a generator collapsed onto one class scores
+    at most that class's π_c (≤ ``confident_share``; equal when the confident
+    images are spread over the classes as the data are);
+  * ``class_distance`` = ½ Σ_c |h_c − π_c|, the total-variation distance of
+    the predicted-class histogram h from π (0: the data's proportions).
   """
   p = _softmax(classifier_fn(images))
-  maxp = p.max(axis=-1)
-  hist = np.bincount(p.argmax(axis=-1), minlength=p.shape[-1]) / p.shape[0]
+  maxp, pred = p.max(axis=-1), p.argmax(axis=-1)
+  num_classes = p.shape[-1]
+  hist = np.bincount(pred, minlength=num_classes) / p.shape[0]
   nz = hist[hist > 0]
-  return {'confident_share': float(np.mean(maxp >= confidence)),
-          'mean_max_prob': float(np.mean(maxp)),
-          'class_entropy': float(-np.sum(nz * np.log(nz)) / math.log(p.shape[-1]))}
+  out = {'confident_share': float(np.mean(maxp >= confidence)),
+         'mean_max_prob': float(np.mean(maxp)),
+         'class_entropy': float(-np.sum(nz * np.log(nz)) / math.log(num_classes))}
+  if proportions is not None:
+    pi = np.asarray(proportions, np.float64)
+    confident = np.bincount(pred[maxp >= confidence], minlength=num_classes) / p.shape[0]
+    out['balanced_confident_share'] = float(np.sum(np.minimum(confident, pi)))
+    out['class_distance'] = float(0.5 * np.sum(np.abs(hist - pi)))
+  return out
 
 
 # ----------------------------------------------------------------------------
 # Continuity
 # ----------------------------------------------------------------------------
-def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
-                       path_steps=64, num_perturb=500, perturb_scale=0.05,
+def class_pairs(key, labels, num_pairs, candidates=64):
+  """``(a [P], b [P])`` indices of ``num_pairs`` random pairs with different labels.
+
+  Each a is uniform; b is the first of ``candidates`` uniform draws whose label
+  differs from a's (any other index when none does, e.g. one-class data).
+  """
+  labels = np.asarray(labels)
+  n = labels.shape[0]
+  a_key, b_key = jax.random.split(key)
+  a = np.asarray(jax.random.randint(a_key, (num_pairs,), 0, n))
+  cand = (a[:, None] + 1 + np.asarray(
+      jax.random.randint(b_key, (num_pairs, candidates), 0, max(n - 1, 1)))) % n
+  other = labels[cand] != labels[a][:, None]
+  first = np.where(other.any(axis=1), other.argmax(axis=1), 0)
+  return a, cand[np.arange(num_pairs), first]
+
+
+def continuity_metrics(decode_fn, codes, key, *, labels=None, normalizer=None,
+                       num_paths=100, path_steps=64, num_perturb=500, perturb_scale=0.05,
                        classifier_fn=None, confidence=0.9, batch_size=None):
   """How smoothly the decoder's output changes as the code moves.
 
-  Paths: ``num_paths`` random pairs of ``codes`` (e.g. test codes) are joined
-  by straight lines of ``path_steps`` equal steps; with x_t the decoded image
-  (values in [0, 1]) at step t and d_t = ||x_{t+1} - x_t||_2 (pixel L2):
+  Walks: ``num_paths`` random pairs of ``codes`` (e.g. test codes; with
+  ``labels``, each pair of two different classes: class-pair walks) are joined
+  by straight lines of ``path_steps`` equal steps; every path score below is a
+  mean over all walks. With x_t the decoded image (values in [0, 1]) at step t
+  and d_t = ||x_{t+1} - x_t||_2 (pixel L2):
 
   * ``path_step_mean``: mean of d_t over steps and paths;
   * ``path_max_step``: mean over paths of max_t d_t (a jump shows here as the
     size of the jump, however finely the path is cut);
   * ``path_jump_ratio``: mean over paths of max_t d_t / mean_t d_t: 1 for an
-    even morph, up to ``path_steps`` when the whole change happens in one step;
-  * ``path_confident_share`` (with ``classifier_fn``): share of decoded path
-    points the classifier calls with confidence, i.e. whether the way from
-    one code to another passes through sensible outputs.
+    even morph (a pixel cross-fade too), up to ``path_steps`` when the whole
+    change happens in one step. It measures the *evenness* of change, not
+    whether the way is recognisable;
+  * with ``classifier_fn``: ``path_confident_share``, the share of decoded
+    path points the classifier calls with confidence (does the way from one
+    code to another pass through sensible outputs?), and
+    ``path_class_changes``, the mean number of steps per walk where the
+    predicted class changes (1 for a walk that goes from class a to class b
+    once; more when the class flickers or detours).
 
   Local Lipschitz: around ``num_perturb`` random codes, a random direction of
   length ``perturb_scale`` normalised units:
@@ -179,6 +231,7 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
     decode_fn: ``z [N, D] -> images [N, ...]`` in [0, 1].
     codes: ``[N, D]`` codes to draw endpoints and base points from.
     key: PRNG key; the result is a deterministic function of it.
+    labels: ``[N]`` classes of ``codes``: walks join two different classes.
     normalizer: :class:`Normalizer` defining the normalised units (default:
       fitted to ``codes``).
   """
@@ -187,10 +240,8 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
   normalizer = fit_normalizer(codes) if normalizer is None else normalizer
   pair_key, base_key, dir_key = jax.random.split(key, 3)
 
-  # Paths between random pairs (a != b).
-  a = np.asarray(jax.random.randint(pair_key, (num_paths,), 0, n))
-  b = (a + 1 + np.asarray(jax.random.randint(jax.random.fold_in(pair_key, 1),
-                                             (num_paths,), 0, max(n - 1, 1)))) % n
+  # Walks between random pairs (a != b; of two classes when labels are given).
+  a, b = class_pairs(pair_key, np.arange(n) if labels is None else labels, num_paths)
   t = np.linspace(0.0, 1.0, path_steps + 1)[None, :, None]
   paths = codes[a][:, None, :] + t * (codes[b] - codes[a])[:, None, :]  # [P, T+1, D]
   images = decode_codes(decode_fn, paths.reshape(-1, dim), batch_size)
@@ -203,14 +254,17 @@ def continuity_metrics(decode_fn, codes, key, *, normalizer=None, num_paths=100,
       # speak of: it scores inf, so a constant decoder cannot win.
       'path_jump_ratio': float(np.mean(_ratio(steps.max(axis=1), steps.mean(axis=1)))),
   }
+  if classifier_fn is not None:
+    probs = _softmax(classifier_fn(images.astype(np.float32)))
+    confident = probs.max(axis=-1) >= confidence
+    pred = probs.argmax(axis=-1).reshape(num_paths, path_steps + 1)
+    out['path_confident_share'] = float(np.mean(confident))
+    out['path_class_changes'] = float(np.mean(np.sum(np.diff(pred, axis=1) != 0, axis=1)))
   # Global slope: how far apart the decodings of two codes are per normalised
   # unit between them, averaged over the path endpoints.
   ends = np.linalg.norm(flat[:, -1] - flat[:, 0], axis=-1)
   span = np.linalg.norm(normalizer.normalize(codes[b]) - normalizer.normalize(codes[a]), axis=-1)
   global_slope = float(np.mean(ends / np.maximum(span, 1e-30)))
-  if classifier_fn is not None:
-    scores = classifier_scores(classifier_fn, images.astype(np.float32), confidence)
-    out['path_confident_share'] = scores['confident_share']
 
   # Local Lipschitz estimate in normalised units.
   base = codes[np.asarray(jax.random.randint(base_key, (num_perturb,), 0, n))]
@@ -238,49 +292,102 @@ def _ratio(num, den, tiny=1e-9):
 # ----------------------------------------------------------------------------
 # Completeness
 # ----------------------------------------------------------------------------
-def hole_metrics(prior_codes, train_codes, key, *, normalizer=None, quantile=0.99,
-                 num_reference=2000):
-  """Share of prior samples that fall into holes of the training codes.
+class AggregatePosterior(NamedTuple):
+  """q(z) = (1/N) Σ_n N(z; means_n, diag(stds_n²)): a VAE's posteriors, an AE's kernels."""
+  means: np.ndarray   # [N, D]
+  stds: np.ndarray    # [N, D]
 
-  In normalised units, r = the ``quantile`` of the nearest-neighbour
-  distances among training codes (each to its nearest *other* training code,
-  on ``num_reference`` of them drawn with ``key``). A prior sample whose
-  nearest training code is farther than r lies where the decoder has seen no
-  input: ``hole_share`` is the share of such samples (≈ 1 - quantile when the
-  prior matches the codes; → 1 when the prior puts its mass away from them).
-  ``nn_distance_ratio`` = median NN distance of prior samples / median NN
-  distance among training codes (≈ 1 when matched).
+  def log_density(self, z):
+    """log q(z) ``[M]`` for ``z [M, D]`` (float32 arithmetic, exact differences)."""
+    z = np.asarray(z, np.float32)
+    n, dim = self.means.shape
+    # Rows of z per call: the [rows, N, D] differences stay under 2^24 floats.
+    rows = max(1, min(z.shape[0], 2 ** 24 // max(n * dim, 1)))
+    means = jnp.asarray(self.means, jnp.float32)
+    log_stds = jnp.asarray(np.log(self.stds), jnp.float32)
+    return np.asarray(chunks.map_chunks(
+        lambda q: _mixture_log_density(jnp.asarray(q), means, log_stds), z, rows,
+        pad_last=True), np.float64)
+
+
+@jax.jit
+def _mixture_log_density(z, means, log_stds):
+  u = (z[:, None, :] - means[None]) * jnp.exp(-log_stds)[None]          # [M, N, D]
+  log_n = -0.5 * jnp.sum(u * u, -1) - jnp.sum(log_stds, -1)[None]
+  dim = means.shape[1]
+  return (jax.nn.logsumexp(log_n, axis=1) - jnp.log(means.shape[0])
+          - 0.5 * dim * jnp.log(2 * jnp.pi))
+
+
+def scott_bandwidth(codes, rel_floor=1e-6):
+  """``[D]`` kernel widths of an AE's point codes: Scott's rule σ_d · N^(-1/(D+4)).
+
+  Scott (1992), "Multivariate density estimation", eq. 6.42, for a product
+  Gaussian kernel. A dead dimension gets ``rel_floor`` of the largest width,
+  so that any sample away from the codes' constant value is a hole there.
   """
-  normalizer = fit_normalizer(train_codes) if normalizer is None else normalizer
-  train_u = normalizer.normalize(train_codes)
-  prior_u = normalizer.normalize(prior_codes)
-  n = train_u.shape[0]
-  ref = np.asarray(jax.random.permutation(key, n))[:min(num_reference, n)]
-  ref_d, _ = nearest_neighbors(train_u[ref], train_u, k=2)
-  ref_nn = ref_d[:, 1]  # the nearest one is the code itself
-  threshold = float(np.quantile(ref_nn, quantile))
-  prior_d, _ = nearest_neighbors(prior_u, train_u, k=1)
-  prior_nn = prior_d[:, 0]
-  return {'hole_share': float(np.mean(prior_nn > threshold)),
-          'hole_threshold': threshold,
-          'nn_distance_ratio': float(np.median(prior_nn) / max(np.median(ref_nn), 1e-30))}
+  codes = np.asarray(codes, np.float64)
+  n, dim = codes.shape
+  h = codes.std(axis=0) * n ** (-1.0 / (dim + 4))
+  return np.maximum(h, rel_floor * max(float(h.max()), 1e-30))
 
 
-def completeness_metrics(decode_fn, prior_codes, train_codes, key, *,
-                         classifier_fn=None, normalizer=None, confidence=0.9,
-                         hole_quantile=0.99, num_reference=2000, batch_size=None):
-  """Do codes drawn from the prior decode to sensible outputs?
+def aggregate_posterior(codes, logvars, key, num_reference):
+  """``(AggregatePosterior, reference [R, D])`` from training codes, for :func:`hole_metrics`.
 
-  With ``classifier_fn`` (an independent classifier trained on real images),
-  the decoded prior samples get :func:`classifier_scores`: ``confident_share``
-  (the headline), ``mean_max_prob`` and ``class_entropy``. Always: the
-  geometric :func:`hole_metrics` of ``prior_codes`` against ``train_codes``.
+  The last ``num_reference`` rows are held out: the reference is a draw
+  z ~ q(z|x) of each held-out image (a VAE: mean + std · ε), or its point code
+  (an AE: ``logvars`` None). The rest build q: a VAE's Gaussian posteriors;
+  for an AE, a Gaussian kernel of Scott's width (:func:`scott_bandwidth`) on
+  each code. Held out, so a reference point is never scored by its own term.
   """
-  out = hole_metrics(prior_codes, train_codes, key, normalizer=normalizer,
-                     quantile=hole_quantile, num_reference=num_reference)
+  codes = np.asarray(codes, np.float64)
+  n_ref = min(num_reference, codes.shape[0] // 2)
+  fit, ref = codes[:-n_ref], codes[-n_ref:]
+  if logvars is None:
+    stds = np.broadcast_to(scott_bandwidth(fit), fit.shape)
+    return AggregatePosterior(fit, stds), ref
+  std = np.exp(0.5 * np.asarray(logvars, np.float64))
+  eps = np.asarray(jax.random.normal(key, ref.shape), np.float64)
+  return AggregatePosterior(fit, std[:-n_ref]), ref + std[-n_ref:] * eps
+
+
+def hole_metrics(sampled_codes, posterior, reference, *, quantile=0.99):
+  """Share of a sampler's codes that land where the aggregate posterior is thin.
+
+  τ = the (1 − ``quantile``) quantile of log q(z) over ``reference`` codes drawn
+  from q itself (held out, :func:`aggregate_posterior`): only 1 % of the
+  aggregate posterior's own mass lies below that density. ``hole_share`` =
+  share of ``sampled_codes`` with log q(z) < τ: ≈ 1 − ``quantile`` when the
+  sampler draws from q (at any latent size: inactive units, where every
+  posterior is the prior, are not holes), → 1 when its mass lies where no
+  training image's posterior is.
+
+  Args:
+    sampled_codes: ``[M, D]`` codes of a sampler (raw latent units).
+    posterior: the :class:`AggregatePosterior` of the training images.
+    reference: ``[R, D]`` held-out draws from it.
+  """
+  threshold = float(np.quantile(posterior.log_density(reference), 1.0 - quantile))
+  return {'hole_share': float(np.mean(posterior.log_density(sampled_codes) < threshold))}
+
+
+def completeness_metrics(decode_fn, sampled_codes, posterior, reference, *,
+                         classifier_fn=None, proportions=None, confidence=0.9,
+                         hole_quantile=0.99, batch_size=None):
+  """Do a sampler's codes decode to sensible outputs, spread like the data?
+
+  Always the :func:`hole_metrics` of ``sampled_codes`` against the aggregate
+  posterior. With ``classifier_fn`` (an independent classifier trained on
+  real images) the decoded codes get :func:`classifier_scores` with the data's
+  class ``proportions``: ``balanced_confident_share`` (the headline),
+  ``confident_share``, ``class_distance``, ``mean_max_prob``, ``class_entropy``.
+  """
+  out = hole_metrics(sampled_codes, posterior, reference, quantile=hole_quantile)
   if classifier_fn is not None:
-    images = decode_codes(decode_fn, prior_codes, batch_size)
-    out.update(classifier_scores(classifier_fn, images.astype(np.float32), confidence))
+    images = decode_codes(decode_fn, sampled_codes, batch_size)
+    out.update(classifier_scores(classifier_fn, images.astype(np.float32), confidence,
+                                 proportions))
   return out
 
 
@@ -337,31 +444,37 @@ def latent_metrics(encode_fn, decode_fn, train_images, train_labels, test_images
   keys = jax.random.split(key, 8)
   tr = _subset(keys[0], len(train_images), num_train)
   te = _subset(keys[1], len(test_images), num_test)
-  train_codes, _ = encode_codes(encode_fn, np.asarray(train_images)[tr], batch_size)
+  train_codes, train_logvars = encode_codes(encode_fn, np.asarray(train_images)[tr],
+                                            batch_size)
   test_codes, _ = encode_codes(encode_fn, np.asarray(test_images)[te], batch_size)
   normalizer = fit_normalizer(train_codes)
+  test_labels = np.asarray(test_labels)
+  num_classes = int(max(np.max(train_labels), np.max(test_labels))) + 1
+  proportions = class_proportions(test_labels, num_classes)
 
-  out = continuity_metrics(decode_fn, test_codes, keys[2], normalizer=normalizer,
-                           num_paths=num_paths, path_steps=path_steps,
+  out = continuity_metrics(decode_fn, test_codes, keys[2], labels=test_labels[te],
+                           normalizer=normalizer, num_paths=num_paths, path_steps=path_steps,
                            num_perturb=num_perturb, perturb_scale=perturb_scale,
                            classifier_fn=classifier_fn, confidence=confidence,
                            batch_size=batch_size)
+  posterior, reference = aggregate_posterior(train_codes, train_logvars, keys[5],
+                                             num_reference)
   if features_fn is not None:
     real = np.asarray(test_images)[_subset(keys[3], len(test_images), num_samples)]
     real_features = features_fn(real)
   for i, name in enumerate(samplers):
-    fit_key, draw_key, hole_key = jax.random.split(jax.random.fold_in(keys[4], i), 3)
+    fit_key, draw_key = jax.random.split(jax.random.fold_in(keys[4], i))
     codes = samplers_lib.make_sampler(name, train_codes, fit_key)(draw_key, num_samples)
-    row = hole_metrics(codes, train_codes, hole_key, normalizer=normalizer,
-                       quantile=hole_quantile, num_reference=num_reference)
-    fake = decode_codes(decode_fn, codes, batch_size).astype(np.float32)
-    if classifier_fn is not None:
-      row.update(classifier_scores(classifier_fn, fake, confidence))
+    row = completeness_metrics(decode_fn, codes, posterior, reference,
+                               classifier_fn=classifier_fn, proportions=proportions,
+                               confidence=confidence, hole_quantile=hole_quantile,
+                               batch_size=batch_size)
     if features_fn is not None:
+      fake = decode_codes(decode_fn, codes, batch_size).astype(np.float32)
       row.update(sample_quality.sample_quality(real_features, features_fn(fake), k=pr_k))
     out.update({f'{name}/{k}': v for k, v in row.items()})
   out['knn_accuracy'] = knn_accuracy(train_codes, np.asarray(train_labels)[tr], test_codes,
-                                     np.asarray(test_labels)[te], k=knn_k,
+                                     test_labels[te], k=knn_k,
                                      normalizer=normalizer)
   centered = train_codes - train_codes.mean(axis=0)
   out['code_scale'] = float(np.sqrt(np.mean(np.sum(centered ** 2, axis=1))
@@ -397,13 +510,14 @@ def latent_space_metrics(model, params, train_images, train_labels, test_images,
 
   Returns:
     flat dict: :func:`continuity_metrics` keys; for each sampler
-    ``<sampler>/<key>`` with the :func:`completeness_metrics` keys and, with
-    ``features_fn``, ``frechet_distance``, ``precision`` and ``recall``
-    against ``num_samples`` real test images; ``knn_accuracy``; ``code_scale``
+    ``<sampler>/<key>`` with the :func:`completeness_metrics` keys (class
+    proportions: the test labels') and, with ``features_fn``, the
+    :func:`sample_quality.sample_quality` keys against ``num_samples`` real
+    test images; ``knn_accuracy``; ``code_scale``
     (RMS spread of the training codes, raw units).
   """
   return latent_metrics(
-      lambda x: latent.encode(model, params, x, batch_size)[0],
+      lambda x: latent.encode(model, params, x, batch_size),
       lambda z: latent.decode(model, params, z, batch_size),
       train_images, train_labels, test_images, test_labels, key,
       classifier_fn=classifier_fn, features_fn=features_fn, samplers=samplers,

@@ -15,6 +15,7 @@ from scipy import stats
 from vae_jax.core import data
 
 from vae_jax.study import sweep_catalog as sweep_models
+from vae_jax.analysis import metric_registry as registry
 from vae_jax.analysis import plotting, samplers
 from vae_jax.study import verdicts
 
@@ -22,15 +23,20 @@ plt = plotting.plt
 MARKERS = {2: 'o', 8: 's', 32: '^'}
 SHORT_LABEL = {'ae': 'AE', 'beta0': 'β=0', 'beta0p25': 'β=.25', 'beta1': 'β=1', 'beta4': 'β=4',
                'freebits': 'fb'}
+# Figure -> (metric key, what the colour shows); bright = better (the registry's direction).
 RD_COLOURS = {
-    'sweep_rd_completeness': ('prior/confident_share', 'share of N(0, I) samples the '
-                              'classifier calls confidently (completeness ↑)', 'viridis'),
-    'sweep_rd_continuity': ('path_jump_ratio', 'jump ratio along paths between codes '
-                            '(continuity: lower is smoother)', 'viridis_r'),
+    'sweep_rd_completeness': ('prior/balanced_confident_share', 'share of N(0, I) samples the '
+                              'classifier calls confidently, class-balanced (completeness)'),
+    'sweep_rd_continuity': ('path_confident_share', 'share of class-pair walk images the '
+                            'classifier calls confidently (continuity)'),
 }
-VS_LATENT = (('path_jump_ratio', 'jump ratio ↓ (continuity)'),
-             ('prior/confident_share', 'N(0, I): confident ↑ (completeness)'),
-             ('prior/hole_share', 'N(0, I): holes ↓ (completeness)'))
+VS_LATENT = tuple((key, f'{registry.header(key)} ({what})') for key, what in (
+    ('path_jump_ratio', 'continuity'), ('path_confident_share', 'continuity'),
+    ('prior/balanced_confident_share', 'completeness'), ('prior/hole_share', 'completeness')))
+
+
+def colour_map(key):
+  return 'viridis_r' if registry.direction(key) == registry.LESS else 'viridis'
 
 
 def _mean(cell, key):
@@ -59,7 +65,8 @@ def fig_rate_distortion(s, figdir):
   """
   facts = {}
   datasets = s['grid']['datasets']
-  for name, (key, what, cmap) in RD_COLOURS.items():
+  for name, (key, what) in RD_COLOURS.items():
+    cmap = colour_map(key)
     fig = plt.figure(figsize=(6.5 * len(datasets), 4.2))
     gs = fig.add_gridspec(1, 2 * len(datasets), width_ratios=[5, 1] * len(datasets),
                           wspace=0.05)
@@ -136,7 +143,7 @@ def fig_samples(s, samples, figdir):
         fd = _mean(cell, f'{sampler}/frechet_distance')
         shown[f'{name}@{sampler}'] = {
             k: _mean(cell, f'{sampler}/{k}') for k in ('frechet_distance', 'precision',
-                                                       'recall', 'confident_share')}
+                                                       'coverage', 'balanced_confident_share')}
         ax.set_title(f'{sampler}: FD {fd:.0f}' if fd is not None else sampler, fontsize=8)
         if col == 0:
           ax.set_ylabel(f'{SHORT_LABEL[v]}, {z}-D', fontsize=9)
@@ -214,7 +221,7 @@ def _rd_caption(f):
 
 def _samples_caption(f):
   parts = [f"{cell.replace('@', ' from ')}: FD {_g(v['frechet_distance'], 4)}, precision "
-           f"{_g(v['precision'], 2)}, recall {_g(v['recall'], 2)}"
+           f"{_g(v['precision'], 2)}, coverage {_g(v['coverage'], 2)}"
            for cell, v in f['shown'].items()]
   return (f"{data.title(f['dataset'])}: 16 decoded samples from each sampler (N(0, I), a "
           'Gaussian fitted to the codes, a 10-component GMM fitted to the codes) for the '
@@ -232,9 +239,10 @@ def _vs_latent_caption(f):
               for key, _ in VS_LATENT if key in vals]
       if text:
         parts.append(f"{data.title(d)} {SHORT_LABEL[v]}: " + ', '.join(text))
-  return (f"Continuity (jump ratio) and completeness (N(0, I) samples called confidently, "
-          f"samples in holes) against latent size, one line per objective, mean and 95 % "
-          f"interval over seeds. From {lo}-D to {hi}-D: " + '; '.join(parts) + '.')
+  return (f"Continuity (evenness along class-pair walks, walk images called confidently) and "
+          f"completeness (N(0, I) samples called confidently, class-balanced; samples where the "
+          f"aggregate posterior is thin) against latent size, one line per objective, mean and "
+          f"95 % interval over seeds. From {lo}-D to {hi}-D: " + '; '.join(parts) + '.')
 
 
 def captions(s):

@@ -19,6 +19,7 @@ neither claim. A sampler's numbers enter a claim as a pseudo-model
 
 import numpy as np
 
+from vae_jax.analysis import metric_registry as registry
 from vae_jax.study import claims as study_claims
 from vae_jax.study import report as study_report
 from vae_jax.study import sweep_catalog as sweep_models
@@ -26,28 +27,34 @@ from vae_jax.analysis import samplers
 from vae_jax.core import data as data_lib
 
 # Per-cell numbers kept in summary.json (mean ± std over seeds).
-CORE_KEYS = ('recon', 'kl', 'elbo', 'active_units', 'path_jump_ratio',
-             'lipschitz_p99_relative', 'knn_accuracy', 'train_seconds', 'metrics_seconds')
-SAMPLER_KEYS = ('confident_share', 'hole_share', 'frechet_distance', 'precision', 'recall')
+CORE_KEYS = ('recon', 'kl', 'elbo', 'active_units', 'path_jump_ratio', 'path_confident_share',
+             'path_class_changes', 'lipschitz_p99_relative', 'knn_accuracy', 'train_seconds',
+             'metrics_seconds')
+SAMPLER_KEYS = study_report.SAMPLER_KEYS
 BETA_ORDER = ('beta0', 'beta0p25', 'beta1', 'beta4')   # along β; free bits apart
 
-# Ghosh et al.: (metric, direction "AE + GMM is at least as good", what it says).
+# Ghosh et al.: (metric, what "AE + GMM is at least as good" says); the direction
+# of "better" is the registry's.
 GHOSH_METRICS = (
-    ('frechet_distance', 'less', 'a lower Fréchet distance to the test images'),
-    ('precision', 'greater', 'a higher precision (samples look real)'),
-    ('recall', 'greater', 'a higher recall (samples cover the data)'),
-    ('confident_share', 'greater', 'more samples the classifier calls confidently'),
+    ('frechet_distance', 'a lower Fréchet distance to the test images'),
+    ('precision', 'a higher precision (samples look real)'),
+    ('coverage', 'a higher coverage (samples reach the data\'s variety; real-side balls)'),
+    ('balanced_confident_share', 'more samples the classifier calls confidently, within the '
+     'data\'s class proportions'),
 )
-# The β question: (metric, direction of "better", baseline variant, what it measures).
+# The β question: (metric, baseline variant, what it measures); "better": the registry's.
 BETA_MATRICES = (
-    ('path_jump_ratio', 'less', 'ae', 'continuity: jump ratio along paths ↓'),
-    ('prior/confident_share', 'greater', 'ae',
-     'completeness: N(0, I) samples called confidently ↑'),
-    ('prior/hole_share', 'less', 'ae', 'completeness: N(0, I) samples in holes ↓'),
-    ('prior/frechet_distance', 'less', 'ae', 'sample quality: N(0, I) Fréchet distance ↓'),
-    ('prior/confident_share', 'greater', 'beta0',
-     'completeness: N(0, I) samples called confidently ↑'),
-    ('prior/hole_share', 'less', 'beta0', 'completeness: N(0, I) samples in holes ↓'),
+    ('path_jump_ratio', 'ae', 'continuity: evenness of change along class-pair walks'),
+    ('path_confident_share', 'ae', 'continuity: walk images called confidently'),
+    ('prior/balanced_confident_share', 'ae',
+     'completeness: N(0, I) samples called confidently, class-balanced'),
+    ('prior/hole_share', 'ae', 'completeness: N(0, I) samples where the aggregate posterior '
+     'is thin'),
+    ('prior/frechet_distance', 'ae', 'sample quality: N(0, I) Fréchet distance'),
+    ('prior/balanced_confident_share', 'beta0',
+     'completeness: N(0, I) samples called confidently, class-balanced'),
+    ('prior/hole_share', 'beta0', 'completeness: N(0, I) samples where the aggregate '
+     'posterior is thin'),
 )
 MARK = {'supported': '✓', 'contradicted': '✗', 'equivalent': '≈', 'inconclusive': '?'}
 
@@ -74,23 +81,24 @@ def claims(grid):
       ae, vae = _cell(d, z, 'ae'), _cell(d, z, 'beta1')
       if 'ae' in variants and 'beta1' in variants:
         where = f'{d}, {z}-D'
-        for metric, direction, what in GHOSH_METRICS:
+        for metric, what in GHOSH_METRICS:
           rows.append(study_claims.Claim(
               f'{ae}_gmm_vs_prior_{metric}', f'{where}: the classic AE sampled from a GMM '
               f'fitted to its codes has {what} than the β = 1 VAE sampled from N(0, I)',
-              metric, f'{ae}@gmm', f'{vae}@prior', direction, 'ghosh'))
+              metric, f'{ae}@gmm', f'{vae}@prior', registry.direction(metric), 'ghosh'))
         rows.append(study_claims.Claim(
             f'{ae}_gmm_vs_gmm_frechet_distance', f'{where}: the classic AE with a GMM has a '
             'lower Fréchet distance than the β = 1 VAE with the same kind of GMM',
-            'frechet_distance', f'{ae}@gmm', f'{vae}@gmm', 'less', 'ghosh_gmm'))
-      for metric, direction, base, what in BETA_MATRICES:
+            'frechet_distance', f'{ae}@gmm', f'{vae}@gmm',
+            registry.direction('frechet_distance'), 'ghosh_gmm'))
+      for metric, base, what in BETA_MATRICES:
         for v in sweep_models.VAE_VARIANTS:
           if v in variants and base in variants and v != base:
             rows.append(study_claims.Claim(
                 f'{_cell(d, z, v)}_{metric}_vs_{base}',
                 f'{d}, {z}-D: {sweep_models.VARIANT[v].label} beats the '
                 f'{sweep_models.VARIANT[base].label} on {what}', metric, _cell(d, z, v),
-                _cell(d, z, base), direction, matrix_group(metric, base)))
+                _cell(d, z, base), registry.direction(metric), matrix_group(metric, base)))
   return rows
 
 
@@ -173,7 +181,7 @@ def summarise(per_seed, missing, failed, grid, quick, passes, classifiers):
   expected = (len(grid['datasets']) * len(grid['latent_dims']) * len(grid['variants'])
               * len(grid['seeds']))
   onsets = {matrix_group(m, b): beta_onsets(judged, grid, m, b)
-            for m, _, b, _ in BETA_MATRICES}
+            for m, b, _ in BETA_MATRICES}
   return {'quick': quick, 'grid': {k: list(v) for k, v in grid.items()},
           'epochs': sorted({int(r['epochs']) for rows in per_seed.values()
                             for r in rows.values() if 'epochs' in r}),
@@ -235,8 +243,9 @@ def ghosh_finding(s):
           f"latent size) pairs: the AE + GMM is better (Holm-adjusted p < 0.05) in "
           f"{count['supported']}, worse in {count['contradicted']}, and not distinguishable "
           f"with these seeds in {count['inconclusive']}; its distance is "
-          f"{min(ratio):.2f}–{max(ratio):.2f} × the VAE's. Precision, recall and the "
-          'classifier\'s confident share are judged the same way in the table.')
+          f"{min(ratio):.2f}–{max(ratio):.2f} × the VAE's. Precision, coverage and the "
+          'class-balanced confident share are judged the same way in the table. '
+          + study_report.FRECHET_NOTE)
 
 
 def _beta_label(beta):
@@ -246,7 +255,7 @@ def _beta_label(beta):
 def onset_sentences(s):
   """One generated line per interval matrix: where along β the property first holds."""
   lines = []
-  for metric, _, base, what in BETA_MATRICES:
+  for metric, base, what in BETA_MATRICES:
     rows = s['onsets'].get(matrix_group(metric, base), [])
     if not rows:
       continue
@@ -258,7 +267,8 @@ def onset_sentences(s):
       else:
         parts.append(f"{where}: from {_beta_label(r['onset'])}"
                      + ('' if r['stays'] else ' (not at every larger β)'))
-    lines.append(f"- **{what}**, better than the {sweep_models.VARIANT[base].label}: "
+    lines.append(f"- **{what} {registry.arrow(metric)}**, better than the "
+                 f"{sweep_models.VARIANT[base].label}: "
                  + '; '.join(parts) + '.')
   return lines
 
@@ -288,37 +298,37 @@ def matrix_markdown(s, metric, base):
 
 def matrices_markdown(s, heading='###'):
   lines = []
-  for metric, _, base, what in BETA_MATRICES:
+  for metric, base, what in BETA_MATRICES:
     if not any(c['group'] == matrix_group(metric, base) for c in s['claims']):
       continue
-    lines += [f'{heading} {what}: VAE − {sweep_models.VARIANT[base].label}', '']
+    lines += [f'{heading} {what} {registry.arrow(metric)}: VAE − '
+              f'{sweep_models.VARIANT[base].label}', '']
     lines += matrix_markdown(s, metric, base) + ['']
   return lines
 
 
 def cells_markdown(s):
-  cols = [('kl', 'rate: KL (nats)', 1), ('recon', 'distortion: recon (nats)', 1),
-          ('active_units', 'active units', 1), ('path_jump_ratio', 'jump ratio ↓', 2),
-          ('lipschitz_p99_relative', 'rel. Lipschitz p99 ↓', 2),
-          ('knn_accuracy', 'kNN acc. ↑', 3)]
-  lines = ['| data | latent | model | seeds | ' + ' | '.join(c[1] for c in cols) + ' |',
-           '|---|---:|---|---:|' + '---|' * len(cols)]
+  cols = ('kl', 'recon', 'active_units', 'path_jump_ratio', 'path_confident_share',
+          'path_class_changes', 'lipschitz_p99_relative', 'knn_accuracy')
+  lines = ['| data | latent | model | seeds | ' + ' | '.join(registry.header(k) for k in cols)
+           + ' |', '|---|---:|---|---:|' + '---|' * len(cols)]
   for name, c in s['cells'].items():
     m = c['metrics']
     lines.append(f"| {c['dataset']} | {c['latent_dim']} | {c['label']} | {c['n']} | "
-                 + ' | '.join(_fmt(m[k], d) if k in m else '–' for k, _, d in cols) + ' |')
+                 + ' | '.join(_fmt(m[k], registry.decimals(k)) if k in m else '–'
+                              for k in cols) + ' |')
   return lines
 
 
 def samplers_markdown(s):
-  cols = study_report.SAMPLER_COLUMNS
-  lines = ['| data | latent | model | sampler | ' + ' | '.join(c[1] for c in cols) + ' |',
-           '|---|---:|---|---|' + '---|' * len(cols)]
+  cols = SAMPLER_KEYS
+  lines = ['| data | latent | model | sampler | ' + ' | '.join(registry.header(k) for k in cols)
+           + ' |', '|---|---:|---|---|' + '---|' * len(cols)]
   for c in s['cells'].values():
     m = c['metrics']
     for sampler in samplers.SAMPLERS:
-      cells = [_fmt(m[f'{sampler}/{k}'], d) if f'{sampler}/{k}' in m else '–'
-               for k, _, d in cols]
+      cells = [_fmt(m[f'{sampler}/{k}'], registry.decimals(k)) if f'{sampler}/{k}' in m
+               else '–' for k in cols]
       lines.append(f"| {c['dataset']} | {c['latent_dim']} | {c['label']} | "
                    f"{study_claims.SAMPLER_TEXT[sampler]} | " + ' | '.join(cells) + ' |')
   return lines
