@@ -6,6 +6,10 @@ schedule and, while training, the KL with free bits; docs/kl_schedules.md),
 ``recon`` (-log p(x|z), summed over
 pixels), and for a VAE ``kl`` and ``elbo`` (= -(recon + kl), the evidence lower
 bound at kl_weight 1 whatever the weight used for training).
+
+Every term is computed in float32 whatever ``config.compute_dtype`` the model
+computes in: its outputs are cast to float32 (:func:`_float32`) before a loss
+sees them.
 """
 
 import dataclasses
@@ -79,6 +83,14 @@ def corrupt(key, images, noise, level):
   raise ValueError(f'unknown model.noise {noise!r}: use one of {NOISE_KINDS}')
 
 
+def _float32(*arrays):
+  """The model's outputs as float32 (None passes): the losses and their sums stay float32.
+
+  The model kinds already return float32 (models.py); this holds for any model.
+  """
+  return tuple(None if a is None else a.astype(jnp.float32) for a in arrays)
+
+
 def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
                train, step=None):
   """Per-example objective terms.
@@ -108,6 +120,7 @@ def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
     return _iwae_terms(model, variables, inputs, targets, z_key, rngs, objective, train)
 
   out = model.apply(variables, inputs, z_key, train=train, rngs=rngs)
+  out = models.ModelOutput(*_float32(*out))
   recon = -losses.reconstruction_log_likelihood(
       out.logits, targets, objective.likelihood, objective.gaussian_variance)
   terms = {'recon': recon}
@@ -139,13 +152,13 @@ def _weighted_kl(out, kl, objective, step):
 def _iwae_terms(model, variables, inputs, targets, key, rngs, objective, train):
   """IWAE objective: loss = -log (1/k) Σ w_k; elbo reported as the mean over k."""
   k = objective.iwae_samples
-  mean, logvar = model.apply(variables, inputs, train=train, rngs=rngs,
-                             method='encode')
+  mean, logvar = _float32(*model.apply(variables, inputs, train=train, rngs=rngs,
+                                      method='encode'))
   eps = jax.random.normal(key, (k, *mean.shape), mean.dtype)
   z = models.posterior_sample(mean, logvar, eps)         # [K, B, D]
   logits = model.apply(variables, z.reshape(-1, z.shape[-1]), train=train,
                        rngs=rngs, method='decode')
-  logits = logits.reshape((k, *targets.shape))
+  logits, = _float32(logits.reshape((k, *targets.shape)))
   recon_ll = jax.vmap(lambda l: losses.reconstruction_log_likelihood(
       l, targets, objective.likelihood, objective.gaussian_variance))(logits)  # [K, B]
   log_w = losses.iwae_log_weights(recon_ll, z, mean, logvar)
