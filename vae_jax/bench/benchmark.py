@@ -162,11 +162,16 @@ def xla_flops(jitted, *args, **kwargs):
   return float(analysis.get('flops', float('nan')))
 
 
-def _load_config(name, data_dir, **overrides):
+def config_module(name):
+  """The module of ``experiments/configs/<name>.py`` (its ``get_config``, ``QUALITY_GATES``)."""
   spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIGS, name + '.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  c = module.get_config()
+  return module
+
+
+def _load_config(name, data_dir, **overrides):
+  c = config_module(name).get_config()
   c.data.dir = data_dir
   c.progress = False
   for key, value in overrides.items():
