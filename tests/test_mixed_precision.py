@@ -194,3 +194,27 @@ def test_registered_family_that_ignores_the_dtype_still_trains():
     assert {str(a.dtype) for a in jax.tree_util.tree_leaves(state.params)} == {'float32'}
   finally:
     del models.FAMILIES['plain_test']
+
+
+# ----------------------------------------------------------------------------
+# vae_jax/bench/precision_quality.py: its verdict rule and its published block
+# ----------------------------------------------------------------------------
+def test_precision_verdict_by_hand():
+  from vae_jax.bench import precision_quality as pq
+  # d = (1, 1, 1): no spread, the interval is the point 1.
+  v = pq.paired_verdict([0, 0, 0], [1, 1, 1], margin=0.5)
+  assert (v['low'], v['high'], v['verdict']) == (1.0, 1.0, pq.DIFFERENT)
+  assert pq.paired_verdict([0, 0, 0], [1, 1, 1], margin=2)['verdict'] == pq.EQUIVALENT
+  # d = (0, 1, -1): mean 0, sd 1; t(0.975, 2) = 4.3027 gives ± 4.3027 / √3 = ± 2.4842.
+  v = pq.paired_verdict([0, 0, 0], [0, 1, -1], margin=1)
+  assert np.isclose(v['high'], 2.4842, atol=1e-4) and v['verdict'] == pq.INCONCLUSIVE
+  assert pq.paired_verdict([0, 0, 0], [0, 1, -1], margin=2.5)['verdict'] == pq.EQUIVALENT
+  gates = pq.gate_results(('elbo >= -155', 'active_units >= 2'), {'elbo': -160, 'active_units': 2})
+  assert [g['passed'] for g in gates] == [False, True]
+
+
+def test_precision_quality_docs_block_is_current(tmp_path):
+  from conftest import assert_docs_block_current, assert_publish_refuses_missing_or_quick
+  from vae_jax.bench import precision_quality
+  assert_docs_block_current(precision_quality, 'precision_quality.json')
+  assert_publish_refuses_missing_or_quick(precision_quality.main, tmp_path)
