@@ -52,6 +52,11 @@ def build(kind):
   from keras import layers, ops
 
   class Sampling(layers.Layer):
+    """z = mean + σ·eps in float32 under either policy, as vae_jax samples."""
+
+    def __init__(self):
+      super().__init__(dtype='float32')
+
     def build(self, input_shape):
       self.seed_generator = keras.random.SeedGenerator(0)
 
