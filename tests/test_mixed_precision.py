@@ -218,3 +218,12 @@ def test_precision_quality_docs_block_is_current(tmp_path):
   from vae_jax.bench import precision_quality
   assert_docs_block_current(precision_quality, 'precision_quality.json')
   assert_publish_refuses_missing_or_quick(precision_quality.main, tmp_path)
+
+
+def test_a_run_from_before_compute_dtype_reads_as_float32():
+  from vae_jax.infra import workdir as workdir_lib
+  new = workdir_lib.config_to_dict(config_lib.base_config())
+  old = {k: v for k, v in new.items() if k != 'compute_dtype'}
+  assert workdir_lib.config_differences(old, new) == {}
+  new['compute_dtype'] = 'bfloat16'   # a change of dtype is a change of the run
+  assert set(workdir_lib.config_differences(old, new)) == {'compute_dtype'}

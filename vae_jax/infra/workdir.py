@@ -53,7 +53,7 @@ RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
 ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
                 'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
                 'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
-                'model.mlp.top_hidden_sizes': [100, 100]}
+                'model.mlp.top_hidden_sizes': [100, 100], 'compute_dtype': 'float32'}
 
 
 # Fields removed from the config, which never changed what a run computes:
