@@ -4,6 +4,7 @@ The roofline's work counters (vae_jax/bench/roofline.py) are checked against
 FLOPs and bytes counted by hand on tiny models, not against their own formulas.
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from conftest import README_PREFIXES, command_argv
 from test_readme import readme_command, readme_commands
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from vae_jax.bench import report as bench_report
 from vae_jax.bench import roofline
 
 
@@ -65,6 +67,60 @@ def test_bytes_and_roofline_by_hand():
 
 
 # ----------------------------------------------------------------------------
+# bfloat16 rows in the report, from a measured file with made-up bfloat16 rates
+# ----------------------------------------------------------------------------
+def test_bf16_units_from_cpu_flags():
+  assert bench_report.bf16_units(['avx512f', 'avx512_bf16', 'amx_bf16']) == 'AMX'
+  assert bench_report.bf16_units(['avx512f', 'avx512_bf16']) == 'AVX512_BF16'
+  assert bench_report.bf16_units(['avx2', 'fma']) == 'none'
+
+
+def _with_bf16(results, speedup, keras_f32, keras_mixed):
+  """``results`` plus bfloat16 rows ``speedup`` x its float32 ones and Keras at given rates."""
+  r = copy.deepcopy(results)
+  r['bfloat16'] = {k: copy.deepcopy(r[k]) for k, _, _ in bench_report.WORKLOADS}
+  for section in r['bfloat16'].values():
+    section['images_per_s'] = {k: v * speedup if k in ('median', 'min', 'max', 'per_cpu_second')
+                               else v for k, v in section['images_per_s'].items()}
+  r['matmul_bfloat16'] = copy.deepcopy(r['matmul'])
+  r['matmul_limit_gflops_bfloat16'] = 2 * r['matmul_limit_gflops']
+  r['matmul_limit_gflops_per_cpu_second_bfloat16'] = 2 * r['matmul_limit_gflops_per_cpu_second']
+  for policy, rate in (('float32', keras_f32), ('mixed_bfloat16', keras_mixed)):
+    key = bench_report.peers_key(policy)
+    r[key] = copy.deepcopy(results['peers'])
+    for backend in bench_report.PEER_BACKENDS:
+      for kind in ('mlp', 'conv', 'rnn'):
+        r[key][backend][kind]['images_per_s'] = {'median': rate, 'min': rate, 'max': rate,
+                                                 'per_cpu_second': rate}
+  return r
+
+
+def test_report_judges_bf16_rows_against_their_float32_and_the_faster_keras_policy():
+  with open(os.path.join(ROOT, 'results', 'benchmark.json')) as f:
+    measured = json.load(f)
+  bench_report.analyse(copy.deepcopy(measured))   # a file from before issue 28 still renders
+  assert 'bfloat16 not measured' in bench_report.markdown(bench_report.analyse(
+      copy.deepcopy(measured))).splitlines()[0]
+  mlp = measured['train_mlp']['images_per_s']['median']
+  r = bench_report.analyse(_with_bf16(measured, 1.5, keras_f32=mlp, keras_mixed=mlp / 2))
+  bf = r['bfloat16']['train_mlp']
+  assert np.isclose(bf['vs_float32']['ratio'], 1.5)
+  # Against the bfloat16 peak (twice the float32 one): the same share as float32 x 1.5 / 2.
+  assert np.isclose(bf['roofline']['percent'], 0.75 * r['train_mlp']['roofline']['percent'])
+  targets = {t['target']: t for t in r['targets_bfloat16']}
+  own = targets['MLP VAE bfloat16 ≥ 1.3x its float32']
+  assert own['met'] and np.isclose(own['value'], 1.5)
+  keras = targets['MLP VAE bfloat16 ≥ 1.3x Keras on JAX (faster of float32, mixed_bfloat16)']
+  assert np.isclose(keras['value'], 1.5)   # over the faster policy (float32 here), not 3.0
+  conv = targets['conv VAE bfloat16 ≥ 1.6x its float32']
+  assert conv['met'] is False
+  text = bench_report.markdown(r)
+  assert text.splitlines()[0].startswith('bfloat16 units: AMX; bfloat16 matmul peak 2.00x')
+  assert '| train MLP VAE 784-512-2, batch 128 (MNIST) | bfloat16 |' in text
+  assert '| target (issue 28, bfloat16) |' in text
+
+
+# ----------------------------------------------------------------------------
 # The quick run
 # ----------------------------------------------------------------------------
 def _rate_ok(rate):
@@ -109,15 +165,31 @@ def test_quick_benchmark_runs_every_workload_and_peer(tmp_path, data_dir):
   assert r['train_mlp']['batch_size'] == 128 and r['train_conv']['batch_size'] == 128
   assert r['train_conv']['train_loop'] == 'scan'
   assert r['eval_iwae']['num_samples'] == 100
+  # Both dtypes: the same programs' dots (so the same FLOPs), bfloat16 rows beside float32.
+  assert r['machine']['bf16_units'] in ('AMX', 'AVX512_BF16', 'none')
+  assert stdout.splitlines()[0].startswith(f'bfloat16 units: {r["machine"]["bf16_units"]}')
+  assert {'jnp_128x784x512', 'jnp_128x512x784'} <= set(r['matmul_bfloat16'])
+  assert r['matmul_limit_gflops_bfloat16'] == max(
+      m['gflops']['median'] for m in r['matmul_bfloat16'].values())
+  for key in ('train_mlp', 'train_conv', 'train_rnn', 'eval_iwae'):
+    bf = r['bfloat16'][key]
+    _rate_ok(bf['images_per_s'])
+    assert bf['matmul_flops_per_image'] == r[key]['matmul_flops_per_image']
+    assert bf['vs_float32']['ratio'] > 0
+  assert r['train_mlp']['compute_dtype'] == 'float32'
+  assert r['bfloat16']['train_mlp']['compute_dtype'] == 'bfloat16'
+  assert '| train MLP VAE 784-512-2, batch 128 (MNIST) | bfloat16 |' in stdout
+  assert len(r['targets_bfloat16']) == 4
   assert '| train MLP VAE 784-512-2, batch 128 (MNIST) |' in stdout
   assert '| train recurrent AE (LSTM 128, 32-D code), batch 128 (MNIST) |' in stdout
-  # Each peer ran every model, or says plainly that it is not installed.
-  for backend in ('jax', 'tensorflow'):
-    peer = r['peers'][backend]
+  # Each peer ran every model under both policies, or says plainly that it is not installed.
+  for backend, policy in [(b, p) for b in ('jax', 'tensorflow')
+                          for p in ('float32', 'mixed_bfloat16')]:
+    peer = r[bench_report.peers_key(policy)][backend]
     if 'error' in peer:
       assert peer['error'].startswith('not installed'), peer
       continue
-    assert peer['backend'] == backend
+    assert peer['backend'] == backend and peer['policy'] == policy
     for kind in ('mlp', 'conv', 'rnn'):
       _rate_ok(peer[kind]['images_per_s'])
     # The same models: as many parameters as vae_jax's.

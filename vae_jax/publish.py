@@ -19,7 +19,7 @@ import collections
 import os
 import sys
 
-from vae_jax.bench import conv_lowerings, publish_device, seeds_vmapped
+from vae_jax.bench import conv_lowerings, precision_quality, publish_device, seeds_vmapped
 from vae_jax.bench import publish as bench_publish
 from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.study import likelihood
@@ -63,6 +63,9 @@ BLOCKS = (
     Block('docs/performance.md', 'seeds-vmapped', 'results/seeds_vmapped.json',
           seeds_vmapped.markdown,
           'python -m vae_jax.bench.seeds_vmapped --json=results/seeds_vmapped.json'),
+    Block('docs/performance.md', 'precision-quality', 'results/precision_quality.json',
+          precision_quality.markdown,
+          'python -m vae_jax.bench.precision_quality --json=results/precision_quality.json'),
     Block('docs/performance.md', 'device', 'results/gpu', publish_device.block,
           'bash vae_jax/bench/device_check.sh OUTDIR, its files copied into results/gpu/'),
 )

@@ -5,24 +5,30 @@ r"""Measures this machine's roofline and each workload's share of it, beside its
 
 (``python -m vae_jax.bench.benchmark`` takes the same flags.)
 
-One run measures, on the machine it runs on:
+One run measures, on the machine it runs on, at both compute dtypes
+(``config.compute_dtype``: float32, and bfloat16 dots with float32 parameters):
 
+* the machine's bfloat16 units (AMX, AVX512_BF16 or none, from the CPU flags);
 * the machine's *roofline*: its float32 matmul peak (the fastest median of
-  XLA's dot at the MLP VAE's shapes and at a large size, and of NumPy's) and
-  its memory bandwidth (one XLA elementwise pass, read and write, over a
-  256 MB array: beyond the caches);
+  XLA's dot at the MLP VAE's shapes and at a large size, and of NumPy's), its
+  bfloat16 peak (XLA's dot of bfloat16 inputs with float32 accumulation, the
+  same shapes) and its memory bandwidth (one XLA elementwise pass, read and
+  write, over a 256 MB array: beyond the caches);
 * training images/s of the article's MLP VAE (784-512-2), of the conv
   Fashion-MNIST VAE and of the recurrent AE (an LSTM over the 28 rows; batch
   128 each), through ``train.build_experiment`` and its scanned
   ``train_chunk`` on the real data; and IWAE evaluation images/s at k = 5000;
+  each in float32 and in bfloat16, the bfloat16 rows against the bfloat16 peak;
 * each workload's matmul FLOPs and unavoidable bytes per image
   (``vae_jax/bench/roofline.py``: every dot and convolution of the traced
   program; parameters, gradients and Adam moments per step, each image once),
   hence its time lower bound ``max(FLOPs / peak, bytes / bandwidth)``, the
   share of that bound it reaches and which term binds;
 * its peers, in the same run: the same models in Keras 3 on JAX and on
-  TensorFlow (``vae_jax/bench/keras_peers.py``, one subprocess per backend with
-  ``KERAS_BACKEND`` set), trained with ``fit``; and the targets of issue 16.
+  TensorFlow (``vae_jax/bench/keras_peers.py``, one subprocess per backend and
+  policy with ``KERAS_BACKEND`` set), trained with ``fit`` in float32 and under
+  ``keras.mixed_precision`` ``'mixed_bfloat16'`` for the bfloat16 rows; and
+  the targets of issues 16 and 28.
 
 Each figure is the median of several timed repetitions after a warm-up
 (min-max kept). The JSON also holds each figure per CPU-second of its process
@@ -105,22 +111,25 @@ def measure(run, work, reps, warmup=1, min_seconds=None):
 # ----------------------------------------------------------------------------
 # Sections
 # ----------------------------------------------------------------------------
-def bench_matmul(quick):
+def bench_matmul(quick, dtype='float32'):
+  """GFLOP/s of XLA's dot (and NumPy's, in float32) with ``dtype`` inputs, float32 accumulation."""
   import jax
   import jax.numpy as jnp
 
+  dt = jnp.dtype(dtype)
   results = {}
   small_iters = 20 if quick else 200
   for name, (m, k, n) in {'jnp_128x784x512': (128, 784, 512),
                           'jnp_128x512x784': (128, 512, 784)}.items():
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((m, k), np.float32))
-    b = jnp.asarray(np.random.default_rng(1).standard_normal((k, n), np.float32))
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((m, k), np.float32), dt)
+    b = jnp.asarray(np.random.default_rng(1).standard_normal((k, n), np.float32), dt)
 
     @jax.jit
     def chain(a, b):
       # Dependent dots in one call: no dispatch overhead, nothing hoisted.
       def body(_, s):
-        return 1.0 + jnp.dot(a * s, b)[0, 0] * 1e-30
+        y = jnp.dot(a * s.astype(dt), b, preferred_element_type=jnp.float32)
+        return 1.0 + y[0, 0] * 1e-30
       return jax.lax.fori_loop(0, small_iters, body, jnp.float32(1))
 
     flops = 2 * m * k * n * small_iters
@@ -128,11 +137,13 @@ def bench_matmul(quick):
     results[name] = {'shape': [m, k, n], 'gflops': rate}
 
   size = 512 if quick else 2048
-  a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size), np.float32))
-  dot = jax.jit(jnp.dot)
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size), np.float32), dt)
+  dot = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
   flops = 2 * size ** 3
   results[f'jnp_{size}'] = {'shape': [size] * 3, 'gflops': measure(
       lambda: dot(a, a).block_until_ready(), flops / 1e9, 3 if quick else 7)}
+  if dt != jnp.float32:  # NumPy has no bfloat16 matmul kernel
+    return results
   an = np.asarray(a)
   results[f'numpy_{size}'] = {'shape': [size] * 3, 'gflops': measure(
       lambda: an @ an, flops / 1e9, 3 if quick else 7)}
@@ -171,7 +182,10 @@ def load_config(name, data_dir, **overrides):
 
 
 def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides):
-  """Steady-state training images/s of a config: ``reps`` chunks of ``steps`` steps."""
+  """Steady-state training images/s of a config: ``reps`` chunks of ``steps`` steps.
+
+  ``overrides`` set config fields (``compute_dtype='bfloat16'``, ``data.num_train``).
+  """
   import jax
   from vae_jax.core import train
 
@@ -194,7 +208,8 @@ def bench_train(config_name, data_dir, steps, reps, count_xla=True, **overrides)
   flops = roofline.matmul_flops(exp.train_step, box['state'], batch, exp.keys['train']) / b
   params = roofline.num_params(box['state'].params)
   return {
-      'config': config_name, 'batch_size': b, 'steps_per_rep': steps,
+      'config': config_name, 'compute_dtype': c.compute_dtype, 'batch_size': b,
+      'steps_per_rep': steps,
       'train_loop': 'scan', 'images_per_s': rate,
       'matmul_flops_per_image': flops, 'params': params,
       'bytes_per_image': roofline.train_bytes_per_image(params, b, batch.shape[1:]),
@@ -248,8 +263,9 @@ def bench_iwae(exp, params, num_samples, num_images, reps, count_xla=True):
 # ----------------------------------------------------------------------------
 # Peers: Keras 3 on each backend, one subprocess each
 # ----------------------------------------------------------------------------
-def start_peer(backend, data_dir, quick):
-  """Starts keras_peers.py on ``backend``; returns the process, or a dict if it cannot run."""
+def start_peer(backend, data_dir, quick, policy='float32'):
+  """Starts keras_peers.py on ``backend`` under a Keras dtype ``policy``; returns the
+  process, or a dict if it cannot run."""
   missing = [m for m in ('keras', backend) if importlib.util.find_spec(m) is None]
   if missing:
     return {'error': f'not installed: {", ".join(missing)}'}
@@ -257,7 +273,7 @@ def start_peer(backend, data_dir, quick):
   env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='3')
   return subprocess.Popen(
       [sys.executable, PEERS_SCRIPT, f'--data_dir={data_dir}', f'--images={images}',
-       f'--epochs={2 if quick else 3}'],
+       f'--epochs={2 if quick else 3}', f'--policy={policy}'],
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -293,6 +309,7 @@ def _machine():
   from vae_jax.infra import run_clock
   info['cpu'] = run_clock.cpu_model()
   info['cpu_flags'] = _cpu_flags()
+  info['bf16_units'] = bench_report.bf16_units(info['cpu_flags'])
   return info
 
 
@@ -362,7 +379,8 @@ def main(argv=None, prog='vae-jax bench'):
   # a full run trains them after it, alone.
   peers = {}
   if args.peers and quick:
-    peers = {b: start_peer(b, data_dir, quick) for b in bench_report.PEER_BACKENDS}
+    peers = {(b, p): start_peer(b, data_dir, quick, p)
+             for b in bench_report.PEER_BACKENDS for p in bench_report.PEER_POLICIES}
 
   sections = results['section_seconds'] = {}
 
@@ -372,33 +390,40 @@ def main(argv=None, prog='vae-jax bench'):
     sections[name] = time.perf_counter() - t
     return out
 
-  results['matmul'] = timed('matmul', bench_matmul, quick)
-  results['matmul_limit_gflops'] = max(r['gflops']['median'] for r in results['matmul'].values())
-  results['matmul_limit_gflops_per_cpu_second'] = max(
-      r['gflops']['per_cpu_second'] for r in results['matmul'].values())
+  for dtype, suffix in (('float32', ''), ('bfloat16', '_bfloat16')):
+    matmul = results[f'matmul{suffix}'] = timed(f'matmul{suffix}', bench_matmul, quick, dtype)
+    results[f'matmul_limit_gflops{suffix}'] = max(r['gflops']['median'] for r in matmul.values())
+    results[f'matmul_limit_gflops_per_cpu_second{suffix}'] = max(
+        r['gflops']['per_cpu_second'] for r in matmul.values())
   results['bandwidth'] = timed('bandwidth', bench_bandwidth, quick)
 
   overrides = {'data.num_train': 2048, 'count_xla': False} if quick else {}
   if quick:
     MIN_SECONDS['value'] = 0.05
-  results['train_mlp'], mlp_exp, mlp_state = timed(
-      'train_mlp', bench_train, MLP_CONFIG, data_dir, steps=16 if quick else 468,
-      reps=3 if quick else 5, **overrides)
-  results['train_conv'], _, _ = timed(
-      'train_conv', bench_train, CONV_CONFIG, data_dir, steps=2 if quick else 40,
-      reps=2 if quick else 5, **overrides)
-  results['train_rnn'], _, _ = timed(
-      'train_rnn', bench_train, RNN_CONFIG, data_dir, steps=2 if quick else 40,
-      reps=2 if quick else 5, **overrides)
   k = args.iwae_samples or (100 if quick else 5000)
-  results['eval_iwae'] = timed('eval_iwae', bench_iwae, mlp_exp, mlp_state.params, k,
-                               num_images=10 if quick else 100, reps=2 if quick else 3,
-                               count_xla=not quick)
+  # float32 rows at the top level (as before issue 28), bfloat16 rows under 'bfloat16'.
+  for dtype in ('float32', 'bfloat16'):
+    out = results if dtype == 'float32' else results.setdefault('bfloat16', {})
+    tag = '' if dtype == 'float32' else '_bfloat16'
+    kw = dict(overrides, compute_dtype=dtype)
+    out['train_mlp'], mlp_exp, mlp_state = timed(
+        f'train_mlp{tag}', bench_train, MLP_CONFIG, data_dir, steps=16 if quick else 468,
+        reps=3 if quick else 5, **kw)
+    out['train_conv'], _, _ = timed(
+        f'train_conv{tag}', bench_train, CONV_CONFIG, data_dir, steps=2 if quick else 40,
+        reps=2 if quick else 5, **kw)
+    out['train_rnn'], _, _ = timed(
+        f'train_rnn{tag}', bench_train, RNN_CONFIG, data_dir, steps=2 if quick else 40,
+        reps=2 if quick else 5, **kw)
+    out['eval_iwae'] = timed(f'eval_iwae{tag}', bench_iwae, mlp_exp, mlp_state.params, k,
+                             num_images=10 if quick else 100, reps=2 if quick else 3,
+                             count_xla=not quick)
   if args.peers:
-    results['peers'] = {}
-    for backend in bench_report.PEER_BACKENDS:
-      proc = peers.get(backend) or start_peer(backend, data_dir, quick)
-      results['peers'][backend] = timed(f'peer_{backend}', finish_peer, proc)
+    for policy in bench_report.PEER_POLICIES:
+      section = results[bench_report.peers_key(policy)] = {}
+      for backend in bench_report.PEER_BACKENDS:
+        proc = peers.get((backend, policy)) or start_peer(backend, data_dir, quick, policy)
+        section[backend] = timed(f'peer_{backend}_{policy}', finish_peer, proc)
   results['load_average_after'] = os.getloadavg()
   results['seconds'] = time.time() - started
   bench_report.analyse(results)

@@ -1,7 +1,8 @@
 r"""The benchmark's peers: the same models in Keras 3, trained with ``fit``.
 
   KERAS_BACKEND=jax python -m vae_jax.bench.keras_peers --data_dir=DIR \
-      [--kinds=mlp,conv,rnn] [--images=60000,12800,12800] [--epochs=3]
+      [--kinds=mlp,conv,rnn] [--images=60000,12800,12800] [--epochs=3] \
+      [--policy=float32|mixed_bfloat16]
 
 Runs in its own process (``vae_jax/bench/benchmark.py`` starts one per backend:
 TensorFlow and XLA in one process have crashed the XLA compiler, and Keras
@@ -15,7 +16,10 @@ loss with Adam(1e-3) at batch 128: the Bernoulli negative log-likelihood of
 the grey values from logits, summed over pixels, plus the KL for the VAEs.
 The loss is computed by a layer in ``keras.ops``, so the very same model code
 runs on every backend, with each backend's default compilation (``fit``'s
-``jit_compile='auto'``).
+``jit_compile='auto'``). ``--policy=mixed_bfloat16`` sets Keras' global
+mixed-precision policy (layers compute in bfloat16, variables stay float32),
+the peer of ``compute_dtype='bfloat16'``; the loss layer is float32 under
+either policy, as vae_jax's losses are.
 """
 
 import argparse
@@ -48,6 +52,11 @@ def build(kind):
   from keras import layers, ops
 
   class Sampling(layers.Layer):
+    """z = mean + σ·eps in float32 under either policy, as vae_jax samples."""
+
+    def __init__(self):
+      super().__init__(dtype='float32')
+
     def build(self, input_shape):
       self.seed_generator = keras.random.SeedGenerator(0)
 
@@ -57,7 +66,11 @@ def build(kind):
           ops.shape(mean), seed=self.seed_generator)
 
   class Loss(layers.Layer):
-    """Bernoulli NLL from logits (softplus(l) - x l), plus the KL if given."""
+    """Bernoulli NLL from logits (softplus(l) - x l), plus the KL if given; float32."""
+
+    def __init__(self):
+      super().__init__(dtype='float32')  # casts its inputs: the loss stays float32
+
     def call(self, inputs):
       x, logits, *posterior = inputs
       x, logits = ops.reshape(x, (-1, 784)), ops.reshape(logits, (-1, 784))
@@ -97,9 +110,11 @@ def build(kind):
   return model
 
 
-def run(data_dir, kinds, images, epochs):
+def run(data_dir, kinds, images, epochs, policy='float32'):
   """Trains each kind for ``epochs`` epochs; the first (compilation) is not timed."""
   import keras
+
+  keras.mixed_precision.set_global_policy(policy)
 
   class Timer(keras.callbacks.Callback):
     def __init__(self):
@@ -114,7 +129,7 @@ def run(data_dir, kinds, images, epochs):
       self.cpu.append(_cpu_seconds() - self.c)
 
   backend = keras.backend.backend()
-  out = {'keras': keras.__version__, 'backend': backend}
+  out = {'keras': keras.__version__, 'backend': backend, 'policy': policy}
   if backend == 'tensorflow':
     import tensorflow as tf
     out['backend_version'] = tf.__version__
@@ -146,12 +161,14 @@ def main(argv=None):
   parser.add_argument('--images', default='60000,12800,12800',
                       help='training images per epoch, one per kind')
   parser.add_argument('--epochs', type=int, default=3, help='>= 2: the first is not timed')
+  parser.add_argument('--policy', default='float32', choices=('float32', 'mixed_bfloat16'),
+                      help="Keras' global dtype policy")
   args = parser.parse_args(argv)
   kinds = args.kinds.split(',')
   images = [int(n) for n in args.images.split(',')]
   if len(images) != len(kinds) or args.epochs < 2:
     parser.error('--images needs one count per kind and --epochs at least 2')
-  print('KERAS_RESULT ' + json.dumps(run(args.data_dir, kinds, images, args.epochs)),
+  print('KERAS_RESULT ' + json.dumps(run(args.data_dir, kinds, images, args.epochs, args.policy)),
         flush=True)
 
 

@@ -1,6 +1,7 @@
 r"""Where a benchmark workload's time goes: CPU time per XLA op, from a profiler trace.
 
-  python -m vae_jax.bench.profile_ops --out=profile.json [--workloads=train_mlp,train_conv]
+  python -m vae_jax.bench.profile_ops --out=profile.json [--workloads=train_mlp,train_conv] \
+      [--compute_dtype=bfloat16]
   python -m vae_jax.bench.publish bench.json --profile=profile.json   # then vae-jax publish
 
 Traces a few scanned training chunks of each training workload (the
@@ -11,7 +12,9 @@ HLO instruction's time over the XLA threads (CPU time: the two worker threads
 run side by side) and writes the top ops, and a breakdown by category, to a
 JSON file. Categories come from the instruction names XLA gives its thunks
 (``dot``, ``ynn_fusion``, ``*_fusion`` named after their ops), so they are
-approximate: a fusion's name lists only some of its ops.
+approximate: a fusion's name lists only some of its ops. ``--compute_dtype``
+profiles the models at that ``config.compute_dtype`` (bfloat16: where the
+casts and the bfloat16 dots go).
 """
 
 import collections
@@ -69,12 +72,12 @@ def leaf_times(xplane):
   return totals
 
 
-def _train_runner(config_name, data_dir, steps):
+def _train_runner(config_name, data_dir, steps, compute_dtype):
   """One scanned chunk of ``steps`` training steps; returns (run, steps per call)."""
   import jax
   from vae_jax.core import train
 
-  c = benchmark.load_config(config_name, data_dir)
+  c = benchmark.load_config(config_name, data_dir, compute_dtype=compute_dtype)
   exp = train.build_experiment(c)
   box = {'state': exp.init_state()}
   order = train.epoch_order(exp.keys['order'], 0, exp.train_images.shape[0], c.batch_size)
@@ -86,13 +89,13 @@ def _train_runner(config_name, data_dir, steps):
   return run, steps, 'step'
 
 
-def _iwae_runner(data_dir, num_samples, num_images=50):
+def _iwae_runner(data_dir, num_samples, compute_dtype, num_images=50):
   """IWAE-k of the (freshly initialised) MLP VAE on test images, as the benchmark calls it."""
   import jax
   from vae_jax.core import evaluate, train
 
   exp = train.build_experiment(benchmark.load_config(
-      benchmark.MLP_CONFIG, data_dir))
+      benchmark.MLP_CONFIG, data_dir, compute_dtype=compute_dtype))
   params = exp.init_state().params
   images = jax.device_get(exp.test_images[:num_images])
 
@@ -102,14 +105,14 @@ def _iwae_runner(data_dir, num_samples, num_images=50):
   return run, num_images, 'image'
 
 
-def profile(workload, data_dir, steps, chunks, top, iwae_samples):
+def profile(workload, data_dir, steps, chunks, top, iwae_samples, compute_dtype='float32'):
   """Traces ``chunks`` calls of the workload; its per-op CPU time and categories."""
   import jax
 
   if workload == 'eval_iwae':
-    run, units, unit = _iwae_runner(data_dir, iwae_samples)
+    run, units, unit = _iwae_runner(data_dir, iwae_samples, compute_dtype)
   else:
-    run, units, unit = _train_runner(CONFIGS[workload], data_dir, steps)
+    run, units, unit = _train_runner(CONFIGS[workload], data_dir, steps, compute_dtype)
   run()  # compile outside the trace
   with tempfile.TemporaryDirectory() as d:
     with jax.profiler.trace(d):
@@ -121,7 +124,7 @@ def profile(workload, data_dir, steps, chunks, top, iwae_samples):
   cats = collections.Counter()
   for name, s in totals.items():
     cats[category(name)] += s / total
-  return {'workload': workload, 'units': n, 'unit': unit, 'total_ms_per_unit': 1e3 * total / n,
+  return {'workload': workload, 'compute_dtype': compute_dtype, 'units': n, 'unit': unit, 'total_ms_per_unit': 1e3 * total / n,
           'categories': dict(cats.most_common()),
           'ops': [{'name': name, 'category': category(name), 'ms_per_unit': 1e3 * s / n,
                    'share': s / total} for name, s in totals.most_common(top)]}
@@ -137,13 +140,14 @@ def main(argv=None, prog='python -m vae_jax.bench.profile_ops'):
   parser.add_argument('--steps', type=int, default=20)
   parser.add_argument('--chunks', type=int, default=3)
   parser.add_argument('--top', type=int, default=12)
+  parser.add_argument('--compute_dtype', default='float32', choices=('float32', 'bfloat16'))
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(benchmark.ROOT, '..', 'shared', 'datasets'))
   args = parser.parse_args(argv)
   out = [profile(w, os.path.abspath(args.data_dir), args.steps, args.chunks, args.top,
-                 args.iwae_samples) for w in args.workloads.split(',')]
+                 args.iwae_samples, args.compute_dtype) for w in args.workloads.split(',')]
   for p in out:
-    print(f'{p["workload"]}: {p["total_ms_per_unit"]:.2f} ms/{p["unit"]} of XLA op time; '
+    print(f'{p["workload"]} ({p["compute_dtype"]}): {p["total_ms_per_unit"]:.2f} ms/{p["unit"]} of XLA op time; '
           + ', '.join(f'{c} {s:.0%}' for c, s in p['categories'].items()))
   with open(args.out, 'w') as f:
     json.dump(out, f, indent=2)

@@ -8,6 +8,10 @@ tables and the published ones are the same text. Nothing here is measured.
 from vae_jax.bench import roofline
 
 PEER_BACKENDS = ('jax', 'tensorflow')
+# Keras' dtype policies: each peer backend runs under both; the bfloat16 rows
+# are compared with the mixed_bfloat16 peers (and the faster of the two).
+PEER_POLICIES = ('float32', 'mixed_bfloat16')
+DTYPES = ('float32', 'bfloat16')
 WORKLOADS = (  # key in the results, peer kind, label
     ('train_mlp', 'mlp', 'train MLP VAE 784-512-2, batch 128 (MNIST)'),
     ('train_conv', 'conv', 'train conv VAE, batch 128 (Fashion-MNIST)'),
@@ -24,20 +28,69 @@ TARGETS = (
     ('recurrent AE ≥ 1.0x Keras (its faster backend)', 'train_rnn', 'best', 1.0),
     ('conv VAE ≥ 1.25x Keras on TensorFlow', 'train_conv', 'tensorflow', 1.25),
 )
+# Issue 28's targets for the bfloat16 rows: (label, workload, what, threshold).
+# 'float32': over vae_jax's own float32 row; a backend name: over the faster of
+# Keras on it in float32 and under mixed_bfloat16.
+TARGETS_BF16 = (
+    ('MLP VAE bfloat16 ≥ 1.3x its float32', 'train_mlp', 'float32', 1.3),
+    ('MLP VAE bfloat16 ≥ 1.3x Keras on JAX (faster of float32, mixed_bfloat16)',
+     'train_mlp', 'jax', 1.3),
+    ('conv VAE bfloat16 ≥ 1.6x its float32', 'train_conv', 'float32', 1.6),
+    ('conv VAE bfloat16 ≥ 1.25x Keras on TensorFlow (faster of float32, mixed_bfloat16)',
+     'train_conv', 'tensorflow', 1.25),
+)
 
 
-def _peer(results, backend, kind):
-  r = results.get('peers', {}).get(backend, {})
+def bf16_units(cpu_flags):
+  """The CPU's bfloat16 matmul units from its ISA flags: 'AMX', 'AVX512_BF16' or 'none'."""
+  if 'amx_bf16' in cpu_flags:
+    return 'AMX'
+  if 'avx512_bf16' in cpu_flags:
+    return 'AVX512_BF16'
+  return 'none'
+
+
+def peers_key(policy):
+  """Where the peers of a Keras policy are kept: 'peers' (float32) or 'peers_<policy>'."""
+  return 'peers' if policy == 'float32' else f'peers_{policy}'
+
+
+def _section(results, dtype):
+  """The workloads measured in ``dtype`` (None: not measured in this run)."""
+  return results if dtype == 'float32' else results.get('bfloat16')
+
+
+def _peer(results, backend, kind, policy='float32'):
+  r = results.get(peers_key(policy), {}).get(backend, {})
   return r.get(kind) if 'error' not in r else None
 
 
 def analyse(results):
-  """Adds each workload's roofline, its peers' ratios and the targets, in place."""
-  peak = results['matmul_limit_gflops'] * 1e9
-  peak_cpu = results['matmul_limit_gflops_per_cpu_second'] * 1e9
+  """Adds each workload's roofline, its peers' ratios and the targets, in place.
+
+  bfloat16 rows (``results['bfloat16']``, when measured) are held against the
+  bfloat16 matmul peak and the mixed_bfloat16 peers.
+  """
+  for dtype in DTYPES:
+    if _section(results, dtype) is not None:
+      _analyse_dtype(results, dtype)
+  results['targets'] = [_target(results, results, label, key, what, threshold)
+                        for label, key, what, threshold in TARGETS]
+  if 'bfloat16' in results:
+    results['targets_bfloat16'] = [_target_bf16(results, label, key, what, threshold)
+                                   for label, key, what, threshold in TARGETS_BF16]
+  return results
+
+
+def _analyse_dtype(results, dtype):
+  section = _section(results, dtype)
+  suffix = '' if dtype == 'float32' else '_bfloat16'
+  policy = 'float32' if dtype == 'float32' else 'mixed_bfloat16'
+  peak = results[f'matmul_limit_gflops{suffix}'] * 1e9
+  peak_cpu = results[f'matmul_limit_gflops_per_cpu_second{suffix}'] * 1e9
   bw = results['bandwidth']['gbytes_per_s']
   for key, kind, _ in WORKLOADS:
-    r = results[key]
+    r = section[key]
     ips = r['images_per_s']
     bound = roofline.roofline(r['matmul_flops_per_image'], r['bytes_per_image'], peak,
                               bw['median'] * 1e9)
@@ -47,29 +100,49 @@ def analyse(results):
                          percent=100 * ips['median'] * bound['seconds'],
                          percent_per_cpu_second=100 * ips['per_cpu_second'] * bound_cpu['seconds'])
     r['matmul_gflops'] = ips['median'] * r['matmul_flops_per_image'] / 1e9
-    r['percent_of_matmul_limit'] = 100 * r['matmul_gflops'] / results['matmul_limit_gflops']
+    r['percent_of_matmul_limit'] = 100 * r['matmul_gflops'] / (peak / 1e9)
+    if dtype != 'float32':
+      r['vs_float32'] = _ratio(ips, results[key]['images_per_s'])
     if kind:
       r['vs_peers'] = {}
       for backend in PEER_BACKENDS:
-        p = _peer(results, backend, kind)
+        p = _peer(results, backend, kind, policy)
         if p:
-          r['vs_peers'][backend] = {
-              'ratio': ips['median'] / p['images_per_s']['median'],
-              'ratio_per_cpu_second': ips['per_cpu_second'] / p['images_per_s']['per_cpu_second']}
+          r['vs_peers'][backend] = _ratio(ips, p['images_per_s'])
       if r['vs_peers']:  # the stronger peer: the lower ratio
         r['vs_peers']['best'] = min(r['vs_peers'].values(), key=lambda v: v['ratio'])
-  results['targets'] = []
-  for label, key, what, threshold in TARGETS:
-    r = results[key]
-    if what == 'roofline':
-      value, cpu = r['roofline']['percent'], r['roofline']['percent_per_cpu_second']
-    else:
-      v = r.get('vs_peers', {}).get(what)
-      value, cpu = (v['ratio'], v['ratio_per_cpu_second']) if v else (None, None)
-    results['targets'].append({'target': label, 'workload': key, 'threshold': threshold,
-                               'value': value, 'per_cpu_second': cpu,
-                               'met': None if value is None else value >= threshold})
-  return results
+
+
+def _ratio(rate, other):
+  return {'ratio': rate['median'] / other['median'],
+          'ratio_per_cpu_second': rate['per_cpu_second'] / other['per_cpu_second']}
+
+
+def _met(label, key, threshold, v):
+  value, cpu = (v['ratio'], v['ratio_per_cpu_second']) if v else (None, None)
+  return {'target': label, 'workload': key, 'threshold': threshold, 'value': value,
+          'per_cpu_second': cpu, 'met': None if value is None else value >= threshold}
+
+
+def _target(results, section, label, key, what, threshold):
+  r = section[key]
+  if what == 'roofline':
+    value, cpu = r['roofline']['percent'], r['roofline']['percent_per_cpu_second']
+    return {'target': label, 'workload': key, 'threshold': threshold, 'value': value,
+            'per_cpu_second': cpu, 'met': value >= threshold}
+  return _met(label, key, threshold, r.get('vs_peers', {}).get(what))
+
+
+def _target_bf16(results, label, key, what, threshold):
+  r = results['bfloat16'][key]
+  if what == 'float32':
+    return _met(label, key, threshold, r['vs_float32'])
+  kind = next(k for w, k, _ in WORKLOADS if w == key)
+  peers = [p for policy in PEER_POLICIES if (p := _peer(results, what, kind, policy))]
+  if not peers:
+    return _met(label, key, threshold, None)
+  faster = max(peers, key=lambda p: p['images_per_s']['median'])
+  return _met(label, key, threshold, _ratio(r['images_per_s'], faster['images_per_s']))
 
 
 MET = {True: 'yes', False: '**no**', None: 'not measured'}
@@ -84,6 +157,20 @@ def _rate(r):
           f'{_fmt(r["per_cpu_second"])}')
 
 
+def bf16_line(results):
+  """The first line: the CPU's bfloat16 units, and what the bfloat16 rows mean without them."""
+  m = results['machine']
+  units = m.get('bf16_units') or bf16_units(m.get('cpu_flags', []))
+  if 'bfloat16' not in results:
+    return f'bfloat16 units: {units}; bfloat16 not measured in this run.'
+  if units == 'none':
+    return ('bfloat16 units: **none** on this CPU: its bfloat16 dots are converted to '
+            'float32, so the bfloat16 rows show the cost of the conversions, not a gain.')
+  speedup = results['matmul_limit_gflops_bfloat16'] / results['matmul_limit_gflops']
+  return (f'bfloat16 units: {units}; bfloat16 matmul peak {speedup:.2f}x the float32 one '
+          '(dots of bfloat16 inputs with float32 accumulation).')
+
+
 def machine_line(results):
   m, v = results['machine'], results.get('versions', {})
   flags = ', '.join(m.get('cpu_flags', [])) or 'unknown'
@@ -94,68 +181,100 @@ def machine_line(results):
           + ('; **--quick: smoke-test numbers, not the machine\'s**' if results['quick'] else ''))
 
 
+def _matmul_rows(results):
+  rows = []
+  for dtype in DTYPES:
+    suffix = '' if dtype == 'float32' else '_bfloat16'
+    for name, r in results.get(f'matmul{suffix}', {}).items():
+      label = f'{name.split("_")[0]} matmul {"x".join(map(str, r["shape"]))}'
+      if dtype != 'float32':
+        label += ', bfloat16 inputs, float32 accumulation'
+      g = r['gflops']
+      rows.append(f'| {label} | {_fmt(g["median"], 1)} | {_fmt(g["min"], 1)} – '
+                  f'{_fmt(g["max"], 1)} | {_fmt(g["per_cpu_second"], 1)} | GFLOP/s |')
+  return rows
+
+
 def roofline_table(results):
-  """The machine's limits, then each workload against its roofline."""
+  """The machine's limits, then each workload against its roofline, in each dtype measured."""
   bw = results['bandwidth']
   rows = ['| limit | median | min – max | per CPU-second | unit |', '|---|---:|---:|---:|---|']
-  for name, r in results['matmul'].items():
-    label = f'{name.split("_")[0]} matmul {"x".join(map(str, r["shape"]))}'
-    g = r['gflops']
-    rows.append(f'| {label} | {_fmt(g["median"], 1)} | {_fmt(g["min"], 1)} – {_fmt(g["max"], 1)} '
-                f'| {_fmt(g["per_cpu_second"], 1)} | GFLOP/s |')
+  rows += _matmul_rows(results)
   g = bw['gbytes_per_s']
   rows.append(f'| memory bandwidth (XLA elementwise pass, {bw["array_bytes"] >> 20} MB) | '
               f'{_fmt(g["median"], 1)} | {_fmt(g["min"], 1)} – {_fmt(g["max"], 1)} | '
               f'{_fmt(g["per_cpu_second"], 1)} | GB/s |')
-  rows += ['', '| workload | images/s median | min – max | per CPU-second | matmul MFLOP / image '
-           '| bytes / image | roofline images/s | % of roofline | per CPU-second | binds |',
-           '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|']
+  rows += ['', '| workload | compute | images/s median | min – max | per CPU-second | '
+           'vs float32 (per CPU-s) | matmul MFLOP / image | bytes / image | roofline images/s '
+           '| % of roofline | per CPU-second | binds |',
+           '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|']
   for key, _, label in WORKLOADS:
-    r = results[key]
-    if key == 'eval_iwae':
-      label = f'{label}, k = {r["num_samples"]}'
-    f = r['roofline']
-    rows.append(f'| {label} | {_rate(r["images_per_s"])} | {r["matmul_flops_per_image"] / 1e6:.3g} '
-                f'| {_fmt(r["bytes_per_image"])} | {_fmt(f["images_per_s"])} | '
-                f'{f["percent"]:.0f}% | {f["percent_per_cpu_second"]:.0f}% | {f["binds"]} |')
+    for dtype in DTYPES:
+      section = _section(results, dtype)
+      if section is None:
+        continue
+      r = section[key]
+      name = f'{label}, k = {r["num_samples"]}' if key == 'eval_iwae' else label
+      f = r['roofline']
+      v = r.get('vs_float32')
+      ratio = f'{v["ratio"]:.2f}x ({v["ratio_per_cpu_second"]:.2f}x)' if v else '–'
+      rows.append(f'| {name} | {dtype} | {_rate(r["images_per_s"])} | {ratio} | '
+                  f'{r["matmul_flops_per_image"] / 1e6:.3g} | {_fmt(r["bytes_per_image"])} | '
+                  f'{_fmt(f["images_per_s"])} | {f["percent"]:.0f}% | '
+                  f'{f["percent_per_cpu_second"]:.0f}% | {f["binds"]} |')
   return '\n'.join(rows)
 
 
 def peers_table(results):
-  peers = results.get('peers')
-  if not peers:
+  """vae_jax beside Keras: float32 rows against float32 Keras, bfloat16 against mixed_bfloat16."""
+  if not results.get('peers'):
     return 'Peers not run (--no-peers).'
-  rows = ['| workload | vae_jax images/s | Keras on JAX | Keras on TensorFlow | '
-          'ratio over Keras/JAX (per CPU-s) | ratio over Keras/TF (per CPU-s) |',
-          '|---|---:|---:|---:|---:|---:|']
+  rows = ['| workload | vae_jax compute / Keras policy | vae_jax images/s | Keras on JAX | '
+          'Keras on TensorFlow | ratio over Keras/JAX (per CPU-s) | '
+          'ratio over Keras/TF (per CPU-s) |', '|---|---|---:|---:|---:|---:|---:|']
+  versions = {}
   for key, kind, label in WORKLOADS:
     if not kind:
       continue
-    r = results[key]
-    cells = [label, _fmt(r['images_per_s']['median'])]
-    for backend in PEER_BACKENDS:
-      p = _peer(results, backend, kind)
-      cells.append(f'{_fmt(p["images_per_s"]["median"])} ({p["num_images"]} images x '
-                   f'{p["epochs"] - 1} epochs)' if p else peers[backend].get('error', 'missing'))
-    for backend in PEER_BACKENDS:
-      v = r['vs_peers'].get(backend)
-      cells.append(f'{v["ratio"]:.2f}x ({v["ratio_per_cpu_second"]:.2f}x)' if v else '–')
-    rows.append('| ' + ' | '.join(cells) + ' |')
-  versions = [f'Keras {p["keras"]} on {b} {p.get("backend_version", "")}'.strip()
-              for b, p in peers.items() if 'error' not in p]
-  return '\n'.join(rows) + ('\n\n' + '; '.join(versions) + '.' if versions else '')
+    for dtype, policy in zip(DTYPES, PEER_POLICIES):
+      section, peers = _section(results, dtype), results.get(peers_key(policy))
+      if section is None or not peers:
+        continue
+      r = section[key]
+      cells = [label, f'{dtype} / {policy}', _fmt(r['images_per_s']['median'])]
+      for backend in PEER_BACKENDS:
+        p = _peer(results, backend, kind, policy)
+        cells.append(f'{_fmt(p["images_per_s"]["median"])} ({p["num_images"]} images x '
+                     f'{p["epochs"] - 1} epochs)' if p else peers[backend].get('error', 'missing'))
+      for backend in PEER_BACKENDS:
+        v = r['vs_peers'].get(backend)
+        cells.append(f'{v["ratio"]:.2f}x ({v["ratio_per_cpu_second"]:.2f}x)' if v else '–')
+      rows.append('| ' + ' | '.join(cells) + ' |')
+      versions.update({b: p for b, p in peers.items() if 'error' not in p})
+  text = [f'Keras {p["keras"]} on {b} {p.get("backend_version", "")}'.strip()
+          for b, p in versions.items()]
+  return '\n'.join(rows) + ('\n\n' + '; '.join(text) + '.' if text else '')
 
 
-def targets_table(results):
-  rows = ['| target (issue 16) | measured | per CPU-second | met |', '|---|---:|---:|---|']
-  for t in results['targets']:
+def _targets_rows(targets):
+  rows = []
+  for t in targets:
     unit = '%' if t['threshold'] > 10 else 'x'
     show = (lambda x: '–' if x is None else (f'{x:.0f}%' if unit == '%' else f'{x:.2f}x'))
     rows.append(f'| {t["target"]} | {show(t["value"])} | {show(t["per_cpu_second"])} | '
                 f'{MET[t["met"]]} |')
+  return rows
+
+
+def targets_table(results):
+  rows = ['| target (issue 16) | measured | per CPU-second | met |', '|---|---:|---:|---|']
+  rows += _targets_rows(results['targets'])
+  if 'targets_bfloat16' in results:
+    rows += ['', '| target (issue 28, bfloat16) | measured | per CPU-second | met |',
+             '|---|---:|---:|---|'] + _targets_rows(results['targets_bfloat16'])
   return '\n'.join(rows)
 
 
 def markdown(results):
-  return '\n\n'.join([machine_line(results), roofline_table(results), peers_table(results),
-                      targets_table(results)])
+  return '\n\n'.join([bf16_line(results), machine_line(results), roofline_table(results),
+                        peers_table(results), targets_table(results)])

@@ -52,6 +52,10 @@ def base_config():
   c.max_checkpoints = 3         # checkpoints kept on disk
   c.progress = True             # progress bar on stderr when it is a terminal
   c.distributed = False         # call jax.distributed.initialize() first
+  # Dtype of the matmuls, convolutions and LSTM gates: 'float32' or 'bfloat16'
+  # (mixed precision: parameters, Adam's state, the KL, the log-likelihoods and
+  # every loss reduction stay float32; docs/performance.md).
+  c.compute_dtype = 'float32'
 
   # Fields every family shares; each built-in family's own fields are in its
   # node below, read (and validated) only when model.family selects it.
@@ -137,6 +141,8 @@ def validate(c):
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
+  # .get: a run's config.json written before the field existed computed in float32.
+  _choice('compute_dtype', c.get('compute_dtype', 'float32'), models.COMPUTE_DTYPES)
   _choice('kl_schedule', c.kl_schedule, KL_SCHEDULES)
   _choice('data.name', c.data.name, data_lib.DATASETS)
   _choice('data.binarize', c.data.binarize, data_lib.BINARIZE_MODES)
@@ -411,7 +417,7 @@ RENAMED_FIELDS = {'model.hidden_sizes': 'model.mlp.hidden_sizes',
 ADDED_FIELDS = {'lr_schedule': 'constant', 'kl_schedule': 'warmup', 'kl_cycles': 4,
                 'kl_cycle_ratio': 0.5, 'free_bits': 0.0,
                 'model.mlp.stochastic_layers': 1, 'model.mlp.bottom_latent_dim': 100,
-                'model.mlp.top_hidden_sizes': [100, 100]}
+                'model.mlp.top_hidden_sizes': [100, 100], 'compute_dtype': 'float32'}
 
 # Fields removed from the config, which never changed what a run computes:
 # an older run's config.json reads as if it lacked them.

@@ -6,8 +6,13 @@ the same FLOPs, while its dots run near the machine's matmul rate. The conv
 family therefore writes every convolution as dots plus cheap data movement.
 Each function computes exactly what the flax layer named in its docstring
 computes (same parameters, outputs equal up to float rounding: see
-tests/test_speed_equivalence.py) on any backend.
+tests/test_speed_equivalence.py) on any backend. Like flax's layers, each
+module computes in its ``dtype`` (inputs, kernel and bias cast to it: the dots
+then run in bfloat16 under ``config.compute_dtype='bfloat16'``) and keeps its
+parameters in float32.
 """
+
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -153,6 +158,7 @@ class Conv(nn.Module):
   features: int
   kernel_size: int = 3
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -160,6 +166,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_same(x, kernel, self.strides) + bias
 
 
@@ -171,6 +178,7 @@ class ConvTranspose(nn.Module):
   """
   features: int
   kernel_size: int = 3
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
@@ -180,16 +188,19 @@ class ConvTranspose(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_same(x, kernel, 1) + bias
 
 
 class ConvTranspose2x(nn.Module):
   """``nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding='SAME')`` via :func:`conv_transpose_2x`."""
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     return conv_transpose_2x(x, kernel) + bias

@@ -46,7 +46,7 @@ def build_model(config):
   if config.model.family == 'mlp' and mlp.stochastic_layers == 2:
     return hierarchical.TwoLayerVAE(tuple(image_shape), tuple(mlp.hidden_sizes),
                                     mlp.bottom_latent_dim, tuple(mlp.top_hidden_sizes),
-                                    config.latent_dim)
+                                    config.latent_dim, dtype=models.compute_dtype(config))
   return models.build_model(config, image_shape)
 
 

@@ -17,10 +17,14 @@ log w) from it. For the
 tools that need one code per image (plots, latent metrics) the code is the top
 layer: ``encode`` gives q(z2 | E[z1 | x]) and ``decode`` maps z2 through the
 mean of p(z1 | z2) to pixel logits.
+
+Mixed precision as in models.py: the layers' matmuls in ``dtype``, their
+outputs (means, log-variances, logits) cast to float32, so every density in
+``log_weights`` is float32.
 """
 
 import math
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
@@ -33,25 +37,28 @@ class _GaussianLayer(nn.Module):
   """Deterministic tanh layers, then the mean and log-variance of a diagonal Gaussian."""
   hidden_sizes: Sequence[int]
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, h):
     for size in self.hidden_sizes:
-      h = jnp.tanh(nn.Dense(size)(h))
-    mean, logvar = jnp.split(nn.Dense(2 * self.features)(h), 2, axis=-1)
+      h = jnp.tanh(nn.Dense(size, dtype=self.dtype)(h))
+    stats = nn.Dense(2 * self.features, dtype=self.dtype)(h).astype(jnp.float32)
+    mean, logvar = jnp.split(stats, 2, axis=-1)
     return mean, jnp.clip(logvar, models.LOGVAR_MIN, models.LOGVAR_MAX)
 
 
 class _PixelLayer(nn.Module):
   hidden_sizes: Sequence[int]
   image_shape: Sequence[int]
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z1):
     h = z1
     for size in self.hidden_sizes:
-      h = jnp.tanh(nn.Dense(size)(h))
-    logits = nn.Dense(math.prod(self.image_shape))(h)
+      h = jnp.tanh(nn.Dense(size, dtype=self.dtype)(h))
+    logits = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h).astype(jnp.float32)
     return logits.reshape((*z1.shape[:-1], *self.image_shape))
 
 
@@ -63,12 +70,13 @@ class TwoLayerVAE(nn.Module):
   bottom_latent_dim: int = 100                   # z1
   top_hidden_sizes: Sequence[int] = (100, 100)  # z1 ↔ z2
   latent_dim: int = 50                           # z2
+  dtype: Any = jnp.float32                       # compute dtype of the matmuls
 
   def setup(self):
-    self.q_z1 = _GaussianLayer(self.hidden_sizes, self.bottom_latent_dim)
-    self.q_z2 = _GaussianLayer(self.top_hidden_sizes, self.latent_dim)
-    self.p_z1 = _GaussianLayer(self.top_hidden_sizes, self.bottom_latent_dim)
-    self.p_x = _PixelLayer(tuple(reversed(self.hidden_sizes)), self.image_shape)
+    self.q_z1 = _GaussianLayer(self.hidden_sizes, self.bottom_latent_dim, self.dtype)
+    self.q_z2 = _GaussianLayer(self.top_hidden_sizes, self.latent_dim, self.dtype)
+    self.p_z1 = _GaussianLayer(self.top_hidden_sizes, self.bottom_latent_dim, self.dtype)
+    self.p_x = _PixelLayer(tuple(reversed(self.hidden_sizes)), self.image_shape, self.dtype)
 
   def _flat(self, x):
     return x.reshape((x.shape[0], -1))

@@ -29,6 +29,18 @@ plots use nothing else:
   closed form (one Gaussian layer). The ELBO is then recon + KL, trained from
   ``__call__``; otherwise it is the mean importance log-weight, trained from
   ``log_weights``.
+
+Mixed precision (``config.compute_dtype``, docs/performance.md). Every module
+here has flax's ``dtype`` field: the dtype its matmuls, convolutions and LSTM
+gates compute in, while ``param_dtype`` (flax's default, float32) keeps the
+parameters, hence their gradients and Adam's moments, in float32. The model
+kinds cast what leaves the model (logits, mean, log-variance) to float32, so
+the losses, the KL, the log-likelihoods and every reduction run in float32.
+A registered family takes part the same way: :func:`build_model` gives
+``dtype=config.compute_dtype`` to each of its encoder and decoder that
+declares a ``dtype`` field (as flax's own layers do) and that passes it on to
+its layers (``nn.Dense(size, dtype=self.dtype)``). A family whose modules have
+no ``dtype`` field is left alone and trains in float32 whatever the setting.
 """
 
 import importlib
@@ -40,6 +52,8 @@ import jax.numpy as jnp
 
 from vae_jax.core import losses
 from vae_jax.core.conv_matmul import Conv, ConvTranspose, ConvTranspose2x
+
+COMPUTE_DTYPES = ('float32', 'bfloat16')  # config.compute_dtype
 
 # log-variance is clipped into this range before exp(): exp(20) ≈ 5e8 and
 # exp(-30) ≈ 1e-13 keep the KL, the sampling and its gradients finite in
@@ -89,12 +103,13 @@ class MLPEncoder(nn.Module):
   """Flatten, then Dense + ReLU (+ dropout) for each hidden size."""
   hidden_sizes: Sequence[int] = (512,)
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32  # compute dtype of the matmuls (parameters stay float32)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     h = x.reshape((x.shape[0], -1))
     for size in self.hidden_sizes:
-      h = nn.relu(nn.Dense(size)(h))
+      h = nn.relu(nn.Dense(size, dtype=self.dtype)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     return h
 
@@ -104,17 +119,18 @@ class MLPDecoder(nn.Module):
   image_shape: Sequence[int]
   hidden_sizes: Sequence[int] = (512,)
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = False):
     h = z
     for size in reversed(tuple(self.hidden_sizes)):
-      h = nn.relu(nn.Dense(size)(h))
+      h = nn.relu(nn.Dense(size, dtype=self.dtype)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     n = 1
     for d in self.image_shape:
       n *= d
-    return nn.Dense(n)(h).reshape((z.shape[0], *self.image_shape))
+    return nn.Dense(n, dtype=self.dtype)(h).reshape((z.shape[0], *self.image_shape))
 
 
 class ConvEncoder(nn.Module):
@@ -122,16 +138,17 @@ class ConvEncoder(nn.Module):
   features: Sequence[int] = (32, 64)
   dense_size: int = 16
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     h = x
     for i, f in enumerate(self.features):
       # == nn.Conv(f, (3, 3), strides=(2, 2), padding='SAME'), same parameter names.
-      h = nn.relu(Conv(f, 3, 2, name=f'Conv_{i}')(h))
+      h = nn.relu(Conv(f, 3, 2, dtype=self.dtype, name=f'Conv_{i}')(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = h.reshape((h.shape[0], -1))
-    h = nn.relu(nn.Dense(self.dense_size)(h))
+    h = nn.relu(nn.Dense(self.dense_size, dtype=self.dtype)(h))
     return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
 
 
@@ -140,6 +157,7 @@ class ConvDecoder(nn.Module):
   image_shape: Sequence[int]
   features: Sequence[int] = (32, 64)
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = False):
@@ -150,21 +168,22 @@ class ConvDecoder(nn.Module):
           f'conv decoder needs image sides divisible by {scale}, got '
           f'{height}x{width}: use fewer model.conv.features')
     h0, w0 = height // scale, width // scale
-    h = nn.relu(nn.Dense(h0 * w0 * self.features[-1])(z))
+    h = nn.relu(nn.Dense(h0 * w0 * self.features[-1], dtype=self.dtype)(z))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = h.reshape((z.shape[0], h0, w0, self.features[-1]))
     for f in reversed(tuple(self.features)):
-      h = nn.relu(ConvTranspose2x(f)(h))
+      h = nn.relu(ConvTranspose2x(f, dtype=self.dtype)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     # == nn.ConvTranspose(channels, (3, 3), padding='SAME'), same parameter names.
-    return ConvTranspose(channels, 3, name='ConvTranspose_0')(h)
+    return ConvTranspose(channels, 3, dtype=self.dtype, name='ConvTranspose_0')(h)
 
 
-def _rnn_cell(kind, size):
+def _rnn_cell(kind, size, dtype):
+  # The gates' matmuls in ``dtype``; the carry stays in the parameters' float32.
   if kind == 'lstm':
-    return nn.OptimizedLSTMCell(size)
+    return nn.OptimizedLSTMCell(size, dtype=dtype)
   if kind == 'gru':
-    return nn.GRUCell(size)
+    return nn.GRUCell(size, dtype=dtype)
   raise ValueError(f"unknown model.rnn.cell {kind!r}: use 'lstm' or 'gru'")
 
 
@@ -173,11 +192,12 @@ class RNNEncoder(nn.Module):
   size: int = 256
   cell: str = 'lstm'
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     rows = x.reshape((x.shape[0], x.shape[1], -1))  # [B, H, W*C]
-    carry, _ = nn.RNN(_rnn_cell(self.cell, self.size), return_carry=True)(rows)
+    carry, _ = nn.RNN(_rnn_cell(self.cell, self.size, self.dtype), return_carry=True)(rows)
     h = carry[1] if self.cell == 'lstm' else carry  # LSTM carry is (c, h)
     return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
 
@@ -188,15 +208,16 @@ class RNNDecoder(nn.Module):
   size: int = 256
   cell: str = 'lstm'
   dropout_rate: float = 0.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z, train: bool = False):
     height, width, channels = self.image_shape
-    h = nn.relu(nn.Dense(self.size)(z))
+    h = nn.relu(nn.Dense(self.size, dtype=self.dtype)(z))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     inputs = jnp.broadcast_to(h[:, None, :], (z.shape[0], height, self.size))
-    outputs = nn.RNN(_rnn_cell(self.cell, self.size))(inputs)  # [B, H, size]
-    rows = nn.Dense(width * channels)(outputs)
+    outputs = nn.RNN(_rnn_cell(self.cell, self.size, self.dtype))(inputs)  # [B, H, size]
+    rows = nn.Dense(width * channels, dtype=self.dtype)(outputs)
     return rows.reshape((z.shape[0], height, width, channels))
 
 
@@ -209,16 +230,18 @@ class Autoencoder(nn.Module):
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
+  dtype: Any = jnp.float32  # compute dtype of the head; outputs are float32
 
   def setup(self):
-    self.code = nn.Dense(self.latent_dim)
+    self.code = nn.Dense(self.latent_dim, dtype=self.dtype)
 
   def encode(self, x, train: bool = False):
     """Returns ``(code, None)`` so callers can treat both kinds alike."""
-    return self.code(self.encoder(x, train=train)), None
+    return self.code(self.encoder(x, train=train)).astype(jnp.float32), None
 
   def decode(self, z, train: bool = False):
-    return self.decoder(z, train=train)
+    # float32 logits, whatever the decoder computes in: the losses are float32.
+    return self.decoder(z, train=train).astype(jnp.float32)
 
   def __call__(self, x, key=None, train: bool = False):
     del key  # deterministic: no sampling
@@ -238,18 +261,20 @@ class VAE(nn.Module):
   encoder: nn.Module
   decoder: nn.Module
   latent_dim: int
+  dtype: Any = jnp.float32  # compute dtype of the head; outputs are float32
 
   def setup(self):
-    self.posterior = nn.Dense(2 * self.latent_dim)
+    self.posterior = nn.Dense(2 * self.latent_dim, dtype=self.dtype)
 
   def encode(self, x, train: bool = False):
-    """Returns ``(mean, logvar)``, each ``[B, latent_dim]``."""
-    stats = self.posterior(self.encoder(x, train=train))
+    """Returns float32 ``(mean, logvar)``, each ``[B, latent_dim]``."""
+    stats = self.posterior(self.encoder(x, train=train)).astype(jnp.float32)
     mean, logvar = jnp.split(stats, 2, axis=-1)
     return mean, jnp.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)
 
   def decode(self, z, train: bool = False):
-    return self.decoder(z, train=train)
+    # float32 logits, whatever the decoder computes in: the losses are float32.
+    return self.decoder(z, train=train).astype(jnp.float32)
 
   def __call__(self, x, key, train: bool = False):
     mean, logvar = self.encode(x, train)
@@ -347,14 +372,32 @@ def family_builder(name):
   return builder
 
 
+def compute_dtype(config):
+  """``config.compute_dtype`` as a dtype (float32 where a config predates it)."""
+  return jnp.dtype(config.get('compute_dtype', 'float32'))
+
+
+def with_compute_dtype(module, dtype):
+  """``module`` computing in ``dtype`` if it declares a ``dtype`` field; else unchanged.
+
+  The one rule by which a family takes part in mixed precision (module docstring).
+  """
+  if 'dtype' in getattr(module, '__dataclass_fields__', {}):
+    return module.clone(dtype=dtype)
+  return module
+
+
 def build_model(config, image_shape):
   """The one-stochastic-layer model of ``config.model`` and ``config.latent_dim``.
 
   ``experiment.build_model(config)`` validates the config, takes the image
   shape from its data set and also builds the two-layer VAE
   (hierarchical.py, which builds on this module); call that unless the images
-  come from elsewhere.
+  come from elsewhere. Modules compute in ``config.compute_dtype`` where they
+  can (:func:`with_compute_dtype`).
   """
   cfg = config.model
+  dtype = compute_dtype(config)
   encoder, decoder = family_builder(cfg.family)(cfg, image_shape)
-  return KINDS[cfg.kind](encoder, decoder, config.latent_dim)
+  return KINDS[cfg.kind](with_compute_dtype(encoder, dtype), with_compute_dtype(decoder, dtype),
+                         config.latent_dim, dtype=dtype)

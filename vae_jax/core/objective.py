@@ -6,6 +6,10 @@ schedule and, while training, the KL with free bits; docs/kl_schedules.md),
 ``recon`` (-log p(x|z), summed over
 pixels), and for a VAE ``kl`` and ``elbo`` (= -(recon + kl), the evidence lower
 bound at kl_weight 1 whatever the weight used for training).
+
+Every term is computed in float32 whatever ``config.compute_dtype`` the model
+computes in: its outputs are cast to float32 (:func:`_float32`) before a loss
+sees them.
 """
 
 import dataclasses
@@ -79,6 +83,14 @@ def corrupt(key, images, noise, level):
   raise ValueError(f'unknown model.noise {noise!r}: use one of {NOISE_KINDS}')
 
 
+def _float32(*arrays):
+  """The model's outputs as float32 (None passes): the losses and their sums stay float32.
+
+  The model kinds already return float32 (models.py); this holds for any model.
+  """
+  return tuple(None if a is None else a.astype(jnp.float32) for a in arrays)
+
+
 def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
                train, step=None):
   """Per-example objective terms.
@@ -107,6 +119,7 @@ def loss_terms(model, params, inputs, targets, key, objective: Objective, *,
                              train, beta)
 
   out = model.apply(variables, inputs, z_key, train=train, rngs=rngs)
+  out = models.ModelOutput(*_float32(*out))
   recon = -losses.reconstruction_log_likelihood(
       out.logits, targets, objective.likelihood, objective.gaussian_variance)
   terms = {'recon': recon}
@@ -147,9 +160,9 @@ def _importance_terms(model, variables, inputs, targets, key, rngs, objective, t
   log_lik = functools.partial(losses.reconstruction_log_likelihood,
                               likelihood=objective.likelihood,
                               variance=objective.gaussian_variance)
-  log_w, recon_ll, kl = model.apply(variables, inputs, targets, key, objective.iwae_samples,
-                                    log_lik, train=train, rngs=rngs,
-                                    method='log_weights')                # [K, B], [K, B], [B]
+  log_w, recon_ll, kl = _float32(*model.apply(
+      variables, inputs, targets, key, objective.iwae_samples, log_lik, train=train,
+      rngs=rngs, method='log_weights'))                                  # [K, B], [K, B], [B]
   recon = -jnp.mean(recon_ll, axis=0)
   if kl is None:
     if objective.free_bits > 0:
