@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from vae_jax.core import config as config_lib
-from vae_jax.core import diagnostics, evaluate, experiment, latent, losses
+from vae_jax.core import diagnostics, evaluate, experiment, latent, losses, models
 from vae_jax.infra import run_clock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +31,7 @@ class LinearGaussian(nn.Module):
   """p(z) = N(0, I), p(x|z) = N(Wz + b, σ²I); q(z|x) = N(A(x - b), diag(exp(logvar)))."""
   x_dim: int = 6
   z_dim: int = 2
+  closed_form_kl = True  # the model protocol (vae_jax/core/models.py)
 
   def setup(self):
     zeros = nn.initializers.zeros
@@ -48,6 +49,11 @@ class LinearGaussian(nn.Module):
 
   def __call__(self, x):
     return self.decode(self.encode(x)[0])
+
+  def log_weights(self, x, targets, key, num_samples, log_likelihood, train=False):
+    del train
+    return models.gaussian_log_weights(self.encode, self.decode, x, targets, key,
+                                       num_samples, log_likelihood)
 
 
 SIGMA2 = 0.25

@@ -21,7 +21,7 @@ def test_code_free_constants_are_the_rule_recomputed_from_the_data(dataset, data
 
 
 def _gates(name):
-  spec = next(s for s in study_models.SPECS if s.name == name)
+  spec = next(s for s in study_models.specs() if s.name == name)
   return {g.metric: g for g in map(gates.parse, study_models.quality_gates(spec))}
 
 

@@ -18,7 +18,7 @@ def test_sweep_seeds_are_the_plan_on_the_recorded_summary():
 
 def test_no_primary_row_stays_open_for_lack_of_seeds_within_the_cap():
   study = power.published('study')
-  specs = {s.name: s for s in study_models.SPECS}
+  specs = {s.name: s for s in study_models.specs()}
   for cid, models, _, need in power.plan_rows(study['per_seed'], study_claims.PRIMARY_CLAIMS):
     for m in models:
       # The catalog trains what the plan asks (rows over the cap: as many as the cap).

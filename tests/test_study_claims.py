@@ -39,7 +39,7 @@ def test_claim_ids_are_unique_and_name_the_right_data_set():
       assert all(_dataset(m) == 'mnist' for m in models), c
     if {_dataset(m) for m in models} == {'fashion_mnist'}:
       assert 'fashion' in c.id or c.id.startswith('fashion'), c.id
-  assert 'fashion_mnist_prior_confident_share_vs_ae_2d' in ids   # the split("_", 1) bug
+  assert 'fashion_mnist_prior_balanced_confident_share_vs_ae_2d' in ids   # the split("_", 1) bug
 
 
 def test_the_primary_family_is_one_sourced_row_per_claim():

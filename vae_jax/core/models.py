@@ -91,6 +91,29 @@ def posterior_sample(mean, logvar, eps):
   return mean + jnp.exp(0.5 * logvar) * eps
 
 
+def gaussian_log_weights(encode, decode, x, targets, key, num_samples, log_likelihood):
+  """:class:`Importance` of K draws from a diagonal-Gaussian q(z|x), under p(z) = N(0, I).
+
+  The VAE's ``log_weights``, for any ``encode(x) -> (mean, logvar)`` and
+  ``decode(z [M, D]) -> outputs [M, ...]`` (a model of one's own answers the
+  protocol with it).
+
+  Args:
+    x: ``[B, ...]`` what the encoder sees.
+    targets: ``[B, ...]`` what p(x|z) scores (x, or a denoising run's clean image).
+    key: PRNG key of the draws: eps = normal(key, [K, B, D]).
+    num_samples: K.
+    log_likelihood: ``(outputs [B, ...], targets [B, ...]) -> [B]`` log p(x|z).
+  """
+  mean, logvar = encode(x)
+  eps = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
+  z = posterior_sample(mean, logvar, eps)                                 # [K, B, D]
+  out = decode(z.reshape(-1, z.shape[-1])).reshape((num_samples, *targets.shape))
+  recon_ll = jax.vmap(lambda o: log_likelihood(o, targets))(out)          # [K, B]
+  return Importance(losses.iwae_log_weights(recon_ll, z, mean, logvar), recon_ll,
+                    losses.gaussian_kl(mean, logvar))
+
+
 def reparameterize(key, mean, logvar):
   """z = mean + sigma * eps, eps ~ N(0, I) from ``key``; differentiable in both."""
   return posterior_sample(mean, logvar, jax.random.normal(key, mean.shape, mean.dtype))
@@ -282,23 +305,9 @@ class VAE(nn.Module):
     return ModelOutput(self.decode(z, train), z, mean, logvar)
 
   def log_weights(self, x, targets, key, num_samples, log_likelihood, train: bool = False):
-    """:class:`Importance` of ``num_samples`` draws z ~ q(z|x) per image.
-
-    Args:
-      x: ``[B, H, W, C]`` what the encoder sees.
-      targets: ``[B, H, W, C]`` what p(x|z) scores (x, or a denoising run's clean image).
-      key: PRNG key of the draws: eps = normal(key, [K, B, D]).
-      num_samples: K.
-      log_likelihood: ``(logits [B, ...], targets [B, ...]) -> [B]`` log p(x|z).
-    """
-    mean, logvar = self.encode(x, train)
-    eps = jax.random.normal(key, (num_samples, *mean.shape), mean.dtype)
-    z = posterior_sample(mean, logvar, eps)                               # [K, B, D]
-    logits = self.decode(z.reshape(-1, z.shape[-1]), train)
-    logits = logits.reshape((num_samples, *targets.shape))
-    recon_ll = jax.vmap(lambda l: log_likelihood(l, targets))(logits)      # [K, B]
-    return Importance(losses.iwae_log_weights(recon_ll, z, mean, logvar), recon_ll,
-                      losses.gaussian_kl(mean, logvar))
+    """:class:`Importance` of ``num_samples`` draws z ~ q(z|x) per image (:func:`gaussian_log_weights`)."""
+    return gaussian_log_weights(lambda v: self.encode(v, train), lambda z: self.decode(z, train),
+                                x, targets, key, num_samples, log_likelihood)
 
 
 # ----------------------------------------------------------------------------

@@ -23,10 +23,10 @@ PLAN_DATA = {'study': 'docs/study_summary.json', 'sweep': 'docs/sweep_summary.js
 
 # plan_study(per_seed of docs/study_summary.json at PLAN_COMMIT, current seeds):
 STUDY_SEEDS = {
-    'fashion_mnist_ae_2d': 8,
+    'fashion_mnist_ae_2d': 10,
     'fashion_mnist_conv_vae_2d': 4,
     'fashion_mnist_conv_vae_dropout_maxnorm_2d': 4,
-    'fashion_mnist_vae_2d': 8,
+    'fashion_mnist_vae_2d': 10,
     'mnist_ae_2d': 10,
     'mnist_ae_32': 5,
     'mnist_denoising_ae': 5,
