@@ -294,13 +294,7 @@ def test_walks_join_two_classes():
 # The reference values on real data in docs/metrics.md
 # ----------------------------------------------------------------------------
 def test_docs_reference_block_is_the_rendering_of_its_json():
-  import json
-  import os
-  from vae_jax.analysis import real_reference
-  with open(real_reference.DOC) as f:
-    block = real_reference.block_of(f.read())
-  assert block is not None, 'docs/metrics.md lost its metrics-reference markers'
-  source = block.split(' from ', 1)[1].split(';', 1)[0]
-  with open(os.path.join(os.path.dirname(real_reference.DOC), '..', source)) as f:
-    assert block == real_reference.markdown(json.load(f)), (
-        'stale: rerun python -m vae_jax.analysis.real_reference --publish')
+  # One row of vae_jax/publish.py's table; tests/test_publish.py checks every row too.
+  from vae_jax import publish
+  assert publish.publish(publish.ROOT, ['metrics-reference'], check=True) == [], (
+      'stale: run vae-jax publish metrics-reference')

@@ -36,5 +36,6 @@ def test_the_cap_binds_only_where_the_plan_says_so():
 
 
 def test_statistics_doc_is_current():
-  assert not statistics_doc.publish(check=True), \
-      'run `python -m vae_jax.study.statistics_doc`'
+  from vae_jax import publish
+  assert publish.publish(publish.ROOT, ['statistics'], check=True) == [], \
+      'run `vae-jax publish statistics`'

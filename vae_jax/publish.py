@@ -22,7 +22,8 @@ import sys
 from vae_jax.bench import conv_lowerings, precision_quality, publish_device, seeds_vmapped
 from vae_jax.bench import publish as bench_publish
 from vae_jax.infra import blocks, errors, flags, paths
-from vae_jax.study import likelihood
+from vae_jax.analysis import real_reference
+from vae_jax.study import likelihood, statistics_doc
 from vae_jax.study import publish as study_publish
 from vae_jax.study import sweep_publish
 
@@ -63,6 +64,12 @@ BLOCKS = (
     Block('docs/performance.md', 'seeds-vmapped', 'results/seeds_vmapped.json',
           seeds_vmapped.markdown,
           'python -m vae_jax.bench.seeds_vmapped --json=results/seeds_vmapped.json'),
+    Block('docs/metrics.md', 'metrics-reference', 'results/metrics_reference.json',
+          real_reference.markdown,
+          'python -m vae_jax.analysis.real_reference --classifier_dir=runs/classifiers'),
+    # Reads no source: the declarations and the summaries at power.PLAN_COMMIT.
+    Block('docs/statistics.md', 'statistics', 'docs', statistics_doc.markdown,
+          'vae-jax publish statistics'),
     Block('docs/performance.md', 'precision-quality', 'results/precision_quality.json',
           precision_quality.markdown,
           'python -m vae_jax.bench.precision_quality --json=results/precision_quality.json'),
@@ -129,15 +136,23 @@ def main(argv=None, prog='python -m vae_jax.publish'):
                       help='first import a finished sweep into docs/')
   parser.add_bool('allow_incomplete', False,
                   'with --sweep: import a sweep with missing cells (its pages name them)')
+  parser.add_bool('rejudge', False,
+                  'first re-judge the published study\'s and sweep\'s claims from their '
+                  'per-seed values under the current verdict rules (nothing retrained)')
   parser.add_argument('--root', default=ROOT, help='the checkout to write into')
   args = parser.parse_args(argv)
   with errors.user_errors():
     if args.check and (args.study or args.sweep):
       raise blocks.PublishError('--check writes nothing: drop --study/--sweep, or --check')
+    if args.check and args.rejudge:
+      raise blocks.PublishError('--check writes nothing: drop --rejudge, or --check')
     if args.study:
       print(study_publish.import_run(args.study, args.root))
     if args.sweep:
       print(sweep_publish.import_run(args.sweep, args.root, args.allow_incomplete))
+    if args.rejudge:
+      print(study_publish.rejudge(args.root))
+      print(sweep_publish.rejudge(args.root))
     changed = publish(args.root, args.names, check=args.check)
   if args.check and changed:
     print('out of date (run `vae-jax publish`): '

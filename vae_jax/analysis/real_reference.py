@@ -11,19 +11,15 @@ For each data set, with the independent classifier (vae_jax/analysis/classifier.
   ``num_walks`` pairs of real test images of two classes (jump ratio 1 by
   construction), with their ``path_confident_share`` and ``path_class_changes``.
 
-Command line (writes the JSON; ``--publish`` also rewrites the block of
-docs/metrics.md between the markers below from it; without
-``--classifier_dir`` it only renders the existing JSON)::
+Command line (writes the JSON; ``vae-jax publish metrics-reference`` then
+rewrites its block in docs/metrics.md, one row of vae_jax/publish.py)::
 
   python -m vae_jax.analysis.real_reference --classifier_dir=runs/classifiers \\
-      --json=results/metrics_reference.json --publish
+      --json=results/metrics_reference.json
 """
 
-import argparse
 import json
 import os
-import re
-import sys
 import time
 
 import jax
@@ -31,10 +27,9 @@ import numpy as np
 
 from vae_jax.analysis import metric_registry as registry
 from vae_jax.analysis import metrics, sample_quality
-from vae_jax.infra import paths, run_clock, workdir
+from vae_jax.infra import flags, paths, run_clock, workdir
 
 BEGIN, END = '<!-- metrics-reference:begin -->', '<!-- metrics-reference:end -->'
-DOC = os.path.join(paths.REPO_ROOT, 'docs', 'metrics.md')
 DATASETS = ('mnist', 'fashion_mnist')
 
 
@@ -104,41 +99,15 @@ def markdown(results):
   return '\n'.join(lines)
 
 
-_BLOCK = re.compile(re.escape(BEGIN) + r'\n?(.*?)\n?' + re.escape(END), re.S)
-
-
-def block_of(text):
-  """The text between the markers of docs/metrics.md (None when they are missing)."""
-  m = _BLOCK.search(text)
-  return None if m is None else m.group(1)
-
-
-def publish(results):
-  """Rewrites docs/metrics.md's block from ``results``; one line and exit 2 without markers."""
-  with open(DOC) as f:
-    text = f.read()
-  if block_of(text) is None:
-    print(f'error: {DOC} has no {BEGIN} ... {END} block: restore the markers', file=sys.stderr)
-    sys.exit(2)
-  workdir.atomic_write_text(
-      DOC, _BLOCK.sub(lambda _: f'{BEGIN}\n{markdown(results)}\n{END}', text, count=1))
-
-
-def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  p.add_argument('--classifier_dir', help='folder of <dataset>.npz classifiers (trained there '
-                 'when missing); without it, --publish renders the existing --json')
+def main(argv=None, prog='python -m vae_jax.analysis.real_reference'):
+  p = flags.Parser(prog, __doc__.split('\n\n')[0],
+                   f'{prog} --classifier_dir=runs/classifiers')
+  p.add_argument('--classifier_dir', required=True,
+                 help='folder of <dataset>.npz classifiers (trained there when missing)')
   p.add_argument('--json', default=os.path.join(paths.REPO_ROOT, 'results',
                                                 'metrics_reference.json'))
   p.add_argument('--data_dir', default=None)
-  p.add_argument('--publish', action='store_true', help='also rewrite docs/metrics.md\'s block')
   args = p.parse_args(argv)
-  if args.classifier_dir is None:
-    if not (args.publish and os.path.exists(args.json)):
-      p.error('give --classifier_dir to measure, or --publish with an existing --json')
-    with open(args.json) as f:
-      publish(json.load(f))
-    return
   start = time.perf_counter()
   per = {d: reference(d, os.path.join(args.classifier_dir, f'{d}.npz'), args.data_dir)
          for d in DATASETS}
@@ -151,8 +120,7 @@ def main(argv=None):
   os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
   workdir.atomic_write_text(args.json, json.dumps(results, indent=2, sort_keys=True) + '\n')
   print(markdown(results))
-  if args.publish:
-    publish(results)
+  print(f'wrote {args.json}; `vae-jax publish metrics-reference` writes its block')
 
 
 if __name__ == '__main__':

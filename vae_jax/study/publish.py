@@ -145,6 +145,7 @@ def rejudge(root=ROOT):
   path = os.path.join(root, SUMMARY)
   summary = blocks.read_source(path, WRITTEN_BY)
   summary['claims'] = study_report.judge(summary['per_seed'], summary['classifiers'])
+  summary['captions'] = study_report.captions(summary)
   summary['rejudged'] = ('the families of vae_jax/study/claims.py applied to the per-seed '
                          'values of this run')
   workdir_lib.atomic_write_text(path, json.dumps(summary, indent=2, sort_keys=True))
@@ -158,16 +159,13 @@ def parser(prog='python -m vae_jax.study.publish'):
   p = flags.Parser(prog, __doc__.split('\n\n')[0], f'{prog} --outdir=runs/study')
   p.add_argument('--outdir', default='runs/study', help='a finished study (not --quick)')
   p.add_argument('--root', default=ROOT, help='the checkout whose docs/ is updated')
-  p.add_bool('rejudge', False, 'instead of importing a run, re-judge the published one\'s '
-             'claims under the current verdict rules (docs/study_summary.json, study_report.md)')
   return p
 
 
 def main(argv=None, prog='python -m vae_jax.study.publish'):
   args = parser(prog).parse_args(argv)
   with errors.user_errors():
-    done = rejudge(args.root) if args.rejudge else import_run(args.outdir, args.root)
-    print(done + '; `vae-jax publish` regenerates README.md and docs/results/study.md from them')
+    print(import_run(args.outdir, args.root) + '; `vae-jax publish` regenerates README.md and docs/results/study.md from them')
   return 0
 
 

@@ -111,6 +111,16 @@ def judge(per_seed, classifiers):
   return claims
 
 
+def captions(summary):
+  """Every figure's caption from the summary's facts, verdicts, classifiers and gates."""
+  return study_figures.captions(
+      summary['figures_facts'], {c['id']: c for c in summary['claims']},
+      study_claims.PRIOR_SHARE_IN_UNIT_BOX,
+      {d: m['real_confident_share'] for d, m in summary['classifiers'].items()},
+      {(g['model'], g['seed']): f"`{g['gate']}` measured {g['value']:.4g}"
+       for g in summary['gates'] if not g['passed']})
+
+
 def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
   per_seed = {}
   for (name, seed), m in trained.items():
@@ -131,11 +141,7 @@ def summarise(trained, seeds, facts, gates, classifiers, quick, wall_seconds):
       'prior_share_in_unit_box': study_claims.PRIOR_SHARE_IN_UNIT_BOX,
       'train_seconds_total': float(sum(r.get('train_seconds', 0.0) for rows in per_seed.values()
                                        for r in rows.values()))}
-  summary['captions'] = study_figures.captions(
-      facts, {c['id']: c for c in claims}, study_claims.PRIOR_SHARE_IN_UNIT_BOX,
-      {d: m['real_confident_share'] for d, m in classifiers.items()},
-      {(g['model'], g['seed']): f"`{g['gate']}` measured {g['value']:.4g}"
-       for g in gates if not g['passed']})
+  summary['captions'] = captions(summary)
   return summary
 
 

@@ -12,6 +12,7 @@ vae_jax/publish.py. A --quick sweep is refused; one with missing cells only
 with ``allow_incomplete``, and then every page says which cells are missing.
 """
 
+import json
 import os
 import shutil
 
@@ -72,6 +73,26 @@ def import_run(outdir, root, allow_incomplete=False):
   done = s['expected_cells'] - len(s['missing'])
   return (f"imported {len(s['figures'])} figures, docs/sweep_report.md and "
           f"docs/sweep_summary.json ({done} of {s['expected_cells']} cells)")
+
+
+def rejudge(root):
+  """Re-judges the published sweep's claims from its per-seed values under today's rules.
+
+  Like study/publish.py's ``rejudge``: docs/sweep_summary.json keeps every
+  measured value and gets the claims and β onsets of the current code, marked
+  ``rejudged``; docs/sweep_report.md follows. Nothing is retrained, and the
+  captions stay those of the figures as drawn (from the run's own facts).
+  """
+  from vae_jax.infra import workdir as workdir_lib
+  path = os.path.join(root, SUMMARY)
+  s = blocks.read_source(path, 'vae-jax sweep --outdir=runs/sweep')
+  s['claims'], s['onsets'] = sweep_report.judge(s['per_seed'], s['grid'])
+  s['rejudged'] = ('the question families of vae_jax/study/sweep_report.py applied to the '
+                   'per-seed values of this run')
+  workdir_lib.atomic_write_text(path, json.dumps(s, indent=2, sort_keys=True))
+  workdir_lib.atomic_write_text(os.path.join(root, 'docs', 'sweep_report.md'),
+                                sweep_report.report_markdown(s, 'figures'))
+  return f're-judged the sweep\'s {len(s["claims"])} claims'
 
 
 def publish(outdir, root, allow_incomplete=False):

@@ -176,12 +176,17 @@ def timing(passes, per_seed):
           'machines': sorted({p.get('machine', '?') for p in passes})}
 
 
-def summarise(per_seed, missing, failed, grid, quick, passes, classifiers):
+def judge(per_seed, grid):
+  """``(claims, onsets)``: every row judged within its question's family, and the β onsets."""
   judged = study_claims.judge_all(with_sampler_models(per_seed), claims(grid), family_of=question)
+  return judged, {matrix_group(m, b): beta_onsets(judged, grid, m, b)
+                  for m, b, _ in BETA_MATRICES}
+
+
+def summarise(per_seed, missing, failed, grid, quick, passes, classifiers):
+  judged, onsets = judge(per_seed, grid)
   expected = (len(grid['datasets']) * len(grid['latent_dims']) * len(grid['variants'])
               * len(grid['seeds']))
-  onsets = {matrix_group(m, b): beta_onsets(judged, grid, m, b)
-            for m, b, _ in BETA_MATRICES}
   return {'quick': quick, 'grid': {k: list(v) for k, v in grid.items()},
           'epochs': sorted({int(r['epochs']) for rows in per_seed.values()
                             for r in rows.values() if 'epochs' in r}),
