@@ -225,6 +225,6 @@ def test_a_run_from_before_compute_dtype_reads_as_float32():
   from vae_jax.infra import workdir as workdir_lib
   new = workdir_lib.config_to_dict(config_lib.base_config())
   old = {k: v for k, v in new.items() if k != 'compute_dtype'}
-  assert workdir_lib.config_differences(old, new) == {}
+  assert config_lib.differences(old, new) == {}
   new['compute_dtype'] = 'bfloat16'   # a change of dtype is a change of the run
-  assert set(workdir_lib.config_differences(old, new)) == {'compute_dtype'}
+  assert set(config_lib.differences(old, new)) == {"compute_dtype"}
