@@ -37,9 +37,7 @@ import sys
 from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
-from vae_jax.infra import errors
 
-ROOT = benchmark.ROOT
 BEGIN, END = '<!-- conv-lowerings:begin -->', '<!-- conv-lowerings:end -->'
 DN = ('NHWC', 'HWIO', 'NHWC')
 BATCH = 128
@@ -262,13 +260,9 @@ def main(argv=None, prog='python -m vae_jax.bench.conv_lowerings'):
   parser.add_argument('--reps', type=int, default=5)
   parser.add_argument('--quick', action='store_true',
                       help='smoke run: batch 8, 2 repetitions; numbers mean nothing')
-  parser.add_argument('--publish', default=None, metavar='JSON',
-                      help='copy JSON into results/ for `vae-jax publish` and stop')
-  parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
+  publish_benchmark.add_publish_flag(parser, 'conv_lowerings.json')
   args = parser.parse_args(argv)
-  if args.publish:
-    with errors.user_errors():  # a missing or --quick file: one line, exit 2
-      print(publish_benchmark.import_source(args.publish, 'conv_lowerings.json', 'conv_lowerings'))
+  if publish_benchmark.publish_if_asked(args.publish, 'conv_lowerings.json', 'conv_lowerings'):
     return
   import jax
   if args.quick:

@@ -42,6 +42,21 @@ def import_source(path, name, script, root=ROOT):
           'docs from it')
 
 
+def add_publish_flag(parser, name):
+  """``--publish=JSON`` of a side measurement: copy a full run to results/``name`` and stop."""
+  parser.add_argument('--publish', default=None, metavar='JSON',
+                      help=f'copy JSON into results/{name} for `vae-jax publish` and stop')
+
+
+def publish_if_asked(path, name, script):
+  """Does what ``--publish=path`` asks (one line, exit 2 on a missing or --quick file); whether it did."""
+  if path is None:
+    return False
+  with errors.user_errors():
+    print(import_source(path, name, script))
+  return True
+
+
 def headline(results):
   """README: each workload's rate, roofline share and peers, linking to the full report."""
   bench_report.analyse(results)

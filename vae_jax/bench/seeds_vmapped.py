@@ -22,7 +22,6 @@ import sys
 from vae_jax.infra import flags
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
-from vae_jax.infra import errors
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- seeds-vmapped:begin -->', '<!-- seeds-vmapped:end -->'
@@ -122,13 +121,9 @@ def main(argv=None, prog='python -m vae_jax.bench.seeds_vmapped'):
                       help='smoke run: 512 training images, few steps; numbers mean nothing')
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(os.path.dirname(ROOT), 'shared', 'datasets'))
-  parser.add_argument('--publish', default=None, metavar='JSON',
-                      help='copy JSON into results/ for `vae-jax publish` and stop')
-  parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'performance.md'))
+  publish_benchmark.add_publish_flag(parser, 'seeds_vmapped.json')
   args = parser.parse_args(argv)
-  if args.publish:
-    with errors.user_errors():  # a missing or --quick file: one line, exit 2
-      print(publish_benchmark.import_source(args.publish, 'seeds_vmapped.json', 'seeds_vmapped'))
+  if publish_benchmark.publish_if_asked(args.publish, 'seeds_vmapped.json', 'seeds_vmapped'):
     return
   import jax
   overrides = {'data.num_train': 512, 'data.num_test': 256} if args.quick else {}
