@@ -3,8 +3,10 @@
 Owns the latent-space metrics (``metrics``), the samplers every model is
 scored with (``samplers``), sample quality (``sample_quality``), exact
 nearest neighbours (``neighbors``), the independent classifier
-(``classifier``), the latent report of any model (``latent_report``) and every
-figure (``plotting``).
+(``classifier``), the latent report of any model (``latent_report``), every
+metric's label, direction, unit and decimals (``metric_registry``), the
+metrics' values on real data (``real_reference``) and every figure
+(``plotting``).
 
 May import: ``vae_jax.core``, ``vae_jax.infra``.
 """

@@ -1,8 +1,9 @@
-"""Measurements of speed: the benchmark, its roofline, its peers and profiles.
+"""Measurements: the benchmark, its roofline, its peers and profiles; precision; crashes.
 
 Owns the benchmark (``benchmark``, ``roofline``, ``report``, ``keras_peers``,
 ``profile_ops``), one-off speed studies (``conv_lowerings``,
-``seeds_vmapped``, ``likelihood_cost``) and their publication (``publish``,
+``seeds_vmapped``, ``likelihood_cost``), bfloat16 against float32 quality
+(``precision_quality``) and their publication (``publish``,
 ``publish_device``, ``device_check.sh``).
 
 May import: ``vae_jax.analysis``, ``vae_jax.core``, ``vae_jax.infra``

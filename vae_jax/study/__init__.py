@@ -1,8 +1,10 @@
 """The study's judgement: which models, which claims, which verdicts.
 
-Owns the seed study (``catalog``: the trained models; ``claims``; ``gates``;
-``verdicts``; ``run``; ``figures``; ``report``; ``publish``), the latent-size
-x beta sweep (``sweep*``) and the likelihood headline (``likelihood``).
+Owns the seed study (``catalog``: the trained models; ``claims``: the primary
+and secondary families; ``gates``; ``verdicts``: tests, Holm, equivalence,
+power; ``power``: the declared seed plan; ``run``; ``figures``; ``report``;
+``publish``; ``statistics_doc``), the latent-size x beta sweep (``sweep*``) and
+the likelihood headline (``likelihood``).
 
 May import: ``vae_jax.analysis``, ``vae_jax.core``, ``vae_jax.infra``.
 """
