@@ -176,3 +176,20 @@ def test_a_trained_classifier_is_described_as_one_loaded_from_its_file(tmp_path,
   path = str(tmp_path / 'mnist.npz')
   _, trained = classifier.train_and_save(path, 'mnist', data_dir=data_dir)
   assert classifier.load(path)[1] == json.loads(json.dumps(trained))
+
+
+def test_a_checkpoint_whose_deletion_was_cut_short_is_set_aside_by_the_rerun(tmp_path_factory,
+                                                                         data_dir):
+  # Found by the campaign: killed while orbax deleted checkpoint 8 (beyond max_checkpoints),
+  # the directory lost its commit files and orbax never deleted it.
+  w = straight_run(tmp_path_factory, data_dir, '--config.checkpoint_every_steps=3')
+  half = os.path.join(w, 'checkpoints', '2')
+  shutil.copytree(os.path.join(w, 'checkpoints', '3'), half)
+  for name in ('_CHECKPOINT_METADATA', 'commit_success.txt'):
+    os.remove(os.path.join(half, name))
+  assert committed(w) == [2, 3, 6, 8]
+  proc = cli(train_args(w, '--config.checkpoint_every_steps=3'), data_dir)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert committed(w) == [3, 6, 8]
+  assert 'checkpoint 2 in' in proc.stderr and 'a deletion was cut short' in proc.stderr
+  assert os.listdir(os.path.join(w, 'checkpoints_damaged')) == ['2']

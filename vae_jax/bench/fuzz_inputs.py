@@ -416,9 +416,9 @@ def _rewrite(path, fn):
     f.write(fn(data))
 
 
-def damage_workdir(rng, workdir, kind):
+def damage_workdir(rng, workdir, kind, entry=None):
   """Damages ``workdir`` by ``kind``; returns the names a good message may name, and
-  the entry point: 'train', 'restore' or 'timing'."""
+  the entry point: 'train', 'restore' or 'timing' (for config.json: ``entry`` if given)."""
   config_path = os.path.join(workdir, 'config.json')
   metrics_path = os.path.join(workdir, 'metrics.jsonl')
   timing_path = os.path.join(workdir, 'timing.json')
@@ -426,7 +426,7 @@ def damage_workdir(rng, workdir, kind):
   newest = _newest_checkpoint(workdir)
   from vae_jax.infra import workdir as workdir_lib
   if kind.startswith('config_'):
-    entry = rng.choice(('train', 'restore'))
+    entry = entry or rng.choice(('train', 'restore'))
     with open(config_path) as f:
       d = json.load(f)
     names = ['config.json']
@@ -659,7 +659,8 @@ def finished_run(directory, data_dir):
   return directory
 
 
-def fuzz(seed, cases, cli_cases, data_dir, scratch, groups=('idx', 'config', 'workdir'), log=print):
+def fuzz(seed, cases, cli_cases, data_dir, scratch, groups=('idx', 'config', 'workdir'), log=print,
+         workdir_cases=None):
   rng = random.Random(seed)
   results = {'seed': seed, 'groups': {}}
   idx_dir = make_idx_dir(os.path.join(scratch, 'idx_base'), data_dir)
@@ -674,7 +675,8 @@ def fuzz(seed, cases, cli_cases, data_dir, scratch, groups=('idx', 'config', 'wo
   with contextlib.redirect_stderr(io.StringIO()):  # absl's warnings of the recovered cases
     for name in groups:
       kinds, fn = case_fns[name]
-      results['groups'][name] = run_group(name, kinds, cases, fn, rng, log)
+      n = workdir_cases if name == 'workdir' and workdir_cases else cases
+      results['groups'][name] = run_group(name, kinds, n, fn, rng, log)
   if cli_cases:
     results['groups']['cli'] = cli_group(rng, cli_cases, data_dir, idx_dir, finished, scratch,
                                          log)
@@ -700,7 +702,7 @@ def cli_group(rng, cases, data_dir, idx_dir, finished, scratch, log):
                        data_dir, workdir)
     damaged = r.choice(sorted(set(WORKDIR_KINDS) - RECOVERS - {
         'timing_truncated', 'timing_not_json', 'timing_a_list'}))
-    damage_workdir(r, workdir, damaged)
+    damage_workdir(r, workdir, damaged, entry='train')
     return cli_check(tiny_flags(workdir, idx_dir), data_dir, workdir)
   return run_group('cli', ('idx', 'config', 'workdir'), cases, case, rng, log)
 
@@ -718,8 +720,9 @@ def markdown(results):
             'cli': 'a sample of the three through `python -m vae_jax.main`'}
   for name, g in results['groups'].items():
     before = results.get('failures_before_fixes', {}).get(name)
-    found = ('–' if before is None else f'{sum(before.values())}'
-             + (f' ({", ".join(f"{n} {k}" for k, n in before.items())})' if before else ''))
+    found = ('–' if before is None else f'{before["failures"]} of {before["cases"]}'
+             + (f' ({", ".join(f"{n} {k}" for k, n in before["by_kind"].items())})'
+                if before['by_kind'] else ''))
     lines.append(f'| {labels[name]} | {g["cases"]} | {len(g["by_kind"])} | '
                  f'{len(g["failures"])} | {found} |')
   return '\n'.join(lines)
@@ -729,6 +732,9 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--cases', type=int, default=300, help='cases per group')
+  parser.add_argument('--workdir_cases', type=int, default=None,
+                      help='cases of the workdir group (default --cases): each trains or '
+                           'restores a run, seconds apiece')
   parser.add_argument('--cli', type=int, default=12, help='cases through the command line')
   parser.add_argument('--groups', default='idx,config,workdir')
   parser.add_argument('--quick', action='store_true', help='20 cases a group, 3 on the CLI')
@@ -753,15 +759,17 @@ def main(argv=None):
   started = time.perf_counter()
   with tempfile.TemporaryDirectory(prefix='vae_jax_fuzz_') as scratch:
     results = fuzz(args.seed, cases, cli_cases, os.path.abspath(args.data_dir), scratch,
-                   tuple(args.groups.split(',')), log=lambda m: print(m, flush=True))
+                   tuple(g for g in args.groups.split(',') if g), log=lambda m: print(m, flush=True),
+                   workdir_cases=None if args.quick else args.workdir_cases)
   results.update(quick=args.quick, machine=run_clock.machine_description(),
                  seconds=round(time.perf_counter() - started, 1))
   if args.before:  # a run of the same seed on the code before the fixes: what it found
     with open(args.before) as f:
       before = json.load(f)
     results['failures_before_fixes'] = {
-        name: {kind: sum(f['kind'] == kind for f in g['failures'])
-               for kind in sorted({f['kind'] for f in g['failures']})}
+        name: {'cases': g['cases'], 'failures': len(g['failures']),
+               'by_kind': {kind: sum(f['kind'] == kind for f in g['failures'])
+                           for kind in sorted({f['kind'] for f in g['failures']})}}
         for name, g in before['groups'].items()}
   if args.json:
     with open(args.json, 'w') as f:

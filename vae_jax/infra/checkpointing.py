@@ -332,6 +332,25 @@ def _misfit(manager, step, abstract_state):
   return None
 
 
+def _set_aside_cut_short_deletions(manager, set_aside, warn):
+  """Moves aside older checkpoints that lack orbax's ``_CHECKPOINT_METADATA``.
+
+  Orbax writes that file into every checkpoint before committing it, and
+  deletes a checkpoint beyond ``max_to_keep`` file by file: a kill in the
+  middle leaves a directory without it, which orbax then never deletes
+  (found by the crash campaign). Only checkpoints older than the newest one
+  are looked at; they are moved, not deleted, as damaged ones are.
+  """
+  steps = sorted(manager.all_steps())
+  stale = [s for s in steps[:-1]
+           if not os.path.exists(os.path.join(_step_dir(manager, s), '_CHECKPOINT_METADATA'))]
+  for step in stale:
+    warn(f'checkpoint {step} in {manager.directory} is incomplete (no _CHECKPOINT_METADATA: '
+         f'a deletion was cut short); moved it to {_move_aside(manager, step, set_aside)}')
+  if stale:
+    manager.reload()
+
+
 def _move_aside(manager, step, directory):
   """Moves checkpoint ``step`` into ``directory`` (never over an existing one)."""
   os.makedirs(directory, exist_ok=True)
@@ -364,6 +383,8 @@ def restore_latest(manager, abstract_state, warn=logging.warning, set_aside=None
   Raises :class:`CheckpointError` when checkpoints exist but none restores:
   training on from scratch would silently discard the run.
   """
+  if set_aside:
+    _set_aside_cut_short_deletions(manager, set_aside, warn)
   steps = sorted(manager.all_steps(), reverse=True)
   skipped = []  # (step, why), newest first
   misfits = []
