@@ -718,7 +718,10 @@ def markdown(results):
   labels = {'idx': 'IDX files (`data.load`)', 'config': 'config values (`config.validate`)',
             'workdir': "a workdir's own files (training rerun, restore, timing)",
             'cli': 'a sample of the three through `python -m vae_jax.main`'}
-  for name, g in results['groups'].items():
+  for name in ('idx', 'config', 'workdir', 'cli'):
+    if name not in results['groups']:
+      continue
+    g = results['groups'][name]
     before = results.get('failures_before_fixes', {}).get(name)
     found = ('–' if before is None else f'{before["failures"]} of {before["cases"]}'
              + (f' ({", ".join(f"{n} {k}" for k, n in before["by_kind"].items())})'
@@ -742,11 +745,22 @@ def main(argv=None):
   parser.add_argument('--before', default=None, metavar='JSON',
                       help='the JSON of a run on the code before its fixes: its failures '
                            'are kept in the results, by group and kind')
+  parser.add_argument('--add_before', default=None, metavar='JSON',
+                      help='add --before to this existing results file and stop')
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR', ''))
   parser.add_argument('--publish', default=None, metavar='JSON',
                       help='write the table of JSON into docs/reliability.md and stop')
   parser.add_argument('--docs', default=os.path.join(ROOT, 'docs', 'reliability.md'))
   args = parser.parse_args(argv)
+  if args.add_before:  # an existing results file gains what --before found, and nothing else
+    with open(args.add_before) as f:
+      results = json.load(f)
+    add_before(results, args.before)
+    with open(args.add_before, 'w') as f:
+      json.dump(results, f, indent=1, sort_keys=True)
+      f.write('\n')
+    print(markdown(results))
+    return results
   if args.publish:
     from vae_jax.bench import publish as publish_benchmark
     publish_benchmark.publish_block(args.publish, args.docs, markdown, BEGIN, END,
@@ -763,14 +777,8 @@ def main(argv=None):
                    workdir_cases=None if args.quick else args.workdir_cases)
   results.update(quick=args.quick, machine=run_clock.machine_description(),
                  seconds=round(time.perf_counter() - started, 1))
-  if args.before:  # a run of the same seed on the code before the fixes: what it found
-    with open(args.before) as f:
-      before = json.load(f)
-    results['failures_before_fixes'] = {
-        name: {'cases': g['cases'], 'failures': len(g['failures']),
-               'by_kind': {kind: sum(f['kind'] == kind for f in g['failures'])
-                           for kind in sorted({f['kind'] for f in g['failures']})}}
-        for name, g in before['groups'].items()}
+  if args.before:
+    add_before(results, args.before)
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(results, f, indent=1, sort_keys=True)
@@ -779,6 +787,19 @@ def main(argv=None):
   failures = sum(len(g['failures']) for g in results['groups'].values())
   print(f'{failures} failures')
   return results
+
+
+def add_before(results, path):
+  """Adds what a run of the same seed on the code before the fixes found, by group and kind."""
+  with open(path) as f:
+    before = json.load(f)
+  if before['seed'] != results['seed']:
+    raise SystemExit(f'error: {path} is of seed {before["seed"]}, not {results["seed"]}')
+  results['failures_before_fixes'] = {
+      name: {'cases': g['cases'], 'failures': len(g['failures']),
+             'by_kind': {kind: sum(f['kind'] == kind for f in g['failures'])
+                         for kind in sorted({f['kind'] for f in g['failures']})}}
+      for name, g in before['groups'].items()}
 
 
 if __name__ == '__main__':
