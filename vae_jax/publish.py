@@ -19,7 +19,8 @@ import collections
 import os
 import sys
 
-from vae_jax.bench import conv_lowerings, precision_quality, publish_device, seeds_vmapped
+from vae_jax.bench import (conv_lowerings, crash_campaign, fuzz_inputs, precision_quality,
+                           publish_device, seeds_vmapped)
 from vae_jax.bench import publish as bench_publish
 from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.analysis import real_reference
@@ -70,6 +71,11 @@ BLOCKS = (
     # Reads no source: the declarations and the summaries at power.PLAN_COMMIT.
     Block('docs/statistics.md', 'statistics', 'docs', statistics_doc.markdown,
           'vae-jax publish statistics'),
+    Block('docs/reliability.md', 'crash_campaign', 'results/crash_campaign.json',
+          crash_campaign.markdown,
+          'python -m vae_jax.bench.crash_campaign --seed=0 --json=results/crash_campaign.json'),
+    Block('docs/reliability.md', 'fuzz_inputs', 'results/fuzz_inputs.json', fuzz_inputs.markdown,
+          'python -m vae_jax.bench.fuzz_inputs --seed=0 --json=results/fuzz_inputs.json'),
     Block('docs/performance.md', 'precision-quality', 'results/precision_quality.json',
           precision_quality.markdown,
           'python -m vae_jax.bench.precision_quality --json=results/precision_quality.json'),

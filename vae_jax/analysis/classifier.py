@@ -250,7 +250,10 @@ def train_and_save(path, data_name, *, data_dir=None, cfg=ClassifierConfig(), lo
   params = train(train_x, train_y, cfg, log=log)
   seconds = time.time() - start
   acc = accuracy(cfg.model(), params, test_x, test_y)
-  meta = {'data': data_name, 'test_accuracy': acc, 'train_seconds': seconds,
+  # format_version as load() returns it: a study resumed past a saved classifier
+  # must summarise it as one that trained it (found by the crash campaign).
+  meta = {'format_version': FORMAT_VERSION, 'data': data_name, 'test_accuracy': acc,
+          'train_seconds': seconds,
           'num_train': int(train_x.shape[0]),
           'config': {**dataclasses.asdict(cfg), 'hidden_sizes': list(cfg.hidden_sizes)}}
   if path:

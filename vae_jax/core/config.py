@@ -12,6 +12,7 @@ it (:data:`RESUMABLE_FIELDS` says which fields a rerun may change).
 import ast
 import copy
 import importlib.util
+import math
 import os
 
 import ml_collections
@@ -26,7 +27,13 @@ KL_SCHEDULES = ('warmup', 'cyclical')
 
 
 class ConfigError(errors.UserError, ValueError):
-  """A config value is unusable; the message names the field and the fix."""
+  """A config value is unusable; the message names the field and the fix.
+
+  Always one line: a value's repr may span several (a ConfigDict's does).
+  """
+
+  def __init__(self, message):
+    super().__init__(' '.join(part.strip() for part in str(message).splitlines()))
 
 
 def base_config():
@@ -97,21 +104,27 @@ def base_config():
 
 
 def _choice(field, value, allowed):
-  if value not in allowed:
+  if not isinstance(value, str) or value not in allowed:  # a list is not hashable
     raise ConfigError(f'config.{field}={value!r} is not valid: use one of '
                       f'{sorted(allowed)}')
 
 
+def _number(value, kind):
+  """Whether ``value`` is a finite number of ``kind`` (bool, a subclass of int, is not)."""
+  return (not isinstance(value, bool) and isinstance(value, kind)
+          and math.isfinite(value))
+
+
 def _positive(field, value, integer=True):
   kind = int if integer else (int, float)
-  if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+  if not _number(value, kind) or value <= 0:
     raise ConfigError(f'config.{field}={value!r} must be a positive '
                       f'{"integer" if integer else "number"}')
 
 
 def _non_negative(field, value, integer=False):
   kind = int if integer else (int, float)
-  if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+  if not _number(value, kind) or value < 0:
     raise ConfigError(f'config.{field}={value!r} must be ≥ 0')
 
 
@@ -131,13 +144,56 @@ def _validate_kl(c):
                       '(model.kind=vae, iwae_samples=1)')
 
 
+def _fields(node, prefix=''):
+  """Dotted names of every leaf field of a ConfigDict (or dict)."""
+  out = set()
+  for key, value in node.items():
+    if isinstance(value, (dict, ml_collections.ConfigDict)) and len(value):  # {}: a leaf
+      out |= _fields(value, f'{prefix}{key}.')
+    else:
+      out.add(f'{prefix}{key}')
+  return out
+
+
+def _check_present(c):
+  """Every field of :func:`base_config` is there (a get_config() or config.json may lack one)."""
+  for field in sorted(_fields(base_config())):
+    node = c
+    for name in field.split('.'):
+      if not isinstance(node, (dict, ml_collections.ConfigDict)) or name not in node:
+        raise ConfigError(f'config.{field} is missing: set it (see its comment in '
+                          'vae_jax/core/config.py), or start from base_config()')
+      node = node[name]
+
+
+def _check_known(c):
+  """No field :func:`base_config` lacks: a typo (``c.learning_rat = 0.1`` in an unlocked
+  get_config()) would otherwise be ignored. An outside family's own node
+  (``config.model.<node>.*``, its builder's to read) is allowed."""
+  known = _fields(base_config())
+  outside = isinstance(c.model.family, str) and c.model.family not in _FAMILY_CHECKS
+  for field in sorted(_fields(c) - known):
+    parts = field.split('.')
+    if outside and len(parts) > 2 and parts[0] == 'model' and parts[1] not in ('mlp', 'conv',
+                                                                               'rnn'):
+      continue
+    raise ConfigError(f'config.{field} is not a config field: remove it or fix its name '
+                      '(the fields, with a comment each, are in vae_jax/core/config.py)')
+
+
 def validate(c):
   """Raises :class:`ConfigError` on the first unusable value."""
+  _check_present(c)
+  _check_known(c)
   _choice('model.kind', c.model.kind, models.KINDS)
+  if not isinstance(c.model.family, str):
+    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: use one of '
+                      f'{sorted(models.FAMILIES)} or package.module:builder')
   try:
     models.family_builder(c.model.family)
-  except ValueError as e:
-    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}') from None
+  except (ValueError, TypeError) as e:  # TypeError: a relative module name ('.x:y')
+    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}; use one of '
+                      f'{sorted(models.FAMILIES)} or package.module:builder') from None
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
@@ -159,6 +215,12 @@ def validate(c):
     _non_negative(f, c[f], integer=True)
   for f in ('num_train', 'num_test'):
     _non_negative(f'data.{f}', c.data[f], integer=True)
+  for f in ('progress', 'distributed'):
+    if not isinstance(c[f], bool):
+      raise ConfigError(f'config.{f}={c[f]!r} must be True or False')
+  if not isinstance(c.data.dir, str):
+    raise ConfigError(f'config.data.dir={c.data.dir!r} must be a directory path (a string; '
+                      "'' for $VAE_JAX_DATA_DIR)")
   _validate_kl(c)
   rate = c.model.dropout_rate
   if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -174,7 +236,7 @@ def validate(c):
 
 
 def _sizes(field, sizes):
-  if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
+  if not isinstance(sizes, (list, tuple)) or not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s <= 0
                       for s in sizes):
     raise ConfigError(f'config.{field}={sizes!r} must be a non-empty '
                       'tuple of positive integers, e.g. "(512,)"')

@@ -12,8 +12,10 @@ or damaged file raises :class:`DataError` naming the file and the fix.
 import dataclasses
 import functools
 import gzip
+import math
 import os
 import struct
+import zlib
 
 import jax
 import numpy as np
@@ -87,7 +89,7 @@ def _read_idx(path, magic, ndim):
   try:
     with gzip.open(path, 'rb') as f:
       raw = f.read()
-  except (OSError, EOFError) as e:
+  except (OSError, EOFError, zlib.error) as e:  # zlib.error: a damaged deflate stream
     raise DataError(f'cannot decompress {path} ({e}): re-download the file') from e
   header = 4 + 4 * ndim
   if len(raw) < header:
@@ -99,12 +101,39 @@ def _read_idx(path, magic, ndim):
                     f'0x{magic:08x}: it is not an IDX file of this kind; '
                     're-download it or check the file name')
   dims = struct.unpack(f'>{ndim}I', raw[4:header])
-  expected = int(np.prod(dims))
+  expected = math.prod(dims)  # Python ints: a damaged header must not overflow
   if len(raw) - header != expected:
     raise DataError(f'{path} is truncated or padded: header promises '
                     f'{expected} values of shape {dims}, file holds '
                     f'{len(raw) - header}; re-download the file')
+  if dims[0] == 0:
+    raise DataError(f'{path} holds no examples (its header says 0): re-download the file')
   return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _count(path, magic):
+  """The example count in an IDX file's header, or None when it cannot be read."""
+  try:
+    with gzip.open(path, 'rb') as f:
+      head = f.read(8)
+  except (OSError, EOFError, zlib.error):
+    return None
+  if len(head) < 8 or struct.unpack('>I', head[:4])[0] != magic:
+    return None
+  return struct.unpack('>I', head[4:])[0]
+
+
+def _check_not_swapped(data_dir, name, image_magic):
+  """Refuses a directory whose test split holds more images than its training split.
+
+  Every data set here has the larger split for training: more test images
+  mean the train and t10k files were exchanged (e.g. renamed by hand).
+  """
+  train, test = (idx_paths(data_dir, name, split)[0] for split in ('train', 'test'))
+  counts = _count(train, image_magic), _count(test, image_magic)
+  if None not in counts and counts[0] < counts[1]:
+    raise DataError(f'{test} holds {counts[1]} images but {train} only {counts[0]}: the '
+                    'train and test files look swapped; re-download them or fix the names')
 
 
 def load_idx(data_dir, name, split):
@@ -119,12 +148,19 @@ def load_idx(data_dir, name, split):
   image_path, label_path = idx_paths(data_dir, name, split)
   shape = info(name).image_shape
   stored = shape[:2] if shape[-1] == 1 else shape
-  images = _read_idx(image_path, _IMAGES_MAGIC + len(stored) - 2, len(stored) + 1)
+  image_magic = _IMAGES_MAGIC + len(stored) - 2
+  images = _read_idx(image_path, image_magic, len(stored) + 1)
+  _check_not_swapped(data_dir, name, image_magic)
   if images.shape[1:] != tuple(stored):
     raise DataError(f'{image_path} holds images of shape {images.shape[1:]}, but '
                     f'{name} is registered as {shape} in vae_jax.core.data.DATASETS: '
                     'fix the file or the entry')
   labels = _read_idx(label_path, _LABELS_MAGIC, 1)
+  num_classes = info(name).num_classes
+  if labels.max() >= num_classes:
+    raise DataError(f'{label_path} holds label {labels.max()} at example '
+                    f'{int(np.argmax(labels >= num_classes))}, but {name} has '
+                    f'{num_classes} classes (0 to {num_classes - 1}): re-download the file')
   if images.shape[0] != labels.shape[0]:
     raise DataError(f'{image_path} has {images.shape[0]} images but '
                     f'{label_path} has {labels.shape[0]} labels: the two files '

@@ -86,6 +86,11 @@ def restore_state(workdir, warn=None):
     checkpointing.CheckpointError: it has no (usable) checkpoint.
   """
   config = config_lib.from_workdir(workdir)
+  try:
+    config_lib.validate(config)
+  except config_lib.ConfigError as e:
+    raise workdir_lib.WorkdirError(
+        f'{os.path.join(workdir, workdir_lib.CONFIG_FILE)} is damaged: {e}') from e
   model = build_model(config)
   directory = os.path.join(os.path.abspath(workdir), workdir_lib.CHECKPOINT_DIR)
   fix = ('train it first: python -m vae_jax.main --config=<config.py> '

@@ -36,7 +36,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from vae_jax.infra import workdir as workdir_lib
-from vae_jax.infra import errors
+from vae_jax.infra import crash_points, errors
 
 DIGEST_KEY = 'state_sha256'
 FILES_MANIFEST = 'vae_jax_files.sha256.json'
@@ -47,6 +47,9 @@ class CheckpointError(errors.UserError, RuntimeError):
 
 
 def manager(directory, max_to_keep=3):
+  if os.path.exists(directory) and not os.path.isdir(directory):
+    raise CheckpointError(f'{directory} is a file, not a directory of checkpoints: move it '
+                          'away (or restore the checkpoints) and rerun')
   # Synchronous saves: the step returns only once the checkpoint is committed,
   # so "the last checkpoint" in a log line is always really on disk.
   options = ocp.CheckpointManagerOptions(
@@ -97,6 +100,17 @@ def _write_files_manifest(step_dir):
   digests = _file_digests(step_dir)
   workdir_lib.atomic_write_text(os.path.join(step_dir, FILES_MANIFEST),
                                 json.dumps(digests, indent=1, sort_keys=True))
+
+
+def _complete_files_manifest(step_dir):
+  """Writes the checksums of a checkpoint killed after orbax's commit and before its own.
+
+  Called once its state matched the digest saved in it, by the run that owns
+  the directory (the one that sets damaged checkpoints aside); otherwise the
+  checkpoint would stay without checksums for good.
+  """
+  if jax.process_index() == 0 and not os.path.exists(os.path.join(step_dir, FILES_MANIFEST)):
+    _write_files_manifest(step_dir)
 
 
 def _check_files(step_dir):
@@ -255,6 +269,7 @@ def save(manager, step, state, meta):
   """
   check_space(manager, state, step)
   meta = {**meta, DIGEST_KEY: state_digest(state)}
+  crash_points.reached('checkpoint_save')
   try:
     with _quiet_orbax_failures():
       saved = manager.save(int(step), args=ocp.args.Composite(
@@ -270,6 +285,7 @@ def save(manager, step, state, meta):
   if not saved:  # orbax skips, silently, a step at or below its latest one
     raise RuntimeError(f'checkpoint {step} was not written: {manager.directory} '
                        f'already holds step {manager.latest_step()}')
+  crash_points.reached('checkpoint_manifest')
   if jax.process_index() == 0:
     with disk_full_as_error(manager, state):
       _write_files_manifest(_step_dir(manager, step))
@@ -316,6 +332,25 @@ def _misfit(manager, step, abstract_state):
   return None
 
 
+def _set_aside_cut_short_deletions(manager, set_aside, warn):
+  """Moves aside older checkpoints that lack orbax's ``_CHECKPOINT_METADATA``.
+
+  Orbax writes that file into every checkpoint before committing it, and
+  deletes a checkpoint beyond ``max_to_keep`` file by file: a kill in the
+  middle leaves a directory without it, which orbax then never deletes
+  (found by the crash campaign). Only checkpoints older than the newest one
+  are looked at; they are moved, not deleted, as damaged ones are.
+  """
+  steps = sorted(manager.all_steps())
+  stale = [s for s in steps[:-1]
+           if not os.path.exists(os.path.join(_step_dir(manager, s), '_CHECKPOINT_METADATA'))]
+  for step in stale:
+    warn(f'checkpoint {step} in {manager.directory} is incomplete (no _CHECKPOINT_METADATA: '
+         f'a deletion was cut short); moved it to {_move_aside(manager, step, set_aside)}')
+  if stale:
+    manager.reload()
+
+
 def _move_aside(manager, step, directory):
   """Moves checkpoint ``step`` into ``directory`` (never over an existing one)."""
   os.makedirs(directory, exist_ok=True)
@@ -341,12 +376,15 @@ def restore_latest(manager, abstract_state, warn=logging.warning, set_aside=None
   not match its digest is skipped with one warning line. With ``set_aside``
   (a directory), the skipped checkpoints newer than the one restored are
   moved there: left in place, they would make orbax skip saving those steps
-  again (it saves nothing at or below its latest step). Nothing is moved when
-  no checkpoint restores.
+  again (it saves nothing at or below its latest step), and the restored one
+  gets the file checksums a kill kept it from (:func:`_complete_files_manifest`).
+  Nothing is moved when no checkpoint restores.
 
   Raises :class:`CheckpointError` when checkpoints exist but none restores:
   training on from scratch would silently discard the run.
   """
+  if set_aside:
+    _set_aside_cut_short_deletions(manager, set_aside, warn)
   steps = sorted(manager.all_steps(), reverse=True)
   skipped = []  # (step, why), newest first
   misfits = []
@@ -371,6 +409,8 @@ def restore_latest(manager, abstract_state, warn=logging.warning, set_aside=None
       skipped.append((step, 'is damaged (its arrays do not match the checksum '
                             'saved with them)'))
       continue
+    if set_aside and DIGEST_KEY in meta:
+      _complete_files_manifest(_step_dir(manager, step))
     for bad, why in skipped:
       moved = f'; moved it to {_move_aside(manager, bad, set_aside)}' if set_aside else ''
       warn(f'checkpoint {bad} in {manager.directory} {why}{moved}; using checkpoint '

@@ -75,5 +75,4 @@ def read(workdir):
   path = os.path.join(workdir, TIMING_FILE)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return workdir_lib.read_json(path, 'a timing record')

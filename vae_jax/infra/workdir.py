@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import socket
 import sys
 import tempfile
 
-from vae_jax.infra import errors
+from vae_jax.infra import crash_points, errors
 
 CONFIG_FILE = 'config.json'
 METRICS_FILE = 'metrics.jsonl'
@@ -83,16 +84,25 @@ def prepare(workdir):
   return os.path.abspath(workdir)
 
 
+# atomic_write_bytes' temporary files: a process killed between writing one
+# and renaming it leaves it behind; the next holder of the directory's lock
+# removes them (remove_stale_temporaries).
+TEMP_PREFIX, TEMP_SUFFIX = '.vae_jax-', '.tmp'
+
+
 def atomic_write_bytes(path, data):
   """Writes via a temporary file and rename, so readers never see half a file.
 
   On failure (a full disk) the temporary file is removed and the OSError
-  names ``path``.
+  names ``path``. A SIGKILL before the rename leaves the temporary file,
+  ``.vae_jax-*.tmp`` beside ``path``, until the directory's lock is next taken.
   """
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', suffix='.tmp')
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or '.', prefix=TEMP_PREFIX,
+                             suffix=TEMP_SUFFIX)
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(data)
+    crash_points.reached('atomic_write')
     os.replace(tmp, path)
   except OSError as e:
     with contextlib.suppress(OSError):
@@ -110,6 +120,7 @@ def append_line(path, line):
   fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   try:
     size = os.fstat(fd).st_size
+    crash_points.reached('append_line')
     try:
       if os.write(fd, data) != len(data):  # a regular file writes short only when full
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -123,6 +134,21 @@ def append_line(path, line):
 def config_to_dict(config):
   """A JSON-normalised plain dict (tuples become lists)."""
   return json.loads(config.to_json_best_effort())
+
+
+def read_json(path, what='a JSON object'):
+  """The JSON object in ``path``; :class:`WorkdirError` naming the file when it is damaged."""
+  try:
+    with open(path, 'rb') as f:
+      value = json.loads(f.read().decode())
+  except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+    raise WorkdirError(f'{path} is damaged ({type(e).__name__}: {e}): restore it from a '
+                       'backup, or move it away and rerun the command that wrote it') from e
+  if not isinstance(value, dict):
+    raise WorkdirError(f'{path} is damaged (it holds a JSON {type(value).__name__}, not '
+                       f'{what}): restore it from a backup, or move it away and rerun the '
+                       'command that wrote it')
+  return value
 
 
 def write_config(workdir, config):
@@ -142,16 +168,34 @@ def read_config_dict(workdir, missing_ok=False):
       return None
     raise WorkdirError(f'{workdir} has no {CONFIG_FILE}: it is not a vae_jax '
                        'run directory; pass the --workdir you trained in')
-  with open(path) as f:
-    return json.load(f)
+  return read_json(path, 'a config')
 
 
 def read_jsonl(path):
-  """Every line of a JSON-lines file as a dict (empty list when the file is absent)."""
+  """Every line of a JSON-lines file as a dict (empty list when the file is absent).
+
+  A line that is not a JSON object (half a line from a torn write, an edit)
+  raises :class:`WorkdirError` naming the file and the line.
+  """
   if not os.path.exists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  rows = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line.decode())
+    except (ValueError, UnicodeDecodeError) as e:
+      row, why = None, f'{type(e).__name__}: {e}'
+    else:
+      why = f'a JSON {type(row).__name__}, not an object'
+    if not isinstance(row, dict):
+      raise WorkdirError(f'{path} line {number} is damaged ({why}): delete that line (and '
+                         'any after it that are damaged too), then rerun')
+    rows.append(row)
+  return rows
 
 
 def read_metrics(workdir):
@@ -161,7 +205,13 @@ def read_metrics(workdir):
 
 def truncate_metrics(workdir, last_step):
   """Drops lines after ``last_step``: they belong to work the checkpoint lost."""
-  rows = [r for r in read_metrics(workdir) if r['step'] <= last_step]
+  rows = read_metrics(workdir)
+  path = os.path.join(workdir, METRICS_FILE)
+  for number, row in enumerate(rows, 1):
+    if isinstance(row.get('step'), bool) or not isinstance(row.get('step'), int):
+      raise WorkdirError(f'{path}: row {number} has step {row.get("step")!r}, not a step '
+                         'number: delete that row, then rerun')
+  rows = [r for r in rows if r['step'] <= last_step]
   text = ''.join(json.dumps(r, sort_keys=True) + '\n' for r in rows)
   atomic_write_text(os.path.join(workdir, METRICS_FILE), text)
 
@@ -205,7 +255,8 @@ def lock(directory, purpose='train'):
   """Holds ``directory/vae_jax.lock`` while inside; raises :class:`WorkdirLockedError` if taken.
 
   The file holds the holder's host, pid, purpose, start time and command
-  line, and is removed on exit. It is locked with ``flock``, which the kernel
+  line, and is removed on exit. Its new holder first removes the temporary
+  files a killed writer left (:func:`remove_stale_temporaries`). It is locked with ``flock``, which the kernel
   releases when its process dies, even by SIGKILL: a file left by a dead
   process is taken over (with one warning line naming it). Where the file
   system has no ``flock``, a file whose pid no longer runs on this host is
@@ -214,9 +265,24 @@ def lock(directory, purpose='train'):
   path = os.path.join(directory, LOCK_FILE)
   fd = _acquire(path, purpose)
   try:
+    remove_stale_temporaries(directory)
     yield
   finally:
     _release(path, fd)
+
+
+def remove_stale_temporaries(directory):
+  """Removes the temporary files killed writers left in ``directory`` and its checkpoints.
+
+  Called by the lock's new holder, so no live writer of these files exists.
+  Only the directory's own files and its checkpoints' are looked at: a study's
+  outdir holds model workdirs with locks of their own.
+  """
+  places = [directory, *glob.glob(os.path.join(directory, CHECKPOINT_DIR, '*', ''))]
+  for place in places:
+    for path in glob.glob(os.path.join(place, f'{TEMP_PREFIX}*{TEMP_SUFFIX}')):
+      with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _read_holder(fd):
