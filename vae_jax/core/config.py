@@ -192,8 +192,9 @@ def validate(c):
   try:
     models.family_builder(c.model.family)
   except (ValueError, TypeError) as e:  # TypeError: a relative module name ('.x:y')
-    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}; use one of '
-                      f'{sorted(models.FAMILIES)} or package.module:builder') from None
+    hint = '' if 'use one of' in str(e) else (f'; use one of {sorted(models.FAMILIES)} or '
+                                              'package.module:builder')
+    raise ConfigError(f'config.model.family={c.model.family!r} is not valid: {e}{hint}') from None
   _choice('model.noise', c.model.noise, objective.NOISE_KINDS)
   _choice('model.likelihood', c.model.likelihood, ('bernoulli', 'gaussian'))
   _choice('lr_schedule', c.lr_schedule, ('constant', 'cosine'))
