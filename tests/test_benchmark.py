@@ -8,6 +8,7 @@ import copy
 import json
 import os
 import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
