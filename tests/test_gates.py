@@ -8,7 +8,7 @@ import pytest
 
 from vae_jax.infra import paths
 from vae_jax.study import catalog as study_models
-from vae_jax.study import gates
+from vae_jax.analysis import gates
 
 
 @pytest.mark.parametrize('dataset', ['mnist', 'fashion_mnist'])

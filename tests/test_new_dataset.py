@@ -128,6 +128,8 @@ def test_a_study_data_set_enters_the_study_and_the_sweep(rgb32_in_study):
   assert data.title('rgb32') == 'RGB discs' and data.title('mnist') == 'MNIST'
   with pytest.raises(ValueError, match='unknown data set'):
     sweep_catalog.grid(datasets=('cifar',))
+  with pytest.raises(ValueError, match=r"quality gate 'elbo > 3'"):
+    catalog.register_gates('rgb32', {'mnist_vae_2d': ('elbo > 3',)})
 
 
 @pytest.mark.slow

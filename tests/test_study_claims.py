@@ -5,7 +5,7 @@ import pytest
 
 from vae_jax.study import claims as study_claims
 from vae_jax.study import catalog as study_models
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 
 DATASETS = ('fashion_mnist', 'mnist')   # longest first: 'mnist' is a suffix of the other
 
@@ -62,7 +62,7 @@ def test_the_primary_family_is_one_sourced_row_per_claim():
 
 
 def test_every_quality_gate_parses():
-  from vae_jax.study import gates
+  from vae_jax.analysis import gates
   for spec in study_models.specs():
     for text in study_models.quality_gates(spec):
       gates.parse(text)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax.study import gates, verdicts
+from vae_jax.analysis import gates, verdicts
 
 
 def test_t_interval_matches_the_textbook_formula():

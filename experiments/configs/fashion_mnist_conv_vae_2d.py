@@ -18,7 +18,7 @@ Runtime and the test metrics of the study's seeds: docs/study_summary.json
 from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/study/gates.py). The measured values are
+# a figure or a number from it (vae_jax/analysis/gates.py). The measured values are
 # in the study's REPORT.md. Sources, both fixed rules and the same as for the
 # dropout + max-norm variant: the ELBO must beat the code-free model's
 # (gates.CODE_FREE['fashion_mnist']), and a 2-D code must use both dimensions.

@@ -9,7 +9,7 @@ Runtime on a 2-core CPU: about 2.5 s per epoch.
 from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/study/gates.py). The measured values are
+# a figure or a number from it (vae_jax/analysis/gates.py). The measured values are
 # in the study's REPORT.md. Source: a fixed rule, beating the code-free model
 # (gates.CODE_FREE['mnist']); the article's 0.09 is a claim the study judges
 # (claims.py, 'wide_loss'), so it cannot also be the gate that admits the model.

@@ -9,7 +9,7 @@ Runtime on a 2-core CPU: about 80 s per epoch.
 from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/study/gates.py; per data set where the study
+# a figure or a number from it (vae_jax/analysis/gates.py; per data set where the study
 # trains it on both). The measured values are in the study's REPORT.md.
 QUALITY_GATES = ('recon_per_pixel <= 0.15',)
 

@@ -12,7 +12,7 @@ metrics (grey-value MNIST, nats per image, seed 0): ELBO -148.3 = -(recon 142.0
 from vae_jax.core.config import base_config
 
 # What the seed study requires of this model on the test set before it draws
-# a figure or a number from it (vae_jax/study/gates.py; per data set where the study
+# a figure or a number from it (vae_jax/analysis/gates.py; per data set where the study
 # trains it on both). The measured values are in the study's REPORT.md.
 QUALITY_GATES = {'mnist': ('elbo >= -155', 'active_units >= 2'),
                  'fashion_mnist': ('elbo >= -266', 'active_units >= 2')}

@@ -14,24 +14,24 @@ set), so the ELBOs are not the study's.
 The judgement is declared here, before any run: per seed, the paired
 difference d = ELBO(bfloat16) − ELBO(float32) on the test set; its mean gets
 a 95 % Student-t interval, and the verdict is, as the study's ``near`` claims
-(vae_jax/study/verdicts.py) but with an absolute margin: **equivalent** when
+(vae_jax/analysis/verdicts.py) but with an absolute margin: **equivalent** when
 the interval lies inside ± :data:`MARGIN_NATS`, **different** when it lies
 wholly outside, else **inconclusive**. Each run also checks its experiment
-file's ``QUALITY_GATES`` (vae_jax/study/gates.py' form), which a shortened
+file's ``QUALITY_GATES`` (the form of vae_jax/analysis/gates.py), which a shortened
 schedule need not reach: what is judged is that both dtypes pass the same
-gates. ``--publish`` writes :func:`markdown` into docs/performance.md between
-:data:`BEGIN` and :data:`END`.
+gates. ``vae-jax publish precision-quality`` writes :func:`markdown` into
+docs/performance.md between :data:`BEGIN` and :data:`END`.
 """
 
 import json
 import math
 import os
-import operator
 import tempfile
 import time
 
 import numpy as np
 
+from vae_jax.analysis import gates, verdicts
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
 from vae_jax.core import config as config_lib
@@ -59,29 +59,18 @@ MARGIN_NATS = {'mnist_vae_2d': 0.50, 'fashion_mnist_conv_vae_2d': 1.33,
 MARGIN_SOURCE = ('float32 seed-to-seed standard deviation of the full-schedule test ELBO '
                  '(docs/study_summary.json; results/mnist_iwae5_50d_dynamic_seed*)')
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = 'equivalent', 'different', 'inconclusive'
-_OPS = {'>=': operator.ge, '<=': operator.le}
 
 
-def gate_results(gates, values):
-  """``[{gate, value, passed}]`` of gates ``'<metric> >= <number>'`` against ``values``."""
-  rows = []
-  for text in gates:
-    metric, op, threshold = text.split()
-    value = float(values[metric])
-    rows.append({'gate': text, 'value': value, 'passed': bool(_OPS[op](value, float(threshold)))})
-  return rows
+def gate_results(gate_texts, values):
+  """``[{gate, value, passed}]`` of ``gate_texts`` against ``values`` (analysis.gates.check)."""
+  return [{'gate': text, 'value': value, 'passed': passed}
+          for text, (_, value, passed) in zip(gate_texts, gates.check(gate_texts, values))]
 
 
 def paired_verdict(f32, bf16, margin, level=LEVEL):
   """Mean of d = bf16 − f32 per seed, its Student-t interval and the verdict against ``margin``."""
-  from scipy import stats
   d = np.asarray(bf16, np.float64) - np.asarray(f32, np.float64)
-  mean = float(np.mean(d))
-  if d.size < 2 or not np.all(np.isfinite(d)):
-    low, high = -math.inf, math.inf
-  else:
-    half = float(stats.t.ppf(0.5 + level / 2, d.size - 1) * np.std(d, ddof=1) / math.sqrt(d.size))
-    low, high = mean - half, mean + half
+  mean, low, high = verdicts.t_interval(d, level)
   if -margin <= low and high <= margin:
     verdict = EQUIVALENT
   elif high < -margin or low > margin:
@@ -114,10 +103,10 @@ def train_once(name, seed, dtype, data_dir, schedule):
   row['seconds'] = time.perf_counter() - started
   row['test'] = {k: float(v) for k, v in out['test'].items()}
   values = dict(row['test'], active_units=latent['active_units'])
-  gates = getattr(config_lib.load_module(name), 'QUALITY_GATES', ())
-  if isinstance(gates, dict):
-    gates = gates.get(config.data.name, ())
-  row['gates'] = gate_results(gates, values)
+  declared = getattr(config_lib.load_module(name), 'QUALITY_GATES', ())
+  if isinstance(declared, dict):
+    declared = declared.get(config.data.name, ())
+  row['gates'] = gate_results(declared, values)
   return row
 
 
@@ -181,11 +170,11 @@ def markdown(results):
                f'**{v["verdict"]}** ({v["reason"]})', '–']
     else:
       mean = {d: np.mean([r['test']['elbo'] for r in runs[d]]) for d in DTYPES}
-      gates = {d: f'{sum(g["passed"] for r in runs[d] for g in r["gates"])}/'
+      passed = {d: f'{sum(g["passed"] for r in runs[d] for g in r["gates"])}/'
                   f'{sum(len(r["gates"]) for r in runs[d])}' for d in DTYPES}
       cells = [f'{mean["float32"]:.2f}', f'{mean["bfloat16"]:.2f}',
                f'{v["mean"]:+.2f} [{v["low"]:+.2f}, {v["high"]:+.2f}]', f'{v["margin"]:.2f}',
-               f'**{v["verdict"]}**', f'{gates["float32"]} / {gates["bfloat16"]}']
+               f'**{v["verdict"]}**', f'{passed["float32"]} / {passed["bfloat16"]}']
     seconds = {d: sum(r['seconds'] for r in runs[d]) for d in DTYPES}
     lines.append(f'| {m["config"]} | {_schedule_text(m["schedule"])} | ' + ' | '.join(cells)
                  + f' | {"yes" if m["same_gates"] else "**no**"} | {m["nan_guard_fired"]} | '

@@ -1,8 +1,7 @@
 """The study's judgement: which models, which claims, which verdicts.
 
 Owns the seed study (``catalog``: the trained models; ``claims``: the primary
-and secondary families; ``gates``; ``verdicts``: tests, Holm, equivalence,
-power; ``power``: the declared seed plan; ``run``; ``figures``; ``report``;
+and secondary families; ``power``: the declared seed plan; ``run``; ``figures``; ``report``;
 ``publish``; ``statistics_doc``), the latent-size x beta sweep (``sweep*``) and
 the likelihood headline (``likelihood``).
 

@@ -16,6 +16,7 @@ import dataclasses
 import os
 from vae_jax.study import power
 
+from vae_jax.analysis import gates
 from vae_jax.core import config as config_lib
 from vae_jax.core import data
 
@@ -120,23 +121,25 @@ def register_gates(dataset, gates_by_config):
   """Declares the quality gates of ``dataset``'s table models.
 
   ``gates_by_config``: ``{'mnist_vae_2d': ('elbo >= -500', ...), ...}``, keyed by
-  the table model's config name (vae_jax/study/gates.py parses each gate).
+  the table model's config name (vae_jax/analysis/gates.py parses each gate).
   """
-  for config_name, gates in gates_by_config.items():
-    _REGISTERED_GATES[(dataset, config_name)] = tuple(gates)
+  for config_name, texts in gates_by_config.items():
+    for text in texts:
+      gates.parse(text)  # a malformed gate fails here, with its text, not mid-study
+    _REGISTERED_GATES[(dataset, config_name)] = tuple(texts)
 
 
 def quality_gates(spec):
   """The gates of ``spec`` on ``spec.dataset``: its config's ``QUALITY_GATES``, else registered.
 
-  A config file declares a tuple of gates (vae_jax/study/gates.py), or a dict
+  A config file declares a tuple of gates (vae_jax/analysis/gates.py), or a dict
   from data set name to a tuple when the study trains the same config on
   several data sets; :func:`register_gates` adds a data set of one's own.
   """
-  gates = getattr(config_lib.load_module(spec.config), 'QUALITY_GATES', ())
-  if isinstance(gates, dict):
-    gates = gates.get(spec.dataset, ())
-  return tuple(gates) or _REGISTERED_GATES.get((spec.dataset, spec.config), ())
+  declared = getattr(config_lib.load_module(spec.config), 'QUALITY_GATES', ())
+  if isinstance(declared, dict):
+    declared = declared.get(spec.dataset, ())
+  return tuple(declared) or _REGISTERED_GATES.get((spec.dataset, spec.config), ())
 
 
 def make_config(spec, seed, data_dir, quick):

@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional, Union
 
 from vae_jax.analysis import metric_registry as registry
 from vae_jax.core import data
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 
 PRIMARY = 'primary'
 SECONDARY = ('wording', 'other_metrics', 'replication', 'mlp_dropout', 'samplers')

@@ -15,7 +15,7 @@ the seeds to the outcome: the plan is changed only by a new declaration.
 """
 
 from vae_jax.study import claims as study_claims
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 
 MAX_SEEDS = 10
 PLAN_COMMIT = '739aefb'   # the commit whose published summaries the plan used

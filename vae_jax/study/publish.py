@@ -20,7 +20,7 @@ from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.infra import workdir as workdir_lib
 from vae_jax.study import claims as study_claims
 from vae_jax.study import figures as study_figures
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 from vae_jax.study import report as study_report
 
 ROOT = paths.REPO_ROOT

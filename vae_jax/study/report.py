@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from vae_jax.study import claims as study_claims
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 from vae_jax.study import figures as study_figures
 from vae_jax.study import catalog as study_models
 from vae_jax.analysis import metric_registry as registry
@@ -267,7 +267,7 @@ VERDICT_RULE = (
     'Holm-adjusted p is below 0.05 on the claimed / the other side, *equivalent* when '
     'the 90 % interval lies inside the margin at that level, *inconclusive* otherwise, '
     'with the effect the row could detect and the seeds that would settle it '
-    '(vae_jax/study/verdicts.py, docs/statistics.md).')
+    '(vae_jax/analysis/verdicts.py, docs/statistics.md).')
 FAMILY_TITLES = {
     'wording': 'The article\'s one-off numbers and wording (exploratory)',
     'other_metrics': 'The primary claims under other metrics (exploratory)',

@@ -8,7 +8,7 @@ Trains (or resumes, or reuses when finished) every model under
 ``<outdir>/models/<name>_seed<k>/``, then writes ``<outdir>/figures/*.png``,
 ``<outdir>/summary.json`` (every number the figures, captions, tables and
 verdicts rest on) and ``<outdir>/REPORT.md``. Every model must reach the
-quality gates its experiment file declares (vae_jax/study/gates.py) or the study
+quality gates its experiment file declares (vae_jax/analysis/gates.py) or the study
 stops with one line naming it. Each of the article's claims is judged from
 per-seed paired differences with a 95 % interval (study_claims.py).
 ``--quick`` trains the same models for one epoch on a slice of the data:
@@ -74,7 +74,7 @@ def gate_values(trained):
 
 def check_gates(spec, trained, enforce):
   """Rows ``{model, seed, gate, value, passed}``; with ``enforce`` a failed gate is a StudyError."""
-  from vae_jax.study import gates
+  from vae_jax.analysis import gates
   rows = []
   for gate, value, passed in gates.check(study_models.quality_gates(spec), gate_values(trained)):
     rows.append({'model': spec.name, 'seed': trained.seed, 'gate': str(gate), 'value': value,

@@ -13,7 +13,8 @@ import collections
 import numpy as np
 
 from vae_jax.study import claims as study_claims
-from vae_jax.study import power, verdicts
+from vae_jax.analysis import verdicts
+from vae_jax.study import power
 
 
 

@@ -17,7 +17,7 @@ from vae_jax.core import data
 from vae_jax.study import sweep_catalog as sweep_models
 from vae_jax.analysis import metric_registry as registry
 from vae_jax.analysis import plotting, samplers
-from vae_jax.study import verdicts
+from vae_jax.analysis import verdicts
 
 plt = plotting.plt
 MARKERS = {2: 'o', 8: 's', 32: '^'}

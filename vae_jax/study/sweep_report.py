@@ -10,7 +10,7 @@
    columns: β).
 
 Every verdict is study_claims.judge_all's under the study's rules
-(vae_jax/study/verdicts.py, docs/statistics.md): per-seed paired t-tests, Holm
+(vae_jax/analysis/verdicts.py, docs/statistics.md): per-seed paired t-tests, Holm
 within each question (:func:`question`) at a family-wise 5 %, the seeds per
 cell from power.SWEEP_SEEDS. Both questions are exploratory: the article made
 neither claim. A sampler's numbers enter a claim as a pseudo-model
