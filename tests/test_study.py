@@ -28,7 +28,16 @@ def _env(data_dir):
 @pytest.fixture(scope='module')
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
-  # The README's main command, made --quick, in a temporary outdir.
+  # Split as a long study is split over sessions: first --train_only, which
+  # trains every model and draws nothing ...
+  proc = subprocess.run([*STUDY, f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet',
+                         '--train_only'], capture_output=True, text=True, env=_env(data_dir),
+                        cwd=ROOT, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert 'rerun without --train_only' in proc.stdout
+  assert not os.path.exists(os.path.join(outdir, 'summary.json'))
+  assert not os.listdir(os.path.join(outdir, 'figures'))
+  # ... then the README's main command, made --quick, in the same outdir.
   readme = command_argv(readme_command(README_PREFIXES['study']))
   proc = subprocess.run(
       [a for a in readme if not a.startswith('--outdir=')]
@@ -60,8 +69,16 @@ def test_summary_has_every_key(study):
   with open(os.path.join(study, 'summary.json')) as f:
     s = json.load(f)
   for key in ('quick', 'seeds', 'wall_seconds', 'figures', 'figures_facts', 'models',
-              'per_seed', 'table', 'claims', 'classifiers', 'gates', 'captions', 'machine'):
+              'per_seed', 'table', 'claims', 'classifiers', 'gates', 'captions', 'machine',
+              'timing'):
     assert key in s, key
+  # Two passes (--train_only, then the rest): the time from empty is their sum, split.
+  t = s['timing']
+  assert t['passes'] == 2 and t['from_empty'] is True
+  assert t['metrics_seconds'] > 0 and t['figures_seconds'] > 0
+  assert t['wall_seconds_busy'] >= t['train_phase_seconds'] + t['metrics_seconds'] + t[
+      'figures_seconds'] - 1e-6
+  assert t['wall_seconds_busy'] > s['wall_seconds']   # this pass alone is not the whole cost
   assert s['quick'] is True and s['seeds'] == [0, 1]
   assert set(s['figures']) == set(study_figures.FIGURES) == set(s['captions'])
   for dataset in ('mnist', 'fashion_mnist'):
@@ -69,15 +86,23 @@ def test_summary_has_every_key(study):
       row = s['table'][dataset][f'{dataset}_{kind}']
       assert row['recon']['n'] == 2 and np.isfinite(row['recon']['mean'])
       for sampler in ('prior', 'gaussian', 'gmm'):   # one protocol for every model
-        for metric in ('hole_share', 'confident_share', 'frechet_distance', 'precision'):
+        for metric in ('hole_share', 'confident_share', 'frechet_distance', 'precision',
+                       'confident_share_ratio_to_real'):
           assert row[f'{sampler}/{metric}']['n'] == 2, (kind, sampler, metric)
+      # Every metric a primary claim names is computed for every table model.
+      for metric in ('knn_accuracy_gain_over_pca', 'walk01/first_hole_position',
+                     'cluster_overlap', 'centroid_distance_ratio_01_68',
+                     'local/class_consistency'):
+        assert row[metric]['n'] == 2, (kind, metric)
+      assert ('posterior_std_median' in row) == (kind != 'ae_2d')
   conv = s['table']['fashion_mnist']['fashion_mnist_conv_vae_dropout_maxnorm_2d']
   assert conv['knn_accuracy']['n'] == 2
   facts = s['figures_facts']['denoising']
   assert facts['psnr_gain_db'] == pytest.approx(facts['psnr_denoised_db'] - facts['psnr_noisy_db'])
   # Every claim is judged from per-seed values, with its interval and a verdict.
   assert len(s['claims']) >= 20
-  for c in [c for c in s['claims'] if c['measured']]:   # unmeasured: a metric to come
+  assert all(c['measured'] for c in s['claims'] if c['group'] == 'primary')
+  for c in [c for c in s['claims'] if c['measured']]:
     assert c['verdict'] in ('supported', 'contradicted', 'equivalent', 'inconclusive')
     assert len(c['values_a']) == c['n'] == len(c['seeds']) == 2
     assert c['difference'] == pytest.approx(

@@ -15,6 +15,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from vae_jax.infra import run_clock
 from vae_jax.study import catalog as study_models
 from vae_jax.study import sweep
 from vae_jax.study import sweep_catalog as sweep_models
@@ -202,7 +203,7 @@ def test_merging_names_the_missing_and_failed_cells(tmp_path):
 ])
 def test_busy_seconds_is_the_union_of_the_runs(intervals, busy):
   passes = [{'started': float(a), 'wall_seconds': float(w)} for a, w in intervals]
-  assert sweep_report.busy_seconds(passes) == busy
+  assert run_clock.busy_seconds(passes) == busy
 
 
 def test_verdicts_and_interval_tables_follow_the_numbers(tmp_path):

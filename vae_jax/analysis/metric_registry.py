@@ -67,11 +67,11 @@ _ENTRIES = [
     Metric('recall', GREATER, 'recall (fake balls)'),
     Metric('density', GREATER, 'density'),
     Metric('coverage', GREATER, 'coverage'),
-    # Named by claims of the article that no function measures yet (claims.py's
-    # needs_metric rows, issue 27): their claims stay unmeasured until one lands.
+    # The article's remaining claims (vae_jax/analysis/article_metrics.py).
     # Facts (None) where the claim compares with a number, not "better".
-    Metric('knn_accuracy_gain_over_pca', GREATER, 'kNN acc. − 2-D PCA\'s'),
+    Metric('knn_accuracy_gain_over_pca', GREATER, 'kNN acc. − PCA\'s'),
     Metric('first_hole_position', None, 'first hole along the walk', 'walk fraction', 2),
+    Metric('walks_with_hole', None, 'walks that meet a hole'),
     Metric('confident_share_ratio_to_real', None, 'confident / real images\''),
     Metric('cluster_overlap', None, 'class cluster overlap'),
     Metric('centroid_distance_ratio_01_68', None, 'centre distance 0–1 / 6–8', '', 2),

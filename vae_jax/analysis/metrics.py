@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vae_jax.analysis import article_metrics
 from vae_jax.analysis import sample_quality
 from vae_jax.infra import chunks
 from vae_jax.core import latent
@@ -368,8 +369,13 @@ def hole_metrics(sampled_codes, posterior, reference, *, quantile=0.99):
     posterior: the :class:`AggregatePosterior` of the training images.
     reference: ``[R, D]`` held-out draws from it.
   """
-  threshold = float(np.quantile(posterior.log_density(reference), 1.0 - quantile))
+  threshold = hole_threshold(posterior, reference, quantile)
   return {'hole_share': float(np.mean(posterior.log_density(sampled_codes) < threshold))}
+
+
+def hole_threshold(posterior, reference, quantile=0.99):
+  """τ of :func:`hole_metrics`: log q(z) below which a code is in a hole."""
+  return float(np.quantile(posterior.log_density(reference), 1.0 - quantile))
 
 
 def completeness_metrics(decode_fn, sampled_codes, posterior, reference, *,
@@ -476,6 +482,23 @@ def latent_metrics(encode_fn, decode_fn, train_images, train_labels, test_images
   out['knn_accuracy'] = knn_accuracy(train_codes, np.asarray(train_labels)[tr], test_codes,
                                      test_labels[te], k=knn_k,
                                      normalizer=normalizer)
+  # The same k-NN rule on the images' top principal components, as many as the
+  # code has dimensions (same images; the PCA codes whitened by their own fit).
+  pca_train, pca_test = article_metrics.pca_projection(
+      np.asarray(train_images)[tr], np.asarray(test_images)[te], train_codes.shape[1])
+  out['knn_accuracy_gain_over_pca'] = out['knn_accuracy'] - knn_accuracy(
+      pca_train, np.asarray(train_labels)[tr], pca_test, test_labels[te], k=knn_k)
+  # Walks from a 0 to a 1 (a digit 0 and 1 on MNIST; the first two classes
+  # elsewhere): where does each first meet a hole of the aggregate posterior?
+  walk = article_metrics.walk_hole_facts(posterior.log_density,
+                                         hole_threshold(posterior, reference, hole_quantile),
+                                         test_codes,
+                                         test_labels[te], keys[6], steps=path_steps)
+  out.update({f'walk01/{k}': v for k, v in walk.items()})
+  if classifier_fn is not None:
+    out['local/class_consistency'] = article_metrics.local_class_consistency(
+        lambda z: decode_codes(decode_fn, z, batch_size), classifier_fn, test_codes,
+        normalizer.unwhiten, keys[7])
   centered = train_codes - train_codes.mean(axis=0)
   out['code_scale'] = float(np.sqrt(np.mean(np.sum(centered ** 2, axis=1))
                                     / train_codes.shape[1]))
@@ -513,8 +536,11 @@ def latent_space_metrics(model, params, train_images, train_labels, test_images,
     ``<sampler>/<key>`` with the :func:`completeness_metrics` keys (class
     proportions: the test labels') and, with ``features_fn``, the
     :func:`sample_quality.sample_quality` keys against ``num_samples`` real
-    test images; ``knn_accuracy``; ``code_scale``
-    (RMS spread of the training codes, raw units).
+    test images; ``knn_accuracy``; ``knn_accuracy_gain_over_pca``;
+    ``walk01/first_hole_position`` and ``walk01/walks_with_hole`` (walks from
+    class 0 to class 1); with ``classifier_fn``, ``local/class_consistency``
+    (vae_jax/analysis/article_metrics.py); ``code_scale`` (RMS spread of the
+    training codes, raw units).
   """
   return latent_metrics(
       lambda x: latent.encode(model, params, x, batch_size),

@@ -76,3 +76,18 @@ def read(workdir):
   if not os.path.exists(path):
     return None
   return workdir_lib.read_json(path, 'a timing record')
+
+
+def busy_seconds(passes):
+  """Seconds during which at least one process ran: the union of their intervals.
+
+  ``passes``: dicts with ``started`` (epoch seconds) and ``wall_seconds``. Right
+  for both ways of running a long job: shards in parallel (overlapping passes
+  count once) and one process resumed across sessions (the gaps between passes
+  do not count, as they would in the span).
+  """
+  busy, end = 0.0, float('-inf')
+  for start, stop in sorted((p['started'], p['started'] + p['wall_seconds']) for p in passes):
+    busy += max(0.0, stop - max(start, end))
+    end = max(end, stop)
+  return busy

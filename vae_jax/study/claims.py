@@ -105,16 +105,16 @@ def _primary():
             source=_ARTICLE + '"autoencoders may also be used for noise reduction"'),
       Claim('ae_dimensionality_reduction', 'mnist: the classic AE\'s 2-D codes separate the '
             'classes better than 2-D PCA (kNN accuracy, AE − PCA)',
-            'knn_accuracy_gain_over_pca', ae, 0.0, 'greater', needs_metric=True,
+            'knn_accuracy_gain_over_pca', ae, 0.0, 'greater',
             source=_ARTICLE + '"useful when you wish to perform dimensionality reduction ... '
             'when e.g. PCA doesn\'t work"'),
       Claim('ae_hole_past_halfway', 'mnist: walking from a 0 to a 1, the classic AE\'s first '
             'hole lies past the halfway mark (position along the walk, 0 to 1)',
-            'walk01/first_hole_position', ae, 0.5, 'greater', needs_metric=True,
+            'walk01/first_hole_position', ae, 0.5, 'greater',
             source=_ARTICLE + '"I\'d find a hole just beyond the halfway mark"'),
       Claim('ae_cannot_generate', 'mnist: N(0, I) samples of the classic AE are called '
             'confidently less often than real test images (ratio to the real share)',
-            'prior/confident_share_ratio_to_real', ae, 1.0, 'less', needs_metric=True,
+            'prior/confident_share_ratio_to_real', ae, 1.0, 'less',
             source=_ARTICLE + '"traditional autoencoders cannot be used for content generation"'),
       Claim('mnist_continuity_vae_recon_only_2d', 'mnist: the reconstruction-only VAE is more '
             'continuous than the classic AE (jump ratio along paths)', 'path_jump_ratio',
@@ -126,7 +126,7 @@ def _primary():
             vae, ro, 'greater', source=_ARTICLE + '"continuous, but not complete"'),
       Claim('recon_only_disjoint_clusters', 'mnist: class clusters overlap more with KL than '
             'without it (reconstruction only: "may be disjoint")', 'cluster_overlap', vae, ro,
-            'greater', needs_metric=True,
+            'greater',
             source=_ARTICLE + '"the encoder will encode samples into disjoint clusters"'),
       Claim('rl_spreads', 'mnist: without KL the codes spread beyond [-1, 1]² (a smaller share '
             'inside than with KL)', 'share_in_unit_box', ro, vae, 'less',
@@ -140,7 +140,7 @@ def _primary():
             'greater', source=_ARTICLE + '"the completeness principle is now also met"'),
       Claim('kl_class_geometry', 'mnist, VAE with KL: the 0 and 1 class centres lie farther '
             'apart than the 6 and 8 centres (ratio of the two distances, > 1)',
-            'centroid_distance_ratio_01_68', vae, 1.0, 'greater', needs_metric=True,
+            'centroid_distance_ratio_01_68', vae, 1.0, 'greater',
             source=_ARTICLE + '"zeroes and ones are still on opposite sides ... 6 and 8 are '
             'close together"'),
       Claim('kl_centres', 'mnist: KL centres the codes on (0, 0): the code mean is nearer 0, '
@@ -153,12 +153,13 @@ def _primary():
             f'margin: ±{SHARE_MARGIN} of a share, a small effect by convention'),
       Claim('kl_sigma_near_one', f'mnist: KL pushes the posterior std to ≈ 1 (median over '
             f'codes and dimensions, within ±{SIGMA_MARGIN})', 'posterior_std_median', vae, 1.0,
-            'near', margin=SIGMA_MARGIN, needs_metric=True,
+            'near', margin=SIGMA_MARGIN,
             source=_ARTICLE + '"an encoder that produces ... σ ≈ 1"; margin: half the prior\'s '
             'scale either side'),
-      Claim('kl_locally_complete', 'mnist: decodes of samples around a code keep the input\'s '
-            'class more often with KL than for the classic AE at the same noise scale',
-            'local/class_consistency', vae, ae, 'greater', needs_metric=True,
+      Claim('kl_locally_complete', 'mnist: decodes of samples around a code keep the class of '
+            'the code\'s own decode more often with KL than for the classic AE (noise of a '
+            'tenth of the codes\' spread)',
+            'local/class_consistency', vae, ae, 'greater',
             source=_ARTICLE + '"we create a continuous and complete latent space locally"'),
       Claim('fashion_harder', 'fashion_mnist is harder: its VAE codes separate the classes '
             'less well than MNIST\'s (kNN accuracy; "flurrier" plot)', 'knn_accuracy', f_vae,

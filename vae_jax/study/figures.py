@@ -15,6 +15,7 @@ import os
 import jax
 import numpy as np
 
+from vae_jax.analysis import article_metrics
 from vae_jax.analysis import plotting
 from vae_jax.core import data as data_lib
 from vae_jax.core import latent
@@ -58,14 +59,21 @@ def _within_unit_box(codes):
 
 
 def code_facts(m):
-  """Where the test codes lie: mean, spread, share in [-1, 1]², centre offset."""
+  """Where the test codes lie: mean, spread, share in [-1, 1]², centre offset, the
+  class clusters' overlap and centre distances, a VAE's median posterior std."""
   c = np.asarray(m.codes, np.float64)
   spread = float(np.sqrt(np.mean(c.var(0))))
-  return {'code_mean': [float(v) for v in c.mean(0)],
-          'code_std': [float(v) for v in c.std(0)],
-          'share_in_unit_box': _within_unit_box(c),
-          # |mean| in units of the codes' RMS spread: 0 when centred, scale-free.
-          'centre_offset': float(np.linalg.norm(c.mean(0)) / max(spread, 1e-30))}
+  facts = {'code_mean': [float(v) for v in c.mean(0)],
+           'code_std': [float(v) for v in c.std(0)],
+           'share_in_unit_box': _within_unit_box(c),
+           # |mean| in units of the codes' RMS spread: 0 when centred, scale-free.
+           'centre_offset': float(np.linalg.norm(c.mean(0)) / max(spread, 1e-30)),
+           'cluster_overlap': article_metrics.cluster_overlap(c, m.test_labels),
+           'centroid_distance_ratio_01_68': article_metrics.centroid_distance_ratio(
+               c, m.test_labels)}
+  if m.logvars is not None:
+    facts['posterior_std_median'] = article_metrics.posterior_std_median(m.logvars)
+  return facts
 
 
 def fig_latents(models, outdir, confident):

@@ -45,6 +45,10 @@ def _rejudged(s):
 
 def main_job(s):
   """README: the main job's measured wall time and the machine that ran it."""
+  t = s.get('timing')
+  if t and t['from_empty']:
+    return (f"Measured on {'; '.join(t['machines'])}: {study_report.cost_sentence(t)} "
+            "([docs/study_summary.json](docs/study_summary.json)).")
   wall, train = s['wall_seconds'] / 60, s['train_seconds_total'] / 60
   line = (f"Measured on {s['machine']}: {wall:.0f} minutes of wall time in the study's last "
           f"pass; its models' training summed over every model and seed (seeds {s['seeds']}) "

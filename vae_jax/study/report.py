@@ -62,6 +62,12 @@ class TableMetrics:
         m.test_images, m.test_labels, jax.random.key(10_000 + m.seed),
         classifier_fn=logits_fn, features_fn=features_fn, hole_quantile=HOLE_QUANTILE,
         num_samples=1000 if self.quick else 5000)
+    # Completeness against the ceiling real images set for this classifier.
+    real = self.classifiers[m.dataset]['real_confident_share']
+    for sampler in samplers.SAMPLERS:
+      if f'{sampler}/confident_share' in row:
+        row[f'{sampler}/confident_share_ratio_to_real'] = (
+            row[f'{sampler}/confident_share'] / max(real, 1e-30))
     return dict(row, **study_figures.code_facts(m))
 
 
@@ -279,6 +285,24 @@ FAMILY_TITLES = {
 }
 
 
+def cost_sentence(t):
+  """The study's wall time from an empty outdir, split by phase (run.timing's dict)."""
+  return (f"{t['wall_seconds_busy'] / 60:.0f} minutes from an empty outdir, summed over the "
+          f"{t['passes']} process run{'s' if t['passes'] != 1 else ''} it was split into: "
+          f"training {t['train_phase_seconds'] / 60:.0f} min, metrics "
+          f"{t['metrics_seconds'] / 60:.0f} min, figures {t['figures_seconds'] / 60:.1f} min")
+
+
+def _cost(s):
+  t = s.get('timing')
+  if t and t['from_empty']:
+    return f"Cost: {cost_sentence(t)}, on {'; '.join(t['machines'])}."
+  return (f"Wall time of the run's last pass {s['wall_seconds'] / 60:.1f} min on "
+          f"{s['machine']}; training time summed over every model and seed "
+          f"{s['train_seconds_total'] / 60:.1f} min (a model trained in an earlier, resumed "
+          'pass counts in the sum but not in the wall time).')
+
+
 def report_markdown(s):
   counts = verdict_counts(s['claims'])
   acc = ', '.join(f"{d} {m['test_accuracy'] * 100:.2f} % (confident on "
@@ -286,10 +310,7 @@ def report_markdown(s):
                   for d, m in s['classifiers'].items())
   lines = ['# Seed study report', '',
            f"{'QUICK smoke run: numbers are not meaningful. ' if s['quick'] else ''}"
-           f"Seeds {s['seeds']}; wall time of the run's last pass "
-           f"{s['wall_seconds'] / 60:.1f} min on {s['machine']}; training time summed over "
-           f"every model and seed {s['train_seconds_total'] / 60:.1f} min (a model trained "
-           'in an earlier, resumed pass counts in the sum but not in the wall time).', '',
+           f"Seeds {s['seeds']}. {_cost(s)}", '',
            '## The article\'s claims, measured (the primary family)', '',
            f"{counts_sentence(counts)}, of {sum(counts.values())} claims declared before "
            f"the run. {VERDICT_RULE}", '']

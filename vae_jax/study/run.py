@@ -42,8 +42,11 @@ def add_flags(parser, outdir_help, seeds_help, quick_help, gates_help):
   return parser
 
 
+PASSES_FILE = 'study_passes.jsonl'  # one line per process, interrupted or not: its phases' time
+
+
 def parser(prog='vae-jax study'):
-  return add_flags(
+  p = add_flags(
       flags.Parser(prog, __doc__.split('\n')[0], [
           'vae-jax study --outdir=runs/study --nocheck_gates',
           'vae-jax study --outdir=/tmp/study --quick --seeds=0,1']),
@@ -53,6 +56,10 @@ def parser(prog='vae-jax study'):
       'one epoch on 2048 images per model: a smoke test',
       'stop at the first model below a quality gate '
       '(default: on for a full study, off for --quick)')
+  p.add_bool('train_only', False,
+             'train (or resume) every model and stop: no metrics, figures or summary; '
+             'a later run without it reuses the models (split a long study over sessions)')
+  return p
 
 
 class StudyError(errors.UserError, RuntimeError):
@@ -155,8 +162,14 @@ def add_seed_facts(trained, seeds):
       denoiser.facts.update(study_figures.denoising_facts(denoiser))
 
 
-def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
-  """Runs the whole study; returns the summary dict (also written to disk)."""
+def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, train_only=False):
+  """Runs the whole study; returns the summary dict (also written to disk).
+
+  With ``train_only`` it trains (or resumes) every model and returns None.
+  Every call appends its phases' seconds to ``<outdir>/study_passes.jsonl``,
+  interrupted or not, so a study split over sessions reports its wall time
+  from an empty outdir (:func:`timing`).
+  """
   from vae_jax.infra import interrupts
   from vae_jax.infra import workdir as workdir_lib
 
@@ -165,12 +178,85 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None):
   # One study per outdir at a time; Ctrl-C / SIGTERM save the model in training
   # at its next chunk and stop between models (rerun to resume).
   with workdir_lib.lock(outdir, 'study'), interrupts.stop_on_signals() as stop:
-    return _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop)
+    clock = _PassClock(outdir, quick, train_only)
+    try:
+      summary = _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock,
+                           train_only)
+      clock.finished = True
+    finally:
+      clock.record()
+    if summary is not None:
+      summary['timing'] = timing(read_passes(outdir), summary['per_seed'])
+      _write_summary(outdir, summary)
+    return summary
 
 
-def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
-  from tqdm import tqdm
+class _PassClock:
+  """Seconds this process spends in each phase; one line in PASSES_FILE at its end."""
+
+  def __init__(self, outdir, quick, train_only):
+    self.path = os.path.join(outdir, PASSES_FILE)
+    models = os.path.join(outdir, 'models')
+    self.fields = {'started': time.time(), 'quick': quick, 'train_only': train_only,
+                   # "From empty" holds only when the first pass found no models.
+                   'found_models': bool(os.path.isdir(models) and os.listdir(models))}
+    self.phases = {'train': 0.0, 'metrics': 0.0, 'figures': 0.0}
+    self._t0 = time.perf_counter()
+    self.finished = False
+
+  def add(self, phase, since):
+    """Adds the seconds from ``since`` (a perf_counter value) to ``phase``; returns now."""
+    now = time.perf_counter()
+    self.phases[phase] += now - since
+    return now
+
+  def record(self):
+    from vae_jax.infra import run_clock
+    from vae_jax.infra import workdir as workdir_lib
+    line = dict(self.fields, wall_seconds=time.perf_counter() - self._t0,
+                finished=self.finished, machine=run_clock.machine_description(),
+                **{f'{k}_seconds': v for k, v in self.phases.items()})
+    workdir_lib.append_line(self.path, json.dumps(line, sort_keys=True) + '\n')
+
+
+def read_passes(outdir):
   from vae_jax.infra import workdir as workdir_lib
+  return workdir_lib.read_jsonl(os.path.join(outdir, PASSES_FILE))
+
+
+def timing(passes, per_seed):
+  """The study's cost over every pass: wall time from an empty outdir, split by phase.
+
+  ``wall_seconds_busy`` is the union of the passes' intervals (gaps between
+  sessions do not count); ``from_empty`` says whether the first pass found no
+  trained models. Training is the models' own clocks summed (a resumed
+  model's segments add up); metrics and figures are the passes' phase sums.
+  """
+  from vae_jax.infra import run_clock
+  passes = [p for p in passes if not p.get('quick')] or passes
+  first = min(passes, key=lambda p: p['started']) if passes else {}
+  return {
+      'passes': len(passes),
+      'from_empty': bool(passes) and not first.get('found_models', True),
+      'wall_seconds_busy': run_clock.busy_seconds(passes),
+      'train_seconds_total': float(sum(r.get('train_seconds', 0.0)
+                                       for rows in per_seed.values() for r in rows.values())),
+      'train_phase_seconds': float(sum(p.get('train_seconds', 0.0) for p in passes)),
+      'metrics_seconds': float(sum(p.get('metrics_seconds', 0.0) for p in passes)),
+      'figures_seconds': float(sum(p.get('figures_seconds', 0.0) for p in passes)),
+      'machines': sorted({p.get('machine', '?') for p in passes})}
+
+
+def _write_summary(outdir, summary):
+  from vae_jax.infra import workdir as workdir_lib
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'summary.json'),
+                                json.dumps(summary, indent=2, sort_keys=True))
+  workdir_lib.atomic_write_text(os.path.join(outdir, 'REPORT.md'),
+                                study_report.report_markdown(summary))
+
+
+def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock, train_only):
+  from tqdm import tqdm
 
   started = time.perf_counter()
   figdir = os.path.join(outdir, 'figures')
@@ -181,22 +267,30 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
   bar = tqdm(jobs, desc='study', unit='model', disable=quiet or not sys.stderr.isatty())
   for done, (spec, seed) in enumerate(bar):
     bar.set_postfix_str(f'{spec.name} seed {seed}')
+    since = time.perf_counter()
     m = train_one(spec, seed, outdir, data_dir, quick, quiet)
     gate_rows += check_gates(spec, m, enforce_gates)
-    if spec.table:
+    since = clock.add('train', since)
+    if spec.table and not train_only:
       m.table = table_metrics(m)
+      clock.add('metrics', since)
     trained[(spec.name, seed)] = m
     elapsed = time.perf_counter() - started
     _status(f'study: {done + 1}/{len(jobs)} {spec.name} seed {seed} done '
             f'(test recon {m.test["recon"]:.1f} nats); {elapsed / 60:.1f} min elapsed')
     stop.raise_if_requested(f'interrupted after {spec.name} seed {seed}; every finished '
                             'model is saved; rerun the same command to resume')
+  if train_only:
+    return None
+  since = time.perf_counter()
   add_seed_facts(trained, seeds)
+  since = clock.add('metrics', since)
   first = {name: m for (name, seed), m in trained.items() if seed == seeds[0]}
 
   facts = {}
   for make in study_figures.ALL:
     facts.update(make(first, figdir, table_metrics.confident_share))
+  clock.add('figures', since)
   missing = [f for f in study_figures.FIGURES
              if not os.path.exists(os.path.join(figdir, f'{f}.png'))]
   if missing:
@@ -204,11 +298,7 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop):
 
   summary = study_report.summarise(trained, seeds, facts, gate_rows, table_metrics.classifiers,
                                    quick, time.perf_counter() - started)
-  workdir_lib.atomic_write_text(os.path.join(outdir, 'summary.json'),
-                                json.dumps(summary, indent=2, sort_keys=True))
-  workdir_lib.atomic_write_text(os.path.join(outdir, 'REPORT.md'),
-                                study_report.report_markdown(summary))
-  return summary
+  return summary   # run_study adds the timing of every pass, this one's too, and writes it
 
 
 def main(argv=None, prog='vae-jax study'):
@@ -225,7 +315,11 @@ def main(argv=None, prog='vae-jax study'):
   study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
     summary = run_study(args.outdir, args.data_dir, seeds, args.quick, args.quiet,
-                        args.check_gates)
+                        args.check_gates, args.train_only)
+  if summary is None:
+    print(f'trained every model of the study under {args.outdir}/models; rerun without '
+          '--train_only to draw the figures and write the report')
+    return 0
   print(f'wrote {args.outdir}/REPORT.md, summary.json and '
         f'{len(summary["figures"])} figures in {summary["wall_seconds"] / 60:.1f} min')
   return 0

@@ -25,6 +25,7 @@ from vae_jax.study import report as study_report
 from vae_jax.study import sweep_catalog as sweep_models
 from vae_jax.analysis import samplers
 from vae_jax.core import data as data_lib
+from vae_jax.infra import run_clock
 
 # Per-cell numbers kept in summary.json (mean ± std over seeds).
 CORE_KEYS = ('recon', 'kl', 'elbo', 'active_units', 'path_jump_ratio', 'path_confident_share',
@@ -149,26 +150,12 @@ def beta_onsets(judged, grid, metric, baseline):
   return out
 
 
-def busy_seconds(passes):
-  """Seconds during which at least one process ran: the union of their intervals.
-
-  Right for both ways of running the grid: shards in parallel (overlapping
-  passes count once) and one process resumed across sessions (the gaps between
-  passes do not count, as they do in the span).
-  """
-  busy, end = 0.0, float('-inf')
-  for start, stop in sorted((p['started'], p['started'] + p['wall_seconds']) for p in passes):
-    busy += max(0.0, stop - max(start, end))
-    end = max(end, stop)
-  return busy
-
-
 def timing(passes, per_seed):
   """Wall time of the processes that ran, and the seconds spent per cell."""
   rows = [r for cells in per_seed.values() for r in cells.values()]
   span = (max(p['started'] + p['wall_seconds'] for p in passes)
           - min(p['started'] for p in passes)) if passes else 0.0
-  return {'passes': passes, 'wall_seconds_busy': busy_seconds(passes),
+  return {'passes': passes, 'wall_seconds_busy': run_clock.busy_seconds(passes),
           'wall_seconds_span': span,
           'wall_seconds_sum': float(sum(p['wall_seconds'] for p in passes)),
           'train_seconds_total': float(sum(r.get('train_seconds', 0.0) for r in rows)),
