@@ -108,6 +108,7 @@ def test_the_command_lists_its_subcommands():
     (['study', '--quick=maybe'], "error: argument --quick: 'maybe' is not a bool"),
     (['study', '--quick'], 'error: --outdir is required, e.g. --outdir=runs/study'),
     (['sweep', '--outdir=/tmp/x', '--shard=3/2'], 'error: --shard=3/2'),
+    (['study', '--outdir=/tmp/x', '--shard=half'], 'error: --shard=half must be i/N'),
     (['likelihood'], 'error: the following arguments are required: {collect,publish}'),
     (['bench', '--iwae_samples=many'], "error: argument --iwae_samples: invalid int value"),
 ])

@@ -28,15 +28,22 @@ def _env(data_dir):
 @pytest.fixture(scope='module')
 def study(tmp_path_factory, data_dir):
   outdir = str(tmp_path_factory.mktemp('study'))
-  # Split as a long study is split over sessions: first --train_only, which
-  # trains every model and draws nothing ...
-  proc = subprocess.run([*STUDY, f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet',
-                         '--train_only'], capture_output=True, text=True, env=_env(data_dir),
-                        cwd=ROOT, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert 'rerun without --train_only' in proc.stdout
-  assert not os.path.exists(os.path.join(outdir, 'summary.json'))
-  assert not os.listdir(os.path.join(outdir, 'figures'))
+  # Split as a long study is split over processes: one shard of two trains
+  # every other model, --train_only trains the rest, and neither draws ...
+  base = [*STUDY, f'--outdir={outdir}', '--quick', '--seeds=0,1', '--quiet']
+  for extra, says in (('--shard=1/2', 'trained shard 1/2 of the study'),
+                      ('--train_only', 'rerun without --train_only')):
+    proc = subprocess.run(base + [extra], capture_output=True, text=True, env=_env(data_dir),
+                          cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert says in proc.stdout
+    assert not os.path.exists(os.path.join(outdir, 'summary.json'))
+    assert not os.listdir(os.path.join(outdir, 'figures'))
+    if extra.startswith('--shard'):
+      from vae_jax.study import catalog
+      jobs = [f'{spec.name}_seed{seed}' for spec in catalog.specs()
+              for seed in spec.seed_list([0, 1])]
+      assert sorted(os.listdir(os.path.join(outdir, 'models'))) == sorted(jobs[1::2])
   # ... then the README's main command, made --quick, in the same outdir.
   readme = command_argv(readme_command(README_PREFIXES['study']))
   proc = subprocess.run(
@@ -72,9 +79,9 @@ def test_summary_has_every_key(study):
               'per_seed', 'table', 'claims', 'classifiers', 'gates', 'captions', 'machine',
               'timing'):
     assert key in s, key
-  # Two passes (--train_only, then the rest): the time from empty is their sum, split.
+  # Three passes (a shard, --train_only, the rest): the time from empty is their sum, split.
   t = s['timing']
-  assert t['passes'] == 2 and t['from_empty'] is True
+  assert t['passes'] == 3 and t['from_empty'] is True
   assert t['metrics_seconds'] > 0 and t['figures_seconds'] > 0
   assert t['wall_seconds_busy'] >= t['train_phase_seconds'] + t['metrics_seconds'] + t[
       'figures_seconds'] - 1e-6

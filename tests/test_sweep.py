@@ -56,16 +56,16 @@ def test_a_cell_is_the_study_mlp_with_its_latent_size_and_objective(variant, kin
 def test_shards_split_the_grid_deterministically_and_evenly():
   jobs = sweep_models.grid()
   for count in (1, 2, 3, 7):
-    parts = [sweep_models.shard(jobs, i, count) for i in range(count)]
+    parts = [study_models.shard(jobs, i, count) for i in range(count)]
     flat = [sweep_models.job_id(s, k) for p in parts for s, k in p]
     assert sorted(flat) == sorted(sweep_models.job_id(s, k) for s, k in jobs)
     assert len(set(flat)) == len(flat)                       # no cell in two shards
     assert max(map(len, parts)) - min(map(len, parts)) <= 1  # balanced
-    assert parts == [sweep_models.shard(sweep_models.grid(), i, count) for i in range(count)]
-  assert sweep_models.parse_shard('3/4') == (3, 4)
+    assert parts == [study_models.shard(sweep_models.grid(), i, count) for i in range(count)]
+  assert study_models.parse_shard('3/4') == (3, 4)
   for bad in ('4/4', '-1/2', '1', 'a/b', '0/0'):
     with pytest.raises(ValueError, match='--shard'):
-      sweep_models.parse_shard(bad)
+      study_models.parse_shard(bad)
 
 
 def test_a_cell_locked_by_another_process_is_skipped_not_trained(tmp_path):

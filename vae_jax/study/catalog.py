@@ -156,6 +156,27 @@ def make_config(spec, seed, data_dir, quick):
   return c
 
 
+def parse_shard(text):
+  """``'i/N'`` -> ``(i, N)`` with 0 ≤ i < N; a ValueError that names the fix otherwise."""
+  try:
+    i, n = (int(p) for p in text.split('/'))
+  except ValueError:
+    raise ValueError(f'--shard={text} must be i/N, e.g. --shard=0/4') from None
+  if n < 1 or not 0 <= i < n:
+    raise ValueError(f'--shard={text}: need 0 <= i < N, e.g. --shard=0/{max(n, 1)}')
+  return i, n
+
+
+def shard(jobs, index, count):
+  """The jobs of shard ``index`` of ``count``: every count-th one, starting at ``index``.
+
+  Deterministic (the same grid gives every process the same split) and
+  balanced: neighbouring jobs (a model's seeds, or the sweep's cells), which
+  cost about the same, go to different shards.
+  """
+  return jobs[index::count]
+
+
 def use_compilation_cache(outdir):
   """Caches compiled programs in ``<outdir>/xla_cache`` unless a cache is set already.
 

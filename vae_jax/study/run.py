@@ -1,6 +1,7 @@
 r"""The seed study: every figure of the article, and the numbers behind its claims.
 
   vae-jax study --outdir=runs/study [--data_dir=../shared/datasets] [--seeds=0,1,2] [--quick]
+                [--train_only] [--shard=i/N]
 
 (``vae-jax reproduce`` and ``python -m vae_jax.study.run`` take the same flags.)
 
@@ -17,6 +18,7 @@ The measured wall time of a full run is in summary.json (``wall_seconds``,
 ``train_seconds_total``), published into README.md by ``vae-jax publish``.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -59,6 +61,10 @@ def parser(prog='vae-jax study'):
   p.add_bool('train_only', False,
              'train (or resume) every model and stop: no metrics, figures or summary; '
              'a later run without it reuses the models (split a long study over sessions)')
+  p.add_argument('--shard', default=None, metavar='i/N',
+                 help='train only every N-th model from the i-th (implies --train_only): '
+                      'N processes, a SLURM array or N GPUs train the study together; then '
+                      'one run without --shard draws the figures and writes one summary')
   return p
 
 
@@ -162,10 +168,14 @@ def add_seed_facts(trained, seeds):
       denoiser.facts.update(study_figures.denoising_facts(denoiser))
 
 
-def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, train_only=False):
+def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, train_only=False,
+              shard=None):
   """Runs the whole study; returns the summary dict (also written to disk).
 
-  With ``train_only`` it trains (or resumes) every model and returns None.
+  With ``train_only`` it trains (or resumes) every model and returns None;
+  with ``shard`` ``(i, N)`` it does so for every N-th model from the i-th
+  (:func:`catalog.shard`), and several shards may share the outdir: each model's
+  workdir has its own lock.
   Every call appends its phases' seconds to ``<outdir>/study_passes.jsonl``,
   interrupted or not, so a study split over sessions reports its wall time
   from an empty outdir (:func:`timing`).
@@ -177,11 +187,13 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, t
   os.makedirs(outdir, exist_ok=True)
   # One study per outdir at a time; Ctrl-C / SIGTERM save the model in training
   # at its next chunk and stop between models (rerun to resume).
-  with workdir_lib.lock(outdir, 'study'), interrupts.stop_on_signals() as stop:
-    clock = _PassClock(outdir, quick, train_only)
+  # A shard only trains: the outdir stays open to the other shards.
+  outdir_lock = (contextlib.nullcontext() if shard else workdir_lib.lock(outdir, 'study'))
+  with outdir_lock, interrupts.stop_on_signals() as stop:
+    clock = _PassClock(outdir, quick, train_only or bool(shard), shard)
     try:
       summary = _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock,
-                           train_only)
+                           train_only or bool(shard), shard)
       clock.finished = True
     finally:
       clock.record()
@@ -194,10 +206,11 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, t
 class _PassClock:
   """Seconds this process spends in each phase; one line in PASSES_FILE at its end."""
 
-  def __init__(self, outdir, quick, train_only):
+  def __init__(self, outdir, quick, train_only, shard):
     self.path = os.path.join(outdir, PASSES_FILE)
     models = os.path.join(outdir, 'models')
     self.fields = {'started': time.time(), 'quick': quick, 'train_only': train_only,
+                   'shard': '/'.join(map(str, shard or (0, 1))),
                    # "From empty" holds only when the first pass found no models.
                    'found_models': bool(os.path.isdir(models) and os.listdir(models))}
     self.phases = {'train': 0.0, 'metrics': 0.0, 'figures': 0.0}
@@ -255,13 +268,16 @@ def _write_summary(outdir, summary):
                                 study_report.report_markdown(summary))
 
 
-def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock, train_only):
+def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock, train_only,
+               shard):
   from tqdm import tqdm
 
   started = time.perf_counter()
   figdir = os.path.join(outdir, 'figures')
   os.makedirs(figdir, exist_ok=True)
   jobs = [(spec, seed) for spec in study_models.specs() for seed in spec.seed_list(seeds)]
+  if shard:
+    jobs = study_models.shard(jobs, *shard)
   trained, gate_rows = {}, []
   table_metrics = study_report.TableMetrics(outdir, data_dir, quick)
   bar = tqdm(jobs, desc='study', unit='model', disable=quiet or not sys.stderr.isatty())
@@ -312,13 +328,18 @@ def main(argv=None, prog='vae-jax study'):
     seeds = [int(s) for s in (args.seeds or default)]
   except ValueError:
     errors.exit_with(f'--seeds={",".join(args.seeds)} must be integers, e.g. --seeds=0,1,2')
+  try:
+    shard = study_models.parse_shard(args.shard) if args.shard else None
+  except ValueError as e:
+    errors.exit_with(str(e))
   study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
     summary = run_study(args.outdir, args.data_dir, seeds, args.quick, args.quiet,
-                        args.check_gates, args.train_only)
+                        args.check_gates, args.train_only, shard)
   if summary is None:
-    print(f'trained every model of the study under {args.outdir}/models; rerun without '
-          '--train_only to draw the figures and write the report')
+    which = f'shard {args.shard} of the study' if shard else 'every model of the study'
+    print(f'trained {which} under {args.outdir}/models; rerun without '
+          f'{"--shard" if shard else "--train_only"} to draw the figures and write the report')
     return 0
   print(f'wrote {args.outdir}/REPORT.md, summary.json and '
         f'{len(summary["figures"])} figures in {summary["wall_seconds"] / 60:.1f} min')

@@ -298,14 +298,14 @@ def main(argv=None, prog='vae-jax sweep'):
     return 0
   g, jobs = _grid_from_flags(args)
   try:
-    index, count = sweep_models.parse_shard(args.shard)
+    index, count = study_models.parse_shard(args.shard)
   except ValueError as e:
     errors.exit_with(str(e))
   os.makedirs(args.outdir, exist_ok=True)
   study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
     if not args.summarize_only:
-      counts = run_shard(args.outdir, args.data_dir, sweep_models.shard(jobs, index, count),
+      counts = run_shard(args.outdir, args.data_dir, study_models.shard(jobs, index, count),
                          args.quick, args.quiet, sample_seed=g['seeds'][0], shard=args.shard)
       print(f'shard {index}/{count}: ' + ', '.join(f'{v} {k}' for k, v in counts.items()))
     summary = summarize(args.outdir, jobs, g, args.quick)

@@ -82,27 +82,6 @@ def grid(datasets=None, latent_dims=LATENT_DIMS, variants=tuple(VARIANT),
           for v in variants]
 
 
-def parse_shard(text):
-  """``'i/N'`` -> ``(i, N)`` with 0 ≤ i < N; a ValueError that names the fix otherwise."""
-  try:
-    i, n = (int(p) for p in text.split('/'))
-  except ValueError:
-    raise ValueError(f'--shard={text} must be i/N, e.g. --shard=0/4') from None
-  if n < 1 or not 0 <= i < n:
-    raise ValueError(f'--shard={text}: need 0 <= i < N, e.g. --shard=0/{max(n, 1)}')
-  return i, n
-
-
-def shard(jobs, index, count):
-  """The jobs of shard ``index`` of ``count``: every count-th one, starting at ``index``.
-
-  Deterministic (the same grid gives every process the same split) and
-  balanced: neighbouring cells, which cost about the same, go to different
-  shards.
-  """
-  return jobs[index::count]
-
-
 def job_id(spec_, seed):
   """The directory name of a trained cell under ``<outdir>/models``."""
   return f'{spec_.name}_seed{seed}'
