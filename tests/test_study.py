@@ -70,6 +70,8 @@ def test_every_figure_is_a_non_blank_png(study):
     pixels = _read_png(path)
     assert pixels.shape[0] > 100 and pixels.shape[1] > 100, name
     assert np.std(pixels[..., :3]) > 0.02, f'{name} looks blank'
+    if '_grid_' in name:   # one screen pixel or more per image pixel: 30 x 28 = 840
+      assert min(pixels.shape[:2]) >= 840, (name, pixels.shape)
 
 
 def test_summary_has_every_key(study):

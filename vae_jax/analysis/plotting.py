@@ -137,6 +137,34 @@ def manifold_figure(decode_fn, codes, labels, dataset, title, n=30,
   return fig
 
 
+def grid_figure(decode_fn, title, n=30, spacing='linear', center=(0.0, 0.0),
+                scale=(1.0, 1.0), margin_px=70):
+  """One decoded ``n x n`` grid (:func:`grid_points`) at one screen pixel per image pixel.
+
+  The figure is sized from the decoded images, so that saved at :data:`DPI`
+  the grid spans exactly ``n * H x n * W`` pixels (840 x 840 for 30 x 30 MNIST
+  digits) and every decoded image can be read; ``margin_px`` leaves room for
+  the axis labels and title.
+  """
+  z, xs, ys = grid_points(n, spacing, center, scale)
+  canvas = tile(decode_fn(z), n)
+  height, width = canvas.shape[:2]
+  fig = plt.figure(figsize=((width + 2 * margin_px) / DPI, (height + 2 * margin_px) / DPI))
+  ax = fig.add_axes([margin_px / (width + 2 * margin_px), margin_px / (height + 2 * margin_px),
+                     width / (width + 2 * margin_px), height / (height + 2 * margin_px)])
+  ax.imshow(canvas, cmap='Greys_r', extent=(0, n, 0, n), vmin=0, vmax=1,
+            interpolation='nearest', aspect='auto')
+  ax.spines[:].set_visible(False)   # a frame would cover the outer pixels
+  ticks = np.arange(0, n, max(1, n // 6)) + 0.5
+  idx = ticks.astype(int)
+  ax.set_xticks(ticks, [f'{xs[i]:.1f}' for i in idx])
+  ax.set_yticks(ticks, [f'{ys[::-1][i]:.1f}' for i in idx])
+  ax.set_xlabel('z[0]')
+  ax.set_ylabel('z[1]')
+  ax.set_title(title)
+  return fig
+
+
 def interpolate(z0, z1, steps):
   """``steps`` codes on the straight line from ``z0`` to ``z1`` (both ends included)."""
   t = np.linspace(0.0, 1.0, steps)[:, None]
