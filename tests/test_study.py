@@ -258,7 +258,11 @@ def test_publish_refuses_a_quick_study_and_rewrites_the_blocks_from_a_full_one(s
   for name in study_figures.FIGURES:
     assert (root / 'docs' / 'figures' / f'{name}.png').read_bytes() == (
         full / 'figures' / f'{name}.png').read_bytes()
-  assert json.loads((root / 'docs' / 'study_summary.json').read_text()) == summary
+  published = json.loads((root / 'docs' / 'study_summary.json').read_text())
+  # The run's summary, plus what the publication it replaced said (here: no claims).
+  assert published.pop('previous_publication')['claims'] == []
+  assert published == summary
+  assert '## Verdicts changed since the previous publication' in section
   assert not (root / 'docs' / 'figures' / 'renamed_latent.png').exists()
   assert (root / 'docs' / 'figures' / 'sweep_samples_mnist.png').exists()
 

@@ -95,6 +95,15 @@ def results_section(s, figures='../figures'):
   for family in study_claims.SECONDARY:
     lines += ['', f'## {study_report.FAMILY_TITLES[family]}', '']
     lines += study_report.claims_markdown(s['claims'], family)
+  previous = s.get('previous_publication')
+  if previous:
+    changes = study_report.verdict_changes(previous['claims'], s['claims'])
+    lines += ['', '## Verdicts changed since the previous publication', '',
+              f"The previous publication: seeds {previous['seeds']} on {previous['machine']}"
+              + (f" (re-judged: {previous['rejudged']})" if previous.get('rejudged') else '')
+              + '. Each change and why, read off the two summaries:', '']
+    lines += study_report.changes_markdown(changes, len(s['claims']) - sum(
+        c['after'] is not None for c in changes))
   lines += ['', '## Metrics table (mean ± std over seeds)', '',
             f'Nats per test image. The independent classifier scores {acc} on the real test '
             f'sets. {gates_ok} of {len(s["gates"])} quality gates passed '
@@ -130,7 +139,17 @@ def import_run(outdir, root=ROOT):
     os.remove(os.path.join(figdir, f'{name}.png'))  # a figure the study no longer draws
   for name in study_figures.FIGURES:
     shutil.copy(os.path.join(outdir, 'figures', f'{name}.png'), figdir)
-  shutil.copy(summary_path, published)
+  if os.path.exists(published):
+    # What the previous publication said, so the pages can say which verdicts
+    # this run changed and why (the summary is otherwise the run's own).
+    with open(published) as f:
+      before = json.load(f)
+    summary['previous_publication'] = {
+        'claims': [{k: c.get(k) for k in ('id', 'group', 'metric', 'n', 'measured', 'verdict')}
+                   for c in before.get('claims', [])],
+        'seeds': before.get('seeds'), 'machine': before.get('machine'),
+        'rejudged': before.get('rejudged')}
+  workdir_lib.atomic_write_text(published, json.dumps(summary, indent=2, sort_keys=True))
   with open(os.path.join(root, 'docs', 'study_report.md'), 'w') as f:
     f.write(study_report.report_markdown(summary))
   return (f'imported {len(study_figures.FIGURES)} figures, docs/study_summary.json and '

@@ -217,6 +217,47 @@ def claims_markdown(claims, group=study_claims.PRIMARY):
   return lines
 
 
+def verdict_changes(before, after):
+  """``[{id, group, before, after, why}]`` for each claim whose verdict differs between two
+  lists of judged claims (a published summary's and a new run's), and for each claim only
+  one of them has; ``why`` is read off the two rows: a new or withdrawn claim, a metric
+  measured for the first time or replaced, another number of seeds, or re-measured values.
+  """
+  old = {c['id']: c for c in before}
+  new = {c['id']: c for c in after}
+  rows = []
+  for cid in list(new) + [i for i in old if i not in new]:
+    a, b = old.get(cid), new.get(cid)
+    if a is not None and b is not None and a.get('verdict') == b.get('verdict'):
+      continue
+    if a is None:
+      why = f"a claim new since then (metric `{b['metric']}`)"
+    elif b is None:
+      why = 'no longer declared (vae_jax/study/claims.py)'
+    elif not a.get('measured', True):
+      why = f"measured for the first time: `{b['metric']}` is a new metric"
+    elif a['metric'] != b['metric']:
+      why = f"metric `{a['metric']}` replaced by `{b['metric']}`"
+    elif a['n'] != b['n']:
+      why = f"{a['n']} → {b['n']} seeds (the power plan), values re-measured"
+    else:
+      why = 'values re-measured by the new run (same metric, same seeds)'
+    rows.append({'id': cid, 'group': (b or a)['group'], 'before': a and a.get('verdict'),
+                 'after': b and b.get('verdict'), 'why': why})
+  return rows
+
+
+def changes_markdown(changes, unchanged):
+  """The verdicts that changed since the previous publication, with why."""
+  if not changes:
+    return [f'No verdict changed ({unchanged} claims kept theirs).']
+  lines = [f'{len(changes)} verdicts changed, {unchanged} kept theirs.', '',
+           '| claim | family | before | now | why |', '|---|---|---|---|---|']
+  lines += [f"| `{c['id']}` | {c['group']} | {c['before'] or '–'} | {c['after'] or '–'} | "
+            f"{c['why']} |" for c in changes]
+  return lines
+
+
 def table_markdown(table):
   cols = TABLE_KEYS
   lines = ['| data | model | ' + ' | '.join(registry.header(k) for k in cols) + ' |',
