@@ -118,13 +118,7 @@ def manifold_figure(decode_fn, codes, labels, dataset, title, n=30,
   for ax, spacing in zip(axes[1:], ('linear', 'gaussian')):
     z, xs, ys = grid_points(n, spacing, center, scale)
     canvas = tile(decode_fn(z), n)
-    ax.imshow(canvas, cmap='Greys_r', extent=(0, n, 0, n), vmin=0, vmax=1)
-    ticks = np.arange(0, n, max(1, n // 6)) + 0.5
-    idx = ticks.astype(int)
-    ax.set_xticks(ticks, [f'{xs[i]:.1f}' for i in idx])
-    ax.set_yticks(ticks, [f'{ys[::-1][i]:.1f}' for i in idx])
-    ax.set_xlabel('z[0]')
-    ax.set_ylabel('z[1]')
+    _draw_grid(ax, canvas, n, xs, ys)
     label = ('linear over ±4' if spacing == 'linear'
              else 'inverse Gaussian CDF')
     ax.set_title(f'decoded {n}x{n} grid, {label}')
@@ -152,17 +146,21 @@ def grid_figure(decode_fn, title, n=30, spacing='linear', center=(0.0, 0.0),
   fig = plt.figure(figsize=((width + 2 * margin_px) / DPI, (height + 2 * margin_px) / DPI))
   ax = fig.add_axes([margin_px / (width + 2 * margin_px), margin_px / (height + 2 * margin_px),
                      width / (width + 2 * margin_px), height / (height + 2 * margin_px)])
-  ax.imshow(canvas, cmap='Greys_r', extent=(0, n, 0, n), vmin=0, vmax=1,
-            interpolation='nearest', aspect='auto')
+  _draw_grid(ax, canvas, n, xs, ys, interpolation='nearest', aspect='auto')
   ax.spines[:].set_visible(False)   # a frame would cover the outer pixels
+  ax.set_title(title)
+  return fig
+
+
+def _draw_grid(ax, canvas, n, xs, ys, **imshow):
+  """The tiled decodes of an ``n x n`` grid on ``ax``, ticks at their codes."""
+  ax.imshow(canvas, cmap='Greys_r', extent=(0, n, 0, n), vmin=0, vmax=1, **imshow)
   ticks = np.arange(0, n, max(1, n // 6)) + 0.5
   idx = ticks.astype(int)
   ax.set_xticks(ticks, [f'{xs[i]:.1f}' for i in idx])
   ax.set_yticks(ticks, [f'{ys[::-1][i]:.1f}' for i in idx])
   ax.set_xlabel('z[0]')
   ax.set_ylabel('z[1]')
-  ax.set_title(title)
-  return fig
 
 
 def interpolate(z0, z1, steps):
