@@ -67,7 +67,7 @@ def test_latent_metrics_scores_a_pca_encoder_zero_gain_over_pca():
                                num_samples=200, num_paths=20, num_perturb=50,
                                num_reference=100, samplers=('prior',))
   assert out['knn_accuracy_gain_over_pca'] == 0.0
-  assert 0.0 < out['walk01/first_hole_position'] <= 1.0
+  assert 0.0 <= out['walk01/hole_past_halfway_share'] <= out['walk01/walks_with_hole'] <= 1.0
 
 
 # ---------------------------------------------------------------- walk holes
@@ -84,19 +84,30 @@ def test_first_hole_position_is_the_first_grid_point_past_the_threshold(dim):
   threshold = float(q.log_density(at)[0]) - 1e-6
   z0, z1 = np.zeros((3, dim)), np.tile(means[1], (3, 1))
   np.testing.assert_allclose(am.first_hole_positions(q.log_density, threshold, z0, z1), 20 / 64)
-  # A threshold below the density's minimum: no hole on the walk, censored at 1.
+  # A threshold below the density's minimum: no hole on the walk, so no position.
   low = float(q.log_density(np.full((1, dim), 0.0) + 0.5 * means[1])[0]) - 1.0
-  assert np.all(am.first_hole_positions(q.log_density, low, z0, z1) == 1.0)
+  assert np.all(np.isnan(am.first_hole_positions(q.log_density, low, z0, z1)))
 
 
 def test_walk_hole_facts_counts_walks_that_meet_a_hole():
-  codes = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
-  labels = np.array([0, 1, 0, 1])
-  hole_past_x = lambda z: np.where(np.asarray(z)[:, 0] > 0.75, -10.0, 0.0)
-  facts = am.walk_hole_facts(hole_past_x, -1.0, codes, labels, jax.random.key(0), num_walks=10)
-  assert facts == {'first_hole_position': 49 / 64, 'walks_with_hole': 1.0}
-  assert am.walk_hole_facts(hole_past_x, -1.0, codes, np.array([0, 0, 0, 0]),
-                            jax.random.key(0)) == {}
+  # Two 0s and one 1; a hole where x > 0.75 and y < 0.5. The walk (0, 0) -> (1, 0)
+  # meets it at t = 49/64; the walk (0, 100) -> (1, 0) is below y = 0.5 only at
+  # its end point, which is not scored: it meets no hole.
+  codes = np.array([[0.0, 0.0], [0.0, 100.0], [1.0, 0.0]])
+  labels = np.array([0, 0, 1])
+  hole = lambda z: np.where((np.asarray(z)[:, 0] > 0.75) & (np.asarray(z)[:, 1] < 0.5),
+                            -10.0, 0.0)
+  pos = am.first_hole_positions(hole, -1.0, codes[[0, 1]], codes[[2, 2]])
+  assert pos[0] == 49 / 64 and np.isnan(pos[1])
+  facts = am.walk_hole_facts(hole, -1.0, codes, labels, jax.random.key(0), num_walks=400)
+  assert facts['first_hole_position'] == 49 / 64
+  # Each walk starts at either 0 at random: about half meet the hole, all of them past halfway.
+  assert facts['walks_with_hole'] == facts['hole_past_halfway_share']
+  assert 0.4 < facts['walks_with_hole'] < 0.6
+  early = lambda z: np.where(np.asarray(z)[:, 0] > 0.25, -10.0, 0.0)
+  facts = am.walk_hole_facts(early, -1.0, codes, labels, jax.random.key(0), num_walks=50)
+  assert facts['walks_with_hole'] == 1.0 and facts['hole_past_halfway_share'] == 0.0
+  assert am.walk_hole_facts(hole, -1.0, codes, np.array([0, 0, 0]), jax.random.key(0)) == {}
 
 
 # ---------------------------------------------------------------- cluster overlap

@@ -99,7 +99,7 @@ def test_summary_has_every_key(study):
                        'confident_share_ratio_to_real'):
           assert row[f'{sampler}/{metric}']['n'] == 2, (kind, sampler, metric)
       # Every metric a primary claim names is computed for every table model.
-      for metric in ('knn_accuracy_gain_over_pca', 'walk01/first_hole_position',
+      for metric in ('knn_accuracy_gain_over_pca', 'walk01/hole_past_halfway_share',
                      'cluster_overlap', 'centroid_distance_ratio_01_68',
                      'local/class_consistency'):
         assert row[metric]['n'] == 2, (kind, metric)

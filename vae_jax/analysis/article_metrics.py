@@ -7,7 +7,7 @@ docs/metrics.md defines each one, what it cannot see and its reference value.
 
 * :func:`pca_projection` -> ``knn_accuracy_gain_over_pca``: "useful for
   dimensionality reduction ... where PCA doesn't work";
-* :func:`first_hole_positions` -> ``walk01/first_hole_position``: "a hole just
+* :func:`walk_hole_facts` -> ``walk01/hole_past_halfway_share``: "a hole just
   beyond the halfway mark" of a walk from a 0 to a 1;
 * :func:`cluster_overlap`: reconstruction-only codes "may be disjoint";
 * :func:`centroid_distance_ratio`: "zeroes and ones on opposite sides ... 6
@@ -46,9 +46,9 @@ def first_hole_positions(log_density_fn, threshold, z0, z1, steps=64):
   The walk is cut into ``steps`` equal steps; its interior points
   t = 1/steps … (steps−1)/steps are scored (the endpoints are data codes).
   A hole is a point with ``log_density_fn(z) < threshold`` (the rule of
-  metrics.hole_metrics). A walk that meets no hole scores 1.0: its first hole,
-  if any, lies at or beyond its end (censored; :func:`walk_hole_facts` also
-  reports the share of walks that meet one).
+  metrics.hole_metrics). A walk that meets no hole scores NaN: it has no
+  first hole, and counting it at the walk's end would read as a hole "past
+  halfway" that is not there.
 
   Args:
     log_density_fn: ``z [M, D] -> log q(z) [M]``.
@@ -60,14 +60,18 @@ def first_hole_positions(log_density_fn, threshold, z0, z1, steps=64):
   points = z0[:, None, :] + t[None, :, None] * (z1 - z0)[:, None, :]     # [W, T, D]
   hole = (np.asarray(log_density_fn(points.reshape(-1, z0.shape[1])))
           .reshape(len(z0), len(t)) < threshold)
-  return np.where(hole.any(axis=1), t[hole.argmax(axis=1)], 1.0)
+  return np.where(hole.any(axis=1), t[hole.argmax(axis=1)], np.nan)
 
 
 def walk_hole_facts(log_density_fn, threshold, codes, labels, key, *, start=0, end=1,
                     num_walks=100, steps=64):
-  """``{first_hole_position, walks_with_hole}`` over ``num_walks`` walks from a
-  random code of class ``start`` to one of class ``end`` (empty when either
-  class is absent)."""
+  """Holes on ``num_walks`` walks from a random code of class ``start`` to one of ``end``.
+
+  ``walks_with_hole``: share of walks that meet a hole; ``hole_past_halfway_share``:
+  share whose first hole lies past the halfway mark (a walk with no hole counts
+  as not); ``first_hole_position``: mean position of the first hole over the
+  walks that meet one (NaN when none does). Empty when either class is absent.
+  """
   labels = np.asarray(labels)
   a, b = np.flatnonzero(labels == start), np.flatnonzero(labels == end)
   if not (a.size and b.size):
@@ -76,8 +80,10 @@ def walk_hole_facts(log_density_fn, threshold, codes, labels, key, *, start=0, e
   ia = a[np.asarray(jax.random.randint(ka, (num_walks,), 0, a.size))]
   ib = b[np.asarray(jax.random.randint(kb, (num_walks,), 0, b.size))]
   pos = first_hole_positions(log_density_fn, threshold, codes[ia], codes[ib], steps)
-  return {'first_hole_position': float(np.mean(pos)),
-          'walks_with_hole': float(np.mean(pos < 1.0))}
+  met = ~np.isnan(pos)
+  return {'walks_with_hole': float(np.mean(met)),
+          'hole_past_halfway_share': float(np.mean(met & (np.nan_to_num(pos) > 0.5))),
+          'first_hole_position': float(np.mean(pos[met])) if met.any() else float('nan')}
 
 
 def _gaussian_fit(x, rel_ridge=1e-9):

@@ -72,6 +72,7 @@ _ENTRIES = [
     Metric('knn_accuracy_gain_over_pca', GREATER, 'kNN acc. − PCA\'s'),
     Metric('first_hole_position', None, 'first hole along the walk', 'walk fraction', 2),
     Metric('walks_with_hole', None, 'walks that meet a hole'),
+    Metric('hole_past_halfway_share', None, 'walks whose first hole is past halfway'),
     Metric('confident_share_ratio_to_real', None, 'confident / real images\''),
     Metric('cluster_overlap', None, 'class cluster overlap'),
     Metric('centroid_distance_ratio_01_68', None, 'centre distance 0–1 / 6–8', '', 2),

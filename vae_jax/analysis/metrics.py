@@ -537,8 +537,9 @@ def latent_space_metrics(model, params, train_images, train_labels, test_images,
     proportions: the test labels') and, with ``features_fn``, the
     :func:`sample_quality.sample_quality` keys against ``num_samples`` real
     test images; ``knn_accuracy``; ``knn_accuracy_gain_over_pca``;
-    ``walk01/first_hole_position`` and ``walk01/walks_with_hole`` (walks from
-    class 0 to class 1); with ``classifier_fn``, ``local/class_consistency``
+    ``walk01/walks_with_hole``, ``walk01/hole_past_halfway_share`` and
+    ``walk01/first_hole_position`` (walks from class 0 to class 1); with
+    ``classifier_fn``, ``local/class_consistency``
     (vae_jax/analysis/article_metrics.py); ``code_scale`` (RMS spread of the
     training codes, raw units).
   """
