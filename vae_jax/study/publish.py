@@ -67,7 +67,7 @@ def headline(s):
                       for f in study_claims.SECONDARY) for v in verdicts.VERDICTS}
   return '\n'.join([
       f"- **The article's claims** (the primary family, one row per claim, Holm-corrected), "
-      f"{len(s['seeds'])} seeds, samples from N(0, I): "
+      f"{study_report.seeds_phrase(s)}, samples from N(0, I): "
       f"{study_report.counts_sentence(study_report.verdict_counts(s['claims']))}"
       + (' (re-judged under the current rules from the last full run)' if s.get('rejudged')
          else '') + ' ([table](docs/results/study.md#the-articles-claims-measured)).',

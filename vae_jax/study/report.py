@@ -326,6 +326,14 @@ FAMILY_TITLES = {
 }
 
 
+def seeds_phrase(s):
+  """'4–10 seeds per model' (the power plan gives models different counts), or 'n seeds'."""
+  counts = sorted({len(rows) for rows in s['per_seed'].values()})
+  if len(counts) == 1:
+    return f'{counts[0]} seeds'
+  return f'{counts[0]}–{counts[-1]} seeds per model'
+
+
 def cost_sentence(t):
   """The study's wall time from an empty outdir, split by phase (run.timing's dict)."""
   return (f"{t['wall_seconds_busy'] / 60:.0f} minutes from an empty outdir, summed over the "
