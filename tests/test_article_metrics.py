@@ -108,6 +108,9 @@ def test_walk_hole_facts_counts_walks_that_meet_a_hole():
   facts = am.walk_hole_facts(early, -1.0, codes, labels, jax.random.key(0), num_walks=50)
   assert facts['walks_with_hole'] == 1.0 and facts['hole_past_halfway_share'] == 0.0
   assert am.walk_hole_facts(hole, -1.0, codes, np.array([0, 0, 0]), jax.random.key(0)) == {}
+  nowhere = lambda z: np.zeros(len(z))
+  assert am.walk_hole_facts(nowhere, -1.0, codes, labels, jax.random.key(0)) == {
+      'walks_with_hole': 0.0, 'hole_past_halfway_share': 0.0}   # no position to report
 
 
 # ---------------------------------------------------------------- cluster overlap

@@ -70,7 +70,7 @@ def walk_hole_facts(log_density_fn, threshold, codes, labels, key, *, start=0, e
   ``walks_with_hole``: share of walks that meet a hole; ``hole_past_halfway_share``:
   share whose first hole lies past the halfway mark (a walk with no hole counts
   as not); ``first_hole_position``: mean position of the first hole over the
-  walks that meet one (NaN when none does). Empty when either class is absent.
+  walks that meet one (absent when none does). Empty when either class is absent.
   """
   labels = np.asarray(labels)
   a, b = np.flatnonzero(labels == start), np.flatnonzero(labels == end)
@@ -81,9 +81,11 @@ def walk_hole_facts(log_density_fn, threshold, codes, labels, key, *, start=0, e
   ib = b[np.asarray(jax.random.randint(kb, (num_walks,), 0, b.size))]
   pos = first_hole_positions(log_density_fn, threshold, codes[ia], codes[ib], steps)
   met = ~np.isnan(pos)
-  return {'walks_with_hole': float(np.mean(met)),
-          'hole_past_halfway_share': float(np.mean(met & (np.nan_to_num(pos) > 0.5))),
-          'first_hole_position': float(np.mean(pos[met])) if met.any() else float('nan')}
+  facts = {'walks_with_hole': float(np.mean(met)),
+           'hole_past_halfway_share': float(np.mean(met & (np.nan_to_num(pos) > 0.5)))}
+  if met.any():   # no position to average when no walk meets a hole (never a NaN in JSON)
+    facts['first_hole_position'] = float(np.mean(pos[met]))
+  return facts
 
 
 def _gaussian_fit(x, rel_ridge=1e-9):
