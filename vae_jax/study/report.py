@@ -235,7 +235,7 @@ def verdict_changes(before, after):
     elif b is None:
       why = 'no longer declared (vae_jax/study/claims.py)'
     elif not a.get('measured', True):
-      why = f"measured for the first time: `{b['metric']}` is a new metric"
+      why = f"measured for the first time (the previous run did not compute `{b['metric']}`)"
     elif a['metric'] != b['metric']:
       why = f"metric `{a['metric']}` replaced by `{b['metric']}`"
     elif a['n'] != b['n']:
