@@ -53,6 +53,8 @@ CONTINUITY_KEYS = ('path_jump_ratio', 'path_confident_share', 'path_class_change
                    'lipschitz_p99_relative', 'path_step_mean', 'lipschitz_p99')
 SAMPLER_KEYS = ('balanced_confident_share', 'confident_share', 'class_distance', 'class_entropy',
                 'hole_share', 'frechet_distance', 'coverage', 'density', 'precision', 'recall')
+ARTICLE_KEYS = ('knn_accuracy_gain_over_pca', 'local/class_consistency', 'walk01/walks_with_hole',
+                'walk01/hole_past_halfway_share', 'walk01/first_hole_position')
 
 
 def latent_report(encode, decode, train_images, train_labels, test_images, test_labels,
@@ -192,15 +194,18 @@ def markdown(report):
   lines += ['', '## Completeness and sample quality, per sampler', '',
             '| sampler | ' + ' | '.join(f'`{k}` {registry.arrow(k)}' for k in SAMPLER_KEYS)
             + ' |', '|---|' + '---:|' * len(SAMPLER_KEYS)]
-  samplers = sorted({k.split('/')[0] for k in m if '/' in k},
-                    key=lambda s: (samplers_lib.SAMPLERS + (s,)).index(s))
+  samplers = [s for s in samplers_lib.SAMPLERS if any(k.startswith(f'{s}/') for k in m)]
   lines += [f'| {s} | ' + ' | '.join(_fmt(m.get(f'{s}/{k}')) for k in SAMPLER_KEYS)
             + ' |' for s in samplers]
   lines += ['', '## Class separation and codes', '',
             f'* `knn_accuracy` {registry.arrow("knn_accuracy")}: {_fmt(m["knn_accuracy"])} '
             '(k-NN vote of the training '
             'codes, normalised units)',
-            f'* `code_scale`: {_fmt(m["code_scale"])} (RMS spread per dimension, raw units)',
+            f'* `code_scale`: {_fmt(m["code_scale"])} (RMS spread per dimension, raw units)']
+  # The article's remaining claims (article_metrics.py), where they were computed.
+  lines += [f'* `{k}` {registry.arrow(k)}'.rstrip() + f': {_fmt(m[k])} '
+            f'({registry.header(k, arrow_sign=False)})' for k in ARTICLE_KEYS if k in m]
+  lines += [
             f'* active units: {int(d["active_units"])} of {int(d["latent_dim"])} '
             '(Var of the code over test images > 0.01)']
   if 'kl' in d:
