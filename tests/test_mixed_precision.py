@@ -1,4 +1,5 @@
-"""config.compute_dtype='bfloat16': dots in bfloat16, parameters, optimizer and losses in float32.
+"""config.compute_dtype='bfloat16': dot operands in bfloat16; accumulation, activations,
+parameters, optimizer and losses in float32.
 
 Tiny models (4x4 or 8x8 images) through the same builders as training; the
 dtypes are read from the traced programs, not from the code's intent.
@@ -55,6 +56,12 @@ def _eqns(jaxpr):
           yield from _eqns(inner)
 
 
+def _dot_dtypes(jaxpr):
+  """``{(lhs dtype, rhs dtype, output dtype)}`` of every dot_general of the program."""
+  return {(str(e.invars[0].aval.dtype), str(e.invars[1].aval.dtype), str(e.outvars[0].aval.dtype))
+          for e in _eqns(jaxpr) if e.primitive.name == 'dot_general'}
+
+
 def _dtypes(jaxpr, primitives):
   """``{primitive: {dtypes of its outputs}}`` over the program."""
   out = {}
@@ -101,21 +108,54 @@ def test_bfloat16_loss_is_within_one_rounding_of_float32(family):
   assert not np.array_equal(losses['bfloat16'], losses['float32']), 'bfloat16 was not used'
 
 
+# Our dense and conv layers accumulate in float32 (mixed_precision.py); the
+# recurrent family's LSTM/GRU cells are flax's and return bfloat16 gate products.
+DOT_OUTPUT = {'mlp': 'float32', 'conv': 'float32', 'rnn': 'bfloat16'}
+
+
 @pytest.mark.parametrize('family', sorted(FAMILIES))
-def test_dots_run_in_bfloat16_and_the_kl_and_likelihood_in_float32(family):
+def test_dots_take_bfloat16_operands_and_the_kl_and_likelihood_run_in_float32(family):
   shape = FAMILIES[family]
   c = _config(family, 'bfloat16')
   model = models.build_model(c, shape)
   params = _state(model, c, shape).params
   jaxpr = jax.make_jaxpr(lambda p: _loss(model, c, p, _images(shape)))(params).jaxpr
-  found = _dtypes(jaxpr, ('dot_general', 'exp', 'log1p', 'reduce_sum', 'logistic'))
-  assert found['dot_general'] == {'bfloat16'}, found
+  dots = _dot_dtypes(jaxpr)
+  assert {(lhs, rhs) for lhs, rhs, _ in dots} == {('bfloat16', 'bfloat16')}, dots
+  assert 'float32' in {out for *_, out in dots}, 'the posterior head accumulates in float32'
+  found = _dtypes(jaxpr, ('exp', 'log1p', 'reduce_sum', 'logistic'))
   # exp: reparameterisation and KL; log1p: the Bernoulli softplus; every sum: the
   # per-example losses.
   for name in ('exp', 'log1p', 'reduce_sum'):
     assert found[name] == {'float32'}, (name, found)
   out = _loss(model, c, params, _images(shape))
   assert {str(v.dtype) for v in out.values()} == {'float32'}
+
+
+@pytest.mark.parametrize('family', ['mlp', 'conv'])
+def test_backward_products_also_take_bfloat16_operands_and_the_rest_is_float32(family):
+  """The gradient's products round their operands too; bias adds and ReLUs stay float32."""
+  shape = FAMILIES[family]
+  c = _config(family, 'bfloat16')
+  model = models.build_model(c, shape)
+  params = _state(model, c, shape).params
+  jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.mean(_loss(model, c, p, _images(shape))
+                                                        ['loss'])))(params).jaxpr
+  dots = _dot_dtypes(jaxpr)
+  assert dots == {('bfloat16', 'bfloat16', DOT_OUTPUT[family])}, dots
+  n_dots = sum(e.primitive.name == 'dot_general' for e in _eqns(jaxpr))
+  n_forward = sum(e.primitive.name == 'dot_general' for e in _eqns(
+      jax.make_jaxpr(lambda p: _loss(model, c, p, _images(shape)))(params).jaxpr))
+  assert n_dots >= 2 * n_forward, (n_dots, n_forward)   # the backward products are there
+  found = _dtypes(jaxpr, ('max', 'add'))
+  assert found['max'] == {'float32'} and found['add'] <= {'float32', 'int32'}, found
+  # Weight gradients are accumulated and returned in float32, never rounded to
+  # bfloat16 on the way (a rounded one would be exactly representable in it).
+  grads = jax.grad(lambda p: jnp.mean(_loss(model, c, p, _images(shape))['loss']))(params)
+  kernels = {jax.tree_util.keystr(k): np.asarray(v) for k, v in
+             jax.tree_util.tree_leaves_with_path(grads) if 'kernel' in jax.tree_util.keystr(k)}
+  rounded = [k for k, v in kernels.items() if np.array_equal(v, _round_bf16(v))]
+  assert kernels and not rounded, rounded
 
 
 def test_float32_default_traces_no_bfloat16_so_gradient_checks_stay_float32():
@@ -152,8 +192,8 @@ def test_two_layer_vae_log_weights_are_float32_with_bfloat16_dots():
   terms = _loss(model, c, params, x)
   assert {str(v.dtype) for v in terms.values()} == {'float32'}
   jaxpr = jax.make_jaxpr(lambda p: _loss(model, c, p, x))(params).jaxpr
-  found = _dtypes(jaxpr, ('dot_general', 'reduce_sum'))
-  assert found['dot_general'] == {'bfloat16'} and found['reduce_sum'] == {'float32'}
+  assert {(lhs, rhs) for lhs, rhs, _ in _dot_dtypes(jaxpr)} == {('bfloat16', 'bfloat16')}
+  assert _dtypes(jaxpr, ('reduce_sum',))['reduce_sum'] == {'float32'}
 
 
 class _PlainEncoder(nn.Module):
@@ -228,3 +268,45 @@ def test_a_run_from_before_compute_dtype_reads_as_float32():
   assert config_lib.differences(old, new) == {}
   new['compute_dtype'] = 'bfloat16'   # a change of dtype is a change of the run
   assert set(config_lib.differences(old, new)) == {"compute_dtype"}
+
+
+# ----------------------------------------------------------------------------
+# vae_jax/core/mixed_precision.py against NumPy on bfloat16-rounded operands
+def _round_bf16(a):
+  return np.asarray(jnp.asarray(a, jnp.bfloat16).astype(jnp.float32), np.float64)
+
+
+@pytest.mark.parametrize('x_shape', [(5, 7), (2, 3, 7)])
+def test_matmul_and_its_gradient_are_products_of_rounded_operands(x_shape):
+  from vae_jax.core import mixed_precision
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(7, 4)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(*x_shape[:-1], 4)), jnp.float32)
+  y, vjp = jax.vjp(lambda a, b: mixed_precision.matmul(a, b, jnp.bfloat16), x, w)
+  dx, dw = vjp(g)
+  assert y.dtype == dx.dtype == dw.dtype == jnp.float32
+  # float32 accumulation of exact bfloat16 products: within float32 rounding of
+  # the float64 product of the rounded operands, far from the unrounded one.
+  xr, wr, gr = _round_bf16(x), _round_bf16(w), _round_bf16(g)
+  np.testing.assert_allclose(y, xr @ wr, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dx, gr @ wr.T, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw, xr.reshape(-1, 7).T @ gr.reshape(-1, 4), rtol=1e-5, atol=1e-5)
+  exact = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
+  assert np.max(np.abs(np.asarray(y) - exact)) > 1e-4, 'the operands were not rounded'
+
+
+def test_mm_is_the_plain_product_in_float32_and_dense_keeps_flax_parameter_paths():
+  from vae_jax.core import mixed_precision
+  x = _images((6,), n=3)
+  w = _images((6, 2), n=1)[0]
+  assert np.array_equal(mixed_precision.mm(x, w), x @ w)
+  for dtype in (jnp.float32, jnp.bfloat16):
+    dense = mixed_precision.Dense(5, dtype)
+    assert isinstance(dense, nn.Dense)
+    params = dense.init(jax.random.key(0), x)['params']
+    assert {k: v.dtype for k, v in params.items()} == {'kernel': jnp.float32, 'bias': jnp.float32}
+    assert dense.apply({'params': params}, x).dtype == jnp.float32
+  assert mixed_precision.Dense(5, jnp.float32).dot_general is None   # flax's own product
+  with pytest.raises(ValueError, match='dimension numbers'):
+    mixed_precision.dot_general_in(jnp.bfloat16)(x, w, (((0,), (0,)), ((), ())))

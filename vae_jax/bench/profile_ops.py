@@ -1,7 +1,7 @@
 r"""Where a benchmark workload's time goes: CPU time per XLA op, from a profiler trace.
 
   python -m vae_jax.bench.profile_ops --out=profile.json [--workloads=train_mlp,train_conv] \
-      [--compute_dtype=bfloat16]
+      [--compute_dtypes=float32,bfloat16]
   python -m vae_jax.bench.publish bench.json --profile=profile.json   # then vae-jax publish
 
 Traces a few scanned training chunks of each training workload (the
@@ -12,15 +12,19 @@ HLO instruction's time over the XLA threads (CPU time: the two worker threads
 run side by side) and writes the top ops, and a breakdown by category, to a
 JSON file. Categories come from the instruction names XLA gives its thunks
 (``dot``, ``ynn_fusion``, ``*_fusion`` named after their ops), so they are
-approximate: a fusion's name lists only some of its ops. ``--compute_dtype``
-profiles the models at that ``config.compute_dtype`` (bfloat16: where the
-casts and the bfloat16 dots go).
+approximate: a fusion's name lists only some of its ops. ``--compute_dtypes``
+profiles each workload at each ``config.compute_dtype`` (default both), and
+every matrix product is labelled with the dtypes XLA really gave its operands
+(read from the compiled program: XLA may convert a product it has no
+low-precision kernel for back to float32), so a bfloat16 run says how much of
+its product time ran on bfloat16 operands and how much on float32.
 """
 
 import collections
 import glob
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -35,6 +39,7 @@ CONFIGS = {'train_mlp': benchmark.MLP_CONFIG, 'train_conv': benchmark.CONV_CONFI
 # First match wins; matched against the lower-cased instruction name.
 CATEGORIES = (
     ('matmul', ('dot', 'ynn', 'convolution', 'gemm', 'matmul')),
+    ('dtype conversion', ('convert',)),
     ('random numbers', ('threefry', 'rng', 'shift-right', 'shift-left', 'xor')),
     ('reduction', ('reduce',)),
     ('data movement', ('copy', 'transpose', 'concatenate', 'stack', 'slice', 'pad', 'gather',
@@ -73,7 +78,7 @@ def leaf_times(xplane):
 
 
 def _train_runner(config_name, data_dir, steps, compute_dtype):
-  """One scanned chunk of ``steps`` training steps; returns (run, steps per call)."""
+  """One scanned chunk of ``steps`` training steps: (run, steps per call, unit, compiled HLO text)."""
   import jax
   from vae_jax.core import train
 
@@ -86,7 +91,11 @@ def _train_runner(config_name, data_dir, steps, compute_dtype):
     box['state'], metrics = exp.train_chunk(box['state'], exp.train_images, order, 0,
                                             exp.keys['train'], num_steps=steps)
     jax.block_until_ready((box['state'], metrics))
-  return run, steps, 'step'
+
+  def hlo():
+    return exp.train_chunk.lower(box['state'], exp.train_images, order, 0, exp.keys['train'],
+                                 num_steps=steps).compile().as_text()
+  return run, steps, 'step', hlo
 
 
 def _iwae_runner(data_dir, num_samples, compute_dtype, num_images=50):
@@ -102,7 +111,41 @@ def _iwae_runner(data_dir, num_samples, compute_dtype, num_images=50):
   def run():
     evaluate.iwae_per_example(exp.model, params, images, jax.random.key(0),
                               num_samples=num_samples, example_chunk=50, sample_chunk=100)
-  return run, num_images, 'image'
+  return run, num_images, 'image', None   # several jitted calls: no one program to read
+
+
+# An HLO instruction of the compiled text: ``%name = type[shape]{layout} opcode(%a, %b), ...``.
+_INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[[^\]]*\]\S* ([\w\-]+)\(([^)]*)\)')
+
+
+def product_operand_dtypes(hlo_text):
+  """``{instruction name: 'bf16 x bf16 -> f32'}`` for every matrix product of a compiled program.
+
+  A product is a ``dot`` or ``convolution``, or a fusion (e.g. ``ynn_fusion``)
+  whose computation holds one; its operand dtypes are those of the
+  instructions feeding it in the program that runs, after XLA's own rewrites.
+  """
+  dtypes, fused_products, computation, found = {}, set(), None, {}
+  entries = []
+  for line in hlo_text.splitlines():
+    head = re.match(r'^(?:ENTRY )?%([\w.\-]+) ', line)
+    if head and line.rstrip().endswith('{'):
+      computation = head.group(1)
+      continue
+    m = _INSTRUCTION.match(line)
+    if not m:
+      continue
+    name, dtype, opcode, operands = m.groups()
+    dtypes[name] = dtype
+    if opcode in ('dot', 'convolution'):
+      fused_products.add(computation)
+    calls = re.search(r'calls=%([\w.\-]+)', line)
+    entries.append((name, dtype, opcode, [o.strip().lstrip('%') for o in operands.split(',')
+                                          if o.strip()], calls.group(1) if calls else None))
+  for name, dtype, opcode, operands, calls in entries:
+    if opcode in ('dot', 'convolution') or (opcode == 'fusion' and calls in fused_products):
+      found[name] = ' x '.join(dtypes.get(o, '?') for o in operands[:2]) + f' -> {dtype}'
+  return found
 
 
 def profile(workload, data_dir, steps, chunks, top, iwae_samples, compute_dtype='float32'):
@@ -110,9 +153,9 @@ def profile(workload, data_dir, steps, chunks, top, iwae_samples, compute_dtype=
   import jax
 
   if workload == 'eval_iwae':
-    run, units, unit = _iwae_runner(data_dir, iwae_samples, compute_dtype)
+    run, units, unit, hlo = _iwae_runner(data_dir, iwae_samples, compute_dtype)
   else:
-    run, units, unit = _train_runner(CONFIGS[workload], data_dir, steps, compute_dtype)
+    run, units, unit, hlo = _train_runner(CONFIGS[workload], data_dir, steps, compute_dtype)
   run()  # compile outside the trace
   with tempfile.TemporaryDirectory() as d:
     with jax.profiler.trace(d):
@@ -124,10 +167,20 @@ def profile(workload, data_dir, steps, chunks, top, iwae_samples, compute_dtype=
   cats = collections.Counter()
   for name, s in totals.items():
     cats[category(name)] += s / total
-  return {'workload': workload, 'compute_dtype': compute_dtype, 'units': n, 'unit': unit, 'total_ms_per_unit': 1e3 * total / n,
+  products = product_operand_dtypes(hlo()) if hlo else {}
+  by_operands = collections.Counter()
+  for name, s in totals.items():
+    if name in products:
+      by_operands[products[name]] += 1e3 * s / n
+  return {'workload': workload, 'compute_dtype': compute_dtype, 'units': n, 'unit': unit,
+          'total_ms_per_unit': 1e3 * total / n,
           'categories': dict(cats.most_common()),
+          'category_ms_per_unit': {c: 1e3 * total / n * share for c, share in cats.most_common()},
+          # Product time by the operand dtypes XLA ran them with (training workloads).
+          'product_ms_by_operands': dict(by_operands.most_common()),
           'ops': [{'name': name, 'category': category(name), 'ms_per_unit': 1e3 * s / n,
-                   'share': s / total} for name, s in totals.most_common(top)]}
+                   'share': s / total, 'operands': products.get(name)}
+                  for name, s in totals.most_common(top)]}
 
 
 def main(argv=None, prog='python -m vae_jax.bench.profile_ops'):
@@ -140,12 +193,17 @@ def main(argv=None, prog='python -m vae_jax.bench.profile_ops'):
   parser.add_argument('--steps', type=int, default=20)
   parser.add_argument('--chunks', type=int, default=3)
   parser.add_argument('--top', type=int, default=12)
-  parser.add_argument('--compute_dtype', default='float32', choices=('float32', 'bfloat16'))
+  parser.add_argument('--compute_dtypes', '--compute_dtype', default='float32,bfloat16',
+                      help='comma-separated config.compute_dtype values, each workload at each')
   parser.add_argument('--data_dir', default=os.environ.get('VAE_JAX_DATA_DIR') or
                       os.path.join(benchmark.ROOT, '..', 'shared', 'datasets'))
   args = parser.parse_args(argv)
+  dtypes = args.compute_dtypes.split(',')
+  unknown = sorted(set(dtypes) - {'float32', 'bfloat16'})
+  if unknown:
+    parser.error(f'--compute_dtypes takes float32 and bfloat16, got {",".join(unknown)}')
   out = [profile(w, os.path.abspath(args.data_dir), args.steps, args.chunks, args.top,
-                 args.iwae_samples, args.compute_dtype) for w in args.workloads.split(',')]
+                 args.iwae_samples, d) for w in args.workloads.split(',') for d in dtypes]
   for p in out:
     print(f'{p["workload"]} ({p["compute_dtype"]}): {p["total_ms_per_unit"]:.2f} ms/{p["unit"]} of XLA op time; '
           + ', '.join(f'{c} {s:.0%}' for c, s in p['categories'].items()))

@@ -81,18 +81,45 @@ def headline(results):
 
 
 def profile_block(profile):
-  rows = [f'**{p["workload"]}**: CPU time per XLA op ({p["units"]} {p["unit"]}s traced; '
-          f'{p["total_ms_per_unit"]:.2f} ms per {p["unit"]} in XLA ops, summed over threads):'
-          for p in profile]
   out = []
-  for head, p in zip(rows, profile):
-    table = [f'| XLA op (category) | ms / {p["unit"]} | share |', '|---|---:|---:|']
+  for p in profile:
+    dtype = p.get('compute_dtype', 'float32')
+    table = [f'| XLA op (category) | operands | ms / {p["unit"]} | share |', '|---|---|---:|---:|']
     for op in p['ops']:
-      table.append(f'| `{op["name"]}` ({op["category"]}) | {op["ms_per_unit"]:.3f} | '
-                   f'{op["share"]:.0%} |')
+      table.append(f'| `{op["name"]}` ({op["category"]}) | {op.get("operands") or ""} | '
+                   f'{op["ms_per_unit"]:.3f} | {op["share"]:.0%} |')
     cats = ', '.join(f'{c}: {s:.0%}' for c, s in p['categories'].items())
-    out += [head, '', '\n'.join(table), '', f'By category: {cats}.', '']
-  return '\n'.join(out).strip()
+    out += [f'**{p["workload"]}, {dtype}**: CPU time per XLA op ({p["units"]} {p["unit"]}s '
+            f'traced; {p["total_ms_per_unit"]:.2f} ms per {p["unit"]} in XLA ops, summed over '
+            'threads):', '', '\n'.join(table), '', f'By category: {cats}.', '']
+  return '\n'.join(out + dtype_comparison(profile)).strip()
+
+
+def dtype_comparison(profile):
+  """Per workload traced at both dtypes: ms per unit by category, and products by operand dtypes."""
+  by = {(p['workload'], p.get('compute_dtype', 'float32')): p for p in profile
+        if 'category_ms_per_unit' in p}
+  lines = []
+  for workload in dict.fromkeys(w for w, _ in by):
+    f32, bf16 = by.get((workload, 'float32')), by.get((workload, 'bfloat16'))
+    if not (f32 and bf16):
+      continue
+    unit = f32['unit']
+    cats = list(dict.fromkeys([*f32['category_ms_per_unit'], *bf16['category_ms_per_unit']]))
+    lines += [f'**{workload}: where bfloat16 gains and loses** (ms per {unit}, one run; '
+              'products split by the operand dtypes XLA ran them with):', '',
+              '| | float32 | bfloat16 | bfloat16 − float32 |', '|---|---:|---:|---:|']
+    rows = [(c, f32['category_ms_per_unit'].get(c, 0.0), bf16['category_ms_per_unit'].get(c, 0.0))
+            for c in cats]
+    rows += [(f'products on {k}', f32['product_ms_by_operands'].get(k, 0.0),
+              bf16['product_ms_by_operands'].get(k, 0.0))
+             for k in dict.fromkeys([*f32['product_ms_by_operands'],
+                                     *bf16['product_ms_by_operands']])]
+    rows.append(('all XLA ops', f32['total_ms_per_unit'], bf16['total_ms_per_unit']))
+    lines += [f'| {name} | {a:.3f} | {b:.3f} | {b - a:+.3f} |' for name, a, b in rows
+              if a >= 5e-4 or b >= 5e-4]
+    lines.append('')
+  return lines
 
 
 def detail(results):

@@ -6,10 +6,12 @@ the same FLOPs, while its dots run near the machine's matmul rate. The conv
 family therefore writes every convolution as dots plus cheap data movement.
 Each function computes exactly what the flax layer named in its docstring
 computes (same parameters, outputs equal up to float rounding: see
-tests/test_speed_equivalence.py) on any backend. Like flax's layers, each
-module computes in its ``dtype`` (inputs, kernel and bias cast to it: the dots
-then run in bfloat16 under ``config.compute_dtype='bfloat16'``) and keeps its
-parameters in float32.
+tests/test_speed_equivalence.py) on any backend. A module's ``dtype`` is the
+dtype of its products' operands (``mixed_precision.py``): under
+``config.compute_dtype='bfloat16'`` the input is rounded once, before the
+patches are cut (so the data movement moves half the bytes), the products
+accumulate in float32, and the tap sums and the bias add run in float32.
+Parameters are float32.
 """
 
 from typing import Any
@@ -17,6 +19,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from vae_jax.core.mixed_precision import dot, mm
+
 
 def _same_padding(size, kernel, stride):
   """``(out_size, (pad_lo, pad_hi))`` of lax's 'SAME' padding along one axis."""
@@ -38,7 +43,7 @@ def conv_same(x, kernel, stride=1):
   oh, ph = _same_padding(h, kh, stride)
   ow, pw = _same_padding(w, kw, stride)
   if stride == 1 and cout < cin:
-    y = x.reshape(-1, cin) @ kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout)
+    y = mm(x.reshape(-1, cin), kernel.transpose(2, 0, 1, 3).reshape(cin, kh * kw * cout))
     y = jnp.pad(y.reshape(b, h, w, kh, kw, cout),
                 ((0, 0), ph, pw, (0, 0), (0, 0), (0, 0)))
     out = 0
@@ -52,7 +57,7 @@ def conv_same(x, kernel, stride=1):
                         (1, stride, stride, 1))
           for i in range(kh) for j in range(kw)]
   patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
-  out = patches.reshape(-1, kh * kw * cin) @ kernel.reshape(kh * kw * cin, cout)
+  out = mm(patches.reshape(-1, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
   return out.reshape(b, oh, ow, cout)
 
 
@@ -120,6 +125,9 @@ def _tap_kernel(kernel):
 def conv_transpose_2x(x, kernel):
   """``lax.conv_transpose(x, kernel, (2, 2), 'SAME')`` for a 3x3 kernel, via dots.
 
+  The products take their operands in ``x``'s dtype and accumulate in float32
+  (``mixed_precision.dot``); the kernel's gradient comes back in its own dtype.
+
   One dot ``x [B*H*W, in] @ [in, 9*out]`` computes each tap's contribution at
   each input pixel (exactly the 9 taps: no multiplications by zero), then the
   four output phases add up their taps (shifted by one pixel where the tap
@@ -129,7 +137,7 @@ def conv_transpose_2x(x, kernel):
   """
   b, h, w, cin = x.shape
   cout = kernel.shape[-1]
-  y = x.reshape(-1, cin) @ _tap_kernel(kernel)
+  y = dot(x.reshape(-1, cin), _tap_kernel(kernel).astype(x.dtype))
   return _taps_to_phases(y.reshape(b, h, w, 3, 3, cout))
 
 
@@ -140,13 +148,23 @@ def _conv_transpose_2x_fwd(x, kernel):
 def _conv_transpose_2x_bwd(residuals, g):
   x, kernel = residuals
   cin, cout = kernel.shape[2:]
-  dy = _phases_to_taps(g).reshape(-1, 9 * cout)        # [B*H*W, 9*out]
-  dx = (dy @ _tap_kernel(kernel).T).reshape(x.shape)
-  dk = (x.reshape(-1, cin).T @ dy).reshape(cin, 3, 3, cout).transpose(1, 2, 0, 3)
-  return dx, dk
+  # The gradient is rounded to the operands' dtype first (a no-op in float32).
+  dy = _phases_to_taps(g.astype(x.dtype)).reshape(-1, 9 * cout)        # [B*H*W, 9*out]
+  dx = dot(dy, _tap_kernel(kernel).astype(x.dtype).T).reshape(x.shape)
+  dk = dot(x.reshape(-1, cin).T, dy).reshape(cin, 3, 3, cout).transpose(1, 2, 0, 3)
+  return dx.astype(x.dtype), dk.astype(kernel.dtype)
 
 
 conv_transpose_2x.defvjp(_conv_transpose_2x_fwd, _conv_transpose_2x_bwd)
+
+
+def _operands(x, kernel, dtype):
+  """The input in the products' dtype; the kernel stays float32 (its gradient too).
+
+  The products round the kernel themselves; the float32 bias is added to their
+  float32 sum.
+  """
+  return jnp.asarray(x, dtype), kernel
 
 
 class Conv(nn.Module):
@@ -166,8 +184,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    return conv_same(x, kernel, self.strides) + bias
+    return conv_same(*_operands(x, kernel, self.dtype), self.strides) + bias
 
 
 class ConvTranspose(nn.Module):
@@ -188,8 +205,7 @@ class ConvTranspose(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    return conv_same(x, kernel, 1) + bias
+    return conv_same(*_operands(x, kernel, self.dtype), 1) + bias
 
 
 class ConvTranspose2x(nn.Module):
@@ -202,5 +218,4 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    return conv_transpose_2x(x, kernel) + bias
+    return conv_transpose_2x(*_operands(x, kernel, self.dtype)) + bias

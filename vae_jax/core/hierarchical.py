@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax.core import losses, models
+from vae_jax.core.mixed_precision import Dense
 
 
 class _GaussianLayer(nn.Module):
@@ -42,8 +43,8 @@ class _GaussianLayer(nn.Module):
   @nn.compact
   def __call__(self, h):
     for size in self.hidden_sizes:
-      h = jnp.tanh(nn.Dense(size, dtype=self.dtype)(h))
-    stats = nn.Dense(2 * self.features, dtype=self.dtype)(h).astype(jnp.float32)
+      h = jnp.tanh(Dense(size, self.dtype)(h))
+    stats = Dense(2 * self.features, self.dtype)(h).astype(jnp.float32)
     mean, logvar = jnp.split(stats, 2, axis=-1)
     return mean, jnp.clip(logvar, models.LOGVAR_MIN, models.LOGVAR_MAX)
 
@@ -57,8 +58,8 @@ class _PixelLayer(nn.Module):
   def __call__(self, z1):
     h = z1
     for size in self.hidden_sizes:
-      h = jnp.tanh(nn.Dense(size, dtype=self.dtype)(h))
-    logits = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h).astype(jnp.float32)
+      h = jnp.tanh(Dense(size, self.dtype)(h))
+    logits = Dense(math.prod(self.image_shape), self.dtype)(h).astype(jnp.float32)
     return logits.reshape((*z1.shape[:-1], *self.image_shape))
 
 

@@ -31,16 +31,21 @@ plots use nothing else:
   ``log_weights``.
 
 Mixed precision (``config.compute_dtype``, docs/performance.md). Every module
-here has flax's ``dtype`` field: the dtype its matmuls, convolutions and LSTM
-gates compute in, while ``param_dtype`` (flax's default, float32) keeps the
-parameters, hence their gradients and Adam's moments, in float32. The model
-kinds cast what leaves the model (logits, mean, log-variance) to float32, so
-the losses, the KL, the log-likelihoods and every reduction run in float32.
-A registered family takes part the same way: :func:`build_model` gives
-``dtype=config.compute_dtype`` to each of its encoder and decoder that
-declares a ``dtype`` field (as flax's own layers do) and that passes it on to
-its layers (``nn.Dense(size, dtype=self.dtype)``). A family whose modules have
-no ``dtype`` field is left alone and trains in float32 whatever the setting.
+here has flax's ``dtype`` field, the dtype its matrix products take their
+operands in; ``param_dtype`` (flax's default, float32) keeps the parameters,
+hence their gradients and Adam's moments, in float32. The dense and conv
+layers (``mixed_precision.Dense``, ``conv_matmul``) round only the operands
+of their products and accumulate, add the bias and apply the activation in
+float32 (``mixed_precision.py`` says why); the LSTM and GRU cells are flax's
+and compute their gates in ``dtype``. The model kinds cast what leaves the
+model (logits, mean, log-variance) to float32, so the losses, the KL, the
+log-likelihoods and every reduction run in float32. A registered family takes
+part the same way: :func:`build_model` gives ``dtype=config.compute_dtype`` to
+each of its encoder and decoder that declares a ``dtype`` field and that
+passes it on to its layers (``mixed_precision.Dense(size, self.dtype)``, or
+flax's ``nn.Dense(size, dtype=self.dtype)``, which computes the whole layer in
+``dtype``). A family whose modules have no ``dtype`` field is left alone and
+trains in float32 whatever the setting.
 """
 
 import importlib
@@ -52,6 +57,7 @@ import jax.numpy as jnp
 
 from vae_jax.core import losses
 from vae_jax.core.conv_matmul import Conv, ConvTranspose, ConvTranspose2x
+from vae_jax.core.mixed_precision import Dense
 
 COMPUTE_DTYPES = ('float32', 'bfloat16')  # config.compute_dtype
 
@@ -132,7 +138,7 @@ class MLPEncoder(nn.Module):
   def __call__(self, x, train: bool = False):
     h = x.reshape((x.shape[0], -1))
     for size in self.hidden_sizes:
-      h = nn.relu(nn.Dense(size, dtype=self.dtype)(h))
+      h = nn.relu(Dense(size, self.dtype)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     return h
 
@@ -148,12 +154,12 @@ class MLPDecoder(nn.Module):
   def __call__(self, z, train: bool = False):
     h = z
     for size in reversed(tuple(self.hidden_sizes)):
-      h = nn.relu(nn.Dense(size, dtype=self.dtype)(h))
+      h = nn.relu(Dense(size, self.dtype)(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     n = 1
     for d in self.image_shape:
       n *= d
-    return nn.Dense(n, dtype=self.dtype)(h).reshape((z.shape[0], *self.image_shape))
+    return Dense(n, self.dtype)(h).reshape((z.shape[0], *self.image_shape))
 
 
 class ConvEncoder(nn.Module):
@@ -171,7 +177,7 @@ class ConvEncoder(nn.Module):
       h = nn.relu(Conv(f, 3, 2, dtype=self.dtype, name=f'Conv_{i}')(h))
       h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = h.reshape((h.shape[0], -1))
-    h = nn.relu(nn.Dense(self.dense_size, dtype=self.dtype)(h))
+    h = nn.relu(Dense(self.dense_size, self.dtype)(h))
     return nn.Dropout(self.dropout_rate, deterministic=not train)(h)
 
 
@@ -191,7 +197,7 @@ class ConvDecoder(nn.Module):
           f'conv decoder needs image sides divisible by {scale}, got '
           f'{height}x{width}: use fewer model.conv.features')
     h0, w0 = height // scale, width // scale
-    h = nn.relu(nn.Dense(h0 * w0 * self.features[-1], dtype=self.dtype)(z))
+    h = nn.relu(Dense(h0 * w0 * self.features[-1], self.dtype)(z))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     h = h.reshape((z.shape[0], h0, w0, self.features[-1]))
     for f in reversed(tuple(self.features)):
@@ -236,11 +242,11 @@ class RNNDecoder(nn.Module):
   @nn.compact
   def __call__(self, z, train: bool = False):
     height, width, channels = self.image_shape
-    h = nn.relu(nn.Dense(self.size, dtype=self.dtype)(z))
+    h = nn.relu(Dense(self.size, self.dtype)(z))
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     inputs = jnp.broadcast_to(h[:, None, :], (z.shape[0], height, self.size))
     outputs = nn.RNN(_rnn_cell(self.cell, self.size, self.dtype))(inputs)  # [B, H, size]
-    rows = nn.Dense(width * channels, dtype=self.dtype)(outputs)
+    rows = Dense(width * channels, self.dtype)(outputs)
     return rows.reshape((z.shape[0], height, width, channels))
 
 
@@ -256,7 +262,7 @@ class Autoencoder(nn.Module):
   dtype: Any = jnp.float32  # compute dtype of the head; outputs are float32
 
   def setup(self):
-    self.code = nn.Dense(self.latent_dim, dtype=self.dtype)
+    self.code = Dense(self.latent_dim, self.dtype)
 
   def encode(self, x, train: bool = False):
     """Returns ``(code, None)`` so callers can treat both kinds alike."""
@@ -287,7 +293,7 @@ class VAE(nn.Module):
   dtype: Any = jnp.float32  # compute dtype of the head; outputs are float32
 
   def setup(self):
-    self.posterior = nn.Dense(2 * self.latent_dim, dtype=self.dtype)
+    self.posterior = Dense(2 * self.latent_dim, self.dtype)
 
   def encode(self, x, train: bool = False):
     """Returns float32 ``(mean, logvar)``, each ``[B, latent_dim]``."""
