@@ -310,3 +310,16 @@ def test_mm_is_the_plain_product_in_float32_and_dense_keeps_flax_parameter_paths
   assert mixed_precision.Dense(5, jnp.float32).dot_general is None   # flax's own product
   with pytest.raises(ValueError, match='dimension numbers'):
     mixed_precision.dot_general_in(jnp.bfloat16)(x, w, (((0,), (0,)), ((), ())))
+
+
+def test_matmul_forms_no_gradient_product_for_an_input_that_needs_none():
+  """The images entering the first layer need no gradient: only forward + weight-gradient products."""
+  from vae_jax.bench import roofline
+  from vae_jax.core import mixed_precision
+  x, w = jnp.ones((5, 7)), jnp.ones((7, 4))
+  one = 2 * 5 * 7 * 4
+
+  def loss(x, w):
+    return jnp.sum(mixed_precision.matmul(x, w, jnp.bfloat16))
+  assert roofline.matmul_flops(jax.grad(loss, argnums=1), x, w) == 2 * one
+  assert roofline.matmul_flops(jax.grad(loss, argnums=(0, 1)), x, w) == 3 * one

@@ -53,22 +53,29 @@ def matmul(x, w, dtype):
 
 
 def _matmul_fwd(x, w, dtype):
-  lo_x, lo_w = x.astype(dtype), w.astype(dtype)
-  # Residuals in the low dtype: half the memory of the float32 inputs; the
-  # zero-size arrays only carry the inputs' dtypes to the backward pass.
-  return dot(lo_x, lo_w), (lo_x, lo_w, jnp.zeros((0,), x.dtype), jnp.zeros((0,), w.dtype))
+  # symbolic_zeros: x and w arrive as CustomVJPPrimal, telling whether each
+  # needs a gradient (a first layer's input, the images, does not: its
+  # product is then never formed, rather than formed and dropped by XLA).
+  lo_x, lo_w = x.value.astype(dtype), w.value.astype(dtype)
+  # Residuals in the low dtype (half the memory of the float32 inputs); a
+  # zero-size array per input that needs a gradient carries its dtype, None
+  # marks one that does not.
+  needs = [jnp.zeros((0,), p.value.dtype) if p.perturbed else None for p in (x, w)]
+  return dot(lo_x, lo_w), (lo_x, lo_w, *needs)
 
 
 def _matmul_bwd(dtype, residuals, g):
   lo_x, lo_w, x_like, w_like = residuals
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    return None, None
   lo_g = g.astype(dtype)
-  dx = dot(lo_g, lo_w.T).astype(x_like.dtype)
-  dw = dot(lo_x.reshape(-1, lo_x.shape[-1]).T,
-              lo_g.reshape(-1, lo_g.shape[-1])).astype(w_like.dtype)
+  dx = None if x_like is None else dot(lo_g, lo_w.T).astype(x_like.dtype)
+  dw = None if w_like is None else dot(lo_x.reshape(-1, lo_x.shape[-1]).T,
+                                       lo_g.reshape(-1, lo_g.shape[-1])).astype(w_like.dtype)
   return dx, dw
 
 
-matmul.defvjp(_matmul_fwd, _matmul_bwd)
+matmul.defvjp(_matmul_fwd, _matmul_bwd, symbolic_zeros=True)
 
 
 def mm(x, w):
