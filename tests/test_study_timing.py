@@ -32,3 +32,22 @@ def test_quick_passes_do_not_count_beside_full_ones(quick_first):
   passes = [_pass(0, 7, quick=True, found_models=False), _pass(100, 20, found_models=True)]
   t = run.timing(passes if quick_first else passes[::-1], {})
   assert t['passes'] == 1 and t['wall_seconds_busy'] == 20 and t['from_empty'] is False
+
+
+def test_the_study_trains_at_the_compute_dtype_it_is_given(tmp_path):
+  """``--compute_dtype`` reaches every model's config and each pass's record; float32 by default."""
+  import json
+
+  from vae_jax.study import catalog, run
+  spec = catalog.specs()[0]
+  assert catalog.make_config(spec, 0, '', quick=True).compute_dtype == 'float32'
+  assert catalog.make_config(spec, 0, '', True, 'bfloat16').compute_dtype == 'bfloat16'
+  assert run.parser().parse_args(['--outdir=x']).compute_dtype == 'float32'
+  assert run.parser().parse_args(['--outdir=x', '--compute_dtype=bfloat16']).compute_dtype == \
+      'bfloat16'
+  with pytest.raises(SystemExit):
+    run.parser().parse_args(['--outdir=x', '--compute_dtype=float16'])
+  clock = run._PassClock(str(tmp_path), False, True, None, 'bfloat16')
+  clock.record()
+  assert [p['compute_dtype'] for p in run.read_passes(str(tmp_path))] == ['bfloat16']
+  assert json.loads((tmp_path / run.PASSES_FILE).read_text())['compute_dtype'] == 'bfloat16'

@@ -142,13 +142,13 @@ def quality_gates(spec):
   return tuple(declared) or _REGISTERED_GATES.get((spec.dataset, spec.config), ())
 
 
-def make_config(spec, seed, data_dir, quick):
-  """The locked config of ``spec`` for one seed (data set, epochs, data slice)."""
+def make_config(spec, seed, data_dir, quick, compute_dtype='float32'):
+  """The locked config of ``spec`` for one seed (data set, epochs, data slice, compute dtype)."""
   c = config_lib.load_file(spec.config)
   config_lib.apply_overrides(c, {
       'seed': seed, 'data.name': spec.dataset, 'data.dir': data_dir or '',
       'num_epochs': QUICK['epochs'] if quick else spec.epochs, 'log_every_steps': 200,
-      **dict(spec.overrides)})
+      'compute_dtype': compute_dtype, **dict(spec.overrides)})
   if quick:
     config_lib.apply_overrides(c, {'data.num_train': QUICK['num_train'],
                                    'data.num_test': QUICK['num_test']})

@@ -344,8 +344,9 @@ def cost_sentence(t):
 
 def _cost(s):
   t = s.get('timing')
+  dtype = s.get('compute_dtype', 'float32')   # summaries from before the field: float32
   if t and t['from_empty']:
-    return f"Cost: {cost_sentence(t)}, on {'; '.join(t['machines'])}."
+    return f"Cost: {cost_sentence(t)}, on {'; '.join(t['machines'])}; models trained in {dtype}."
   return (f"Wall time of the run's last pass {s['wall_seconds'] / 60:.1f} min on "
           f"{s['machine']}; training time summed over every model and seed "
           f"{s['train_seconds_total'] / 60:.1f} min (a model trained in an earlier, resumed "

@@ -61,6 +61,10 @@ def parser(prog='vae-jax study'):
   p.add_bool('train_only', False,
              'train (or resume) every model and stop: no metrics, figures or summary; '
              'a later run without it reuses the models (split a long study over sessions)')
+  p.add_argument('--compute_dtype', default='float32', choices=('float32', 'bfloat16'),
+                 help="every model's config.compute_dtype (docs/performance.md); the "
+                      'classifiers that score them stay float32. Use a fresh --outdir: a '
+                      'model trained at the other dtype is refused, not reused')
   p.add_argument('--shard', default=None, metavar='i/N',
                  help='train only every N-th model from the i-th (implies --train_only): '
                       'N processes, a SLURM array or N GPUs train the study together; then '
@@ -107,7 +111,7 @@ def _read_json(path):
     return json.load(f)
 
 
-def train_one(spec, seed, outdir, data_dir, quick, quiet):
+def train_one(spec, seed, outdir, data_dir, quick, quiet, compute_dtype='float32'):
   """Trains one model unless its workdir holds it finished; returns a study_figures.Trained.
 
   Training and restoring are separate: a finished model is restored with
@@ -117,7 +121,7 @@ def train_one(spec, seed, outdir, data_dir, quick, quiet):
   from vae_jax.infra import run_clock
   from vae_jax.infra import workdir as workdir_lib
 
-  config = study_models.make_config(spec, seed, data_dir, quick)
+  config = study_models.make_config(spec, seed, data_dir, quick, compute_dtype)
   config.progress = not quiet
   workdir = os.path.join(outdir, 'models', f'{spec.name}_seed{seed}')
   timing_path = os.path.join(workdir, 'study_timing.json')
@@ -169,8 +173,11 @@ def add_seed_facts(trained, seeds):
 
 
 def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, train_only=False,
-              shard=None):
+              shard=None, compute_dtype='float32'):
   """Runs the whole study; returns the summary dict (also written to disk).
+
+  ``compute_dtype`` is every model's ``config.compute_dtype`` (the
+  measurement classifiers stay float32, so both dtypes are scored alike).
 
   With ``train_only`` it trains (or resumes) every model and returns None;
   with ``shard`` ``(i, N)`` it does so for every N-th model from the i-th
@@ -190,10 +197,10 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, t
   # A shard only trains: the outdir stays open to the other shards.
   outdir_lock = (contextlib.nullcontext() if shard else workdir_lib.lock(outdir, 'study'))
   with outdir_lock, interrupts.stop_on_signals() as stop:
-    clock = _PassClock(outdir, quick, train_only or bool(shard), shard)
+    clock = _PassClock(outdir, quick, train_only or bool(shard), shard, compute_dtype)
     try:
       summary = _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock,
-                           train_only or bool(shard), shard)
+                           train_only or bool(shard), shard, compute_dtype)
       clock.finished = True
     finally:
       clock.record()
@@ -206,10 +213,11 @@ def run_study(outdir, data_dir, seeds, quick, quiet=False, enforce_gates=None, t
 class _PassClock:
   """Seconds this process spends in each phase; one line in PASSES_FILE at its end."""
 
-  def __init__(self, outdir, quick, train_only, shard):
+  def __init__(self, outdir, quick, train_only, shard, compute_dtype='float32'):
     self.path = os.path.join(outdir, PASSES_FILE)
     models = os.path.join(outdir, 'models')
     self.fields = {'started': time.time(), 'quick': quick, 'train_only': train_only,
+                   'compute_dtype': compute_dtype,
                    'shard': '/'.join(map(str, shard or (0, 1))),
                    # "From empty" holds only when the first pass found no models.
                    'found_models': bool(os.path.isdir(models) and os.listdir(models))}
@@ -269,7 +277,7 @@ def _write_summary(outdir, summary):
 
 
 def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock, train_only,
-               shard):
+               shard, compute_dtype='float32'):
   from tqdm import tqdm
 
   started = time.perf_counter()
@@ -284,7 +292,7 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock
   for done, (spec, seed) in enumerate(bar):
     bar.set_postfix_str(f'{spec.name} seed {seed}')
     since = time.perf_counter()
-    m = train_one(spec, seed, outdir, data_dir, quick, quiet)
+    m = train_one(spec, seed, outdir, data_dir, quick, quiet, compute_dtype)
     gate_rows += check_gates(spec, m, enforce_gates)
     since = clock.add('train', since)
     if spec.table and not train_only:
@@ -314,6 +322,7 @@ def _run_study(outdir, data_dir, seeds, quick, quiet, enforce_gates, stop, clock
 
   summary = study_report.summarise(trained, seeds, facts, gate_rows, table_metrics.classifiers,
                                    quick, time.perf_counter() - started)
+  summary['compute_dtype'] = compute_dtype
   return summary   # run_study adds the timing of every pass, this one's too, and writes it
 
 
@@ -335,7 +344,7 @@ def main(argv=None, prog='vae-jax study'):
   study_models.use_compilation_cache(args.outdir)
   with errors.user_errors():
     summary = run_study(args.outdir, args.data_dir, seeds, args.quick, args.quiet,
-                        args.check_gates, args.train_only, shard)
+                        args.check_gates, args.train_only, shard, args.compute_dtype)
   if summary is None:
     which = f'shard {args.shard} of the study' if shard else 'every model of the study'
     print(f'trained {which} under {args.outdir}/models; rerun without '
