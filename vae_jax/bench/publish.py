@@ -84,9 +84,13 @@ def profile_block(profile):
   out = []
   for p in profile:
     dtype = p.get('compute_dtype', 'float32')
-    table = [f'| XLA op (category) | operands | ms / {p["unit"]} | share |', '|---|---|---:|---:|']
+    # The operands column only where the profile read them (profiles from before did not).
+    labelled = any(op.get('operands') for op in p['ops'])
+    table = ([f'| XLA op (category) | operands | ms / {p["unit"]} | share |', '|---|---|---:|---:|']
+             if labelled else [f'| XLA op (category) | ms / {p["unit"]} | share |', '|---|---:|---:|'])
     for op in p['ops']:
-      table.append(f'| `{op["name"]}` ({op["category"]}) | {op.get("operands") or ""} | '
+      operands = f' {op.get("operands") or ""} |' if labelled else ''
+      table.append(f'| `{op["name"]}` ({op["category"]}) |{operands} '
                    f'{op["ms_per_unit"]:.3f} | {op["share"]:.0%} |')
     cats = ', '.join(f'{c}: {s:.0%}' for c, s in p['categories'].items())
     out += [f'**{p["workload"]}, {dtype}**: CPU time per XLA op ({p["units"]} {p["unit"]}s '
