@@ -199,8 +199,11 @@ EVAL = ['--iwae_samples=50', '--example_chunk=20', '--sample_chunk=25', '--quiet
 
 
 def test_signal_during_iwae_evaluation_keeps_the_results_and_the_rerun_resumes(
-    straight, tmp_path, data_dir):
+    straight, tmp_path, data_dir, monkeypatch):
   from vae_jax.core import evaluate
+  # The in-process evaluation below reads the data where the subprocesses do,
+  # whether or not the caller exported the variable.
+  monkeypatch.setenv('VAE_JAX_DATA_DIR', data_dir)
   w = copy_run(straight, tmp_path / 'run')
   args = [f'--workdir={w}', *EVAL]
   proc = run_script(SIGNAL_AT_CHUNK, [str(int(signal.SIGTERM)), '3', *args], data_dir)
