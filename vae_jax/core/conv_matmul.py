@@ -9,9 +9,10 @@ computes (same parameters, outputs equal up to float rounding: see
 tests/test_speed_equivalence.py) on any backend. A module's ``dtype`` is the
 dtype of its products' operands (``mixed_precision.py``): under
 ``config.compute_dtype='bfloat16'`` the input is rounded once, before the
-patches are cut (so the data movement moves half the bytes), the products
-accumulate in float32, and the tap sums and the bias add run in float32.
-Parameters are float32.
+patches are cut (so the data movement moves half the bytes), the kernel
+stays float32 and is rounded inside the products (so its gradient is float32
+too), the products accumulate in float32, and the tap sums and the bias add
+run in float32.
 """
 
 from typing import Any
@@ -158,15 +159,6 @@ def _conv_transpose_2x_bwd(residuals, g):
 conv_transpose_2x.defvjp(_conv_transpose_2x_fwd, _conv_transpose_2x_bwd)
 
 
-def _operands(x, kernel, dtype):
-  """The input in the products' dtype; the kernel stays float32 (its gradient too).
-
-  The products round the kernel themselves; the float32 bias is added to their
-  float32 sum.
-  """
-  return jnp.asarray(x, dtype), kernel
-
-
 class Conv(nn.Module):
   """``nn.Conv(features, (k, k), strides, padding='SAME')`` computed with :func:`conv_same`.
 
@@ -184,7 +176,7 @@ class Conv(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    return conv_same(*_operands(x, kernel, self.dtype), self.strides) + bias
+    return conv_same(jnp.asarray(x, self.dtype), kernel, self.strides) + bias
 
 
 class ConvTranspose(nn.Module):
@@ -205,7 +197,7 @@ class ConvTranspose(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (k, k, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    return conv_same(*_operands(x, kernel, self.dtype), 1) + bias
+    return conv_same(jnp.asarray(x, self.dtype), kernel, 1) + bias
 
 
 class ConvTranspose2x(nn.Module):
@@ -218,4 +210,4 @@ class ConvTranspose2x(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, x.shape[-1], self.features))
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    return conv_transpose_2x(*_operands(x, kernel, self.dtype)) + bias
+    return conv_transpose_2x(jnp.asarray(x, self.dtype), kernel) + bias

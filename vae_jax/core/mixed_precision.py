@@ -11,12 +11,12 @@ rounded); parameters and optimizer state are float32 throughout.
 Why not flax's ``dtype`` convention (the whole layer, bias and activation
 included, computed in bfloat16): XLA's CPU backend has bfloat16 arithmetic
 only inside its dot kernels, so every bfloat16 add, ReLU and softplus is
-converted to float32 and back, and under that convention the MLP VAE's
-bfloat16 step spent more time in element-wise work than its float32 step did
-in total products. ``python -m vae_jax.bench.profile_ops`` measures the split
-at both dtypes (docs/results/benchmark.md). On GPUs and TPUs the two
-conventions cost about the same for models this small, so one rule serves
-every backend.
+converted to float32 and back, work a float32 step does not do.
+``python -m vae_jax.bench.profile_ops`` measures where each dtype's step
+spends its time (docs/results/benchmark.md). GPUs and TPUs have native
+bfloat16 element-wise arithmetic, so there the float32 activations cost
+memory traffic rather than conversions; the rule is the same on every
+backend (its speed there is not measured yet: no device was lent).
 
 The LSTM and GRU cells of the recurrent family are flax's and keep flax's
 convention (gates computed in bfloat16).
