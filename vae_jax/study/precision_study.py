@@ -1,0 +1,253 @@
+r"""Does the study say the same when it trains in bfloat16? Its two runs from empty, compared.
+
+  vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16 --train_only
+  vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16
+  python -m vae_jax.study.precision_study --bfloat16=runs/study_bf16/summary.json \
+      --json=results/precision_study.json
+  vae-jax publish precision-study          # its block in docs/performance.md
+
+The float32 side is the published study (docs/study_summary.json), the
+bfloat16 side a run of the same study from an empty outdir with
+``--compute_dtype=bfloat16``, split into process runs the same way, on the
+same kind of machine. Everything judged here was declared in this file before
+the bfloat16 run finished any model it judges:
+
+1. **Time.** The busy wall time from empty of each (run_clock.busy_seconds),
+   split into training, metrics and figures; the ratio bfloat16 / float32 is
+   set against issue 28's target :data:`TARGET_RATIO`.
+2. **Verdicts.** Every claim's verdict under both dtypes, matched by claim id:
+   the claims that differ are listed with both verdicts and adjusted p-values.
+3. **Quality at the full schedule.** For each model with a test ELBO, over the
+   seeds both runs trained (the same seed gives both dtypes the same initial
+   parameters and data order), the paired difference d = ELBO(bfloat16) −
+   ELBO(float32) is tested for equivalence inside ± margin with the study's
+   own ``'near'`` test (TOST, vae_jax/analysis/verdicts.py), Holm-corrected over
+   the models (one family). The margin is the one precision_quality.py
+   declares where it declares one (MARGIN_NATS, copied here because study/
+   may not import bench/), else the float32 study's own seed-to-seed standard
+   deviation of that model's test ELBO: a precision change inside it moves the
+   ELBO less than the choice of seed does. Gates: the same gate passes or
+   fails for every (model, seed) under both.
+4. **The decision.** The study may train in bfloat16 on this kind of machine
+   only if every verdict and every gate is the same, no model's ELBO is
+   contradicted (outside its margin), and bfloat16 is faster; otherwise it
+   stays float32 and :func:`markdown` lists each reason that holds.
+"""
+
+import json
+import math
+import os
+
+import numpy as np
+
+from vae_jax.analysis import verdicts
+from vae_jax.infra import errors, flags, paths
+
+FLOAT32_SUMMARY = 'docs/study_summary.json'
+TARGET_RATIO = 0.7   # issue 28: the study from empty in bfloat16 ≤ 0.7× its float32 wall time
+# precision_quality.MARGIN_NATS, the declared margins, nats per test image
+# (vae_jax/bench/precision_quality.py gives their source; a test keeps the two equal).
+DECLARED_MARGINS = {'mnist_vae_2d': 0.50, 'fashion_mnist_conv_vae_2d': 1.33}
+BEGIN, END = '<!-- precision-study:begin -->', '<!-- precision-study:end -->'
+
+
+def _dtype(summary):
+  return summary.get('compute_dtype', 'float32')   # summaries from before the field: float32
+
+
+def _elbo(summary, model):
+  """``{seed: test ELBO}`` of ``model`` (seeds whose row has one)."""
+  return {s: r['elbo'] for s, r in summary['per_seed'].get(model, {}).items()
+          if r.get('elbo') is not None}
+
+
+def margin_for(model, float32_summary):
+  """The declared margin of ``model``, else its float32 seed-to-seed std of test ELBO."""
+  if model in DECLARED_MARGINS:
+    return DECLARED_MARGINS[model], 'declared in precision_quality.py'
+  values = list(_elbo(float32_summary, model).values())
+  if len(values) < 2:
+    return math.nan, 'fewer than 2 float32 seeds'
+  return float(np.std(values, ddof=1)), f'float32 std over {len(values)} seeds'
+
+
+def quality_rows(f32, bf16):
+  """One 'near' row per model with a test ELBO in both: d = bfloat16 − float32 per seed, Holm."""
+  rows = []
+  for model in sorted(set(f32['per_seed']) & set(bf16['per_seed'])):
+    a, b = _elbo(bf16, model), _elbo(f32, model)
+    seeds = sorted(set(a) & set(b), key=int)
+    if not seeds:
+      continue
+    margin, source = margin_for(model, f32)
+    if not margin > 0:
+      continue   # one float32 seed and no declared margin: nothing to test against
+    values_bf16, values_f32 = [a[s] for s in seeds], [b[s] for s in seeds]
+    test = verdicts.paired_test(values_bf16, values_f32, 'near', margin=margin)
+    rows.append(dict(test, model=model, seeds=seeds, margin=margin, margin_source=source,
+                     float32=values_f32, bfloat16=values_bf16))
+  return verdicts.decide(rows)
+
+
+def verdict_rows(f32, bf16):
+  """Every claim id in either run, with its verdict (None where absent) and adjusted p."""
+  by = [{c['id']: c for c in s['claims']} for s in (f32, bf16)]
+  rows = []
+  for cid in sorted(set(by[0]) | set(by[1])):
+    c = [b.get(cid) for b in by]
+    rows.append({'id': cid, 'family': (c[0] or c[1]).get('family'),
+                 'float32': c[0] and c[0]['verdict'], 'bfloat16': c[1] and c[1]['verdict'],
+                 'p_adjusted': [x and x.get('p_adjusted') for x in c]})
+  return rows
+
+
+def gate_differences(f32, bf16):
+  """(model, seed, gate) whose pass/fail differs, or which only one run checked."""
+  by = [{(g['model'], str(g['seed']), g['gate']): bool(g['passed']) for g in s['gates']}
+        for s in (f32, bf16)]
+  return [{'model': k[0], 'seed': k[1], 'gate': k[2], 'float32': by[0].get(k),
+           'bfloat16': by[1].get(k)}
+          for k in sorted(set(by[0]) | set(by[1])) if by[0].get(k) != by[1].get(k)]
+
+
+def _timing(summary):
+  t = summary.get('timing') or {}
+  keys = ('wall_seconds_busy', 'train_phase_seconds', 'metrics_seconds', 'figures_seconds',
+          'passes', 'from_empty', 'machines')
+  return {k: t.get(k) for k in keys}
+
+
+def compare(f32, bf16):
+  """The whole comparison (a JSON-ready dict) of a float32 and a bfloat16 study summary."""
+  for s, want in ((f32, 'float32'), (bf16, 'bfloat16')):
+    if _dtype(s) != want:
+      raise ValueError(f'the {want} side is a study trained in {_dtype(s)}: pass the summary '
+                       f'of a run with --compute_dtype={want}')
+    if s.get('quick'):
+      raise ValueError(f'the {want} summary is from a --quick run: compare full runs only')
+  timing = {'float32': _timing(f32), 'bfloat16': _timing(bf16)}
+  busy = [timing[d]['wall_seconds_busy'] for d in ('float32', 'bfloat16')]
+  ratio = busy[1] / busy[0] if all(busy) else math.nan
+  claims = verdict_rows(f32, bf16)
+  quality = quality_rows(f32, bf16)
+  gates = gate_differences(f32, bf16)
+  changed = [c for c in claims if c['float32'] != c['bfloat16']]
+  reasons = []
+  if changed:
+    reasons.append(f'{len(changed)} of {len(claims)} verdicts differ')
+  if gates:
+    reasons.append(f'{len(gates)} gate results differ')
+  contradicted = [q['model'] for q in quality if q['verdict'] == verdicts.CONTRADICTED]
+  if contradicted:
+    reasons.append('test ELBO outside its margin for ' + ', '.join(contradicted))
+  if not ratio < 1:
+    reasons.append(f'bfloat16 is not faster here ({ratio:.2f}x the float32 wall time)')
+  same_machine = timing['float32']['machines'] == timing['bfloat16']['machines']
+  if not same_machine:
+    reasons.append('the two runs are from different machines, so their times do not compare')
+  both_from_empty = bool(timing['float32']['from_empty'] and timing['bfloat16']['from_empty'])
+  if not both_from_empty:
+    reasons.append('a run did not start from an empty outdir, so its time is not the cost')
+  return {'timing': timing, 'ratio': ratio, 'target_ratio': TARGET_RATIO,
+          'target_met': bool(ratio <= TARGET_RATIO and same_machine and both_from_empty),
+          'claims': claims, 'changed_claims': [c['id'] for c in changed],
+          'quality': quality, 'gate_differences': gates,
+          'study_trains_in': 'float32' if reasons else 'bfloat16', 'reasons': reasons}
+
+
+# ----------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------
+def _minutes(t, key):
+  return f'{t[key] / 60:.1f}' if t.get(key) is not None else '–'
+
+
+def _split_rows(r):
+  lines = ['| dtype | wall time from empty, min | training | metrics | figures | '
+           'process runs | machine |', '|---|---:|---:|---:|---:|---:|---|']
+  for d in ('float32', 'bfloat16'):
+    t = r['timing'][d]
+    lines.append(f'| {d} | {_minutes(t, "wall_seconds_busy")} | '
+                 f'{_minutes(t, "train_phase_seconds")} | {_minutes(t, "metrics_seconds")} | '
+                 f'{_minutes(t, "figures_seconds")} | {t["passes"]} | '
+                 f'{"; ".join(t["machines"] or ["?"])} |')
+  return lines
+
+
+def _quality_table(r):
+  lines = ['| model | seeds | test ELBO float32 | bfloat16 | bfloat16 − float32 [95% interval] '
+           '| margin ± (source) | Holm p | verdict |', '|---|---:|---:|---:|---:|---|---:|---|']
+  for q in r['quality']:
+    settle = (f' (needs {q["seeds_to_settle"]} seeds)' if q.get('seeds_to_settle') else
+              ' (needs > 100 seeds)' if q['verdict'] == verdicts.INCONCLUSIVE else '')
+    lines.append(f'| {q["model"]} | {q["n"]} | {np.mean(q["float32"]):.2f} | '
+                 f'{np.mean(q["bfloat16"]):.2f} | {q["difference"]:+.2f} '
+                 f'[{q["low"]:+.2f}, {q["high"]:+.2f}] | {q["margin"]:.2f} '
+                 f'({q["margin_source"]}) | {q["p_adjusted"]:.3g} | **{q["verdict"]}**{settle} |')
+  return lines
+
+
+def markdown(r):
+  lines = ['<!-- generated by vae_jax/study/precision_study.py from '
+           'results/precision_study.json; edit the script, not this text -->', '']
+  lines += _split_rows(r)
+  met = 'met' if r['target_met'] else 'not met'
+  lines += ['', f'bfloat16 / float32 wall time: **{r["ratio"]:.2f}×** (target ≤ '
+            f'{r["target_ratio"]}×: {met}).', '']
+  n, changed = len(r['claims']), r['changed_claims']
+  lines.append(f'**Verdicts:** {n - len(changed)} of {n} claims reach the same verdict under '
+               'both dtypes' + ('.' if not changed else '; these differ:'))
+  if changed:
+    lines += ['', '| claim | family | float32 | bfloat16 | Holm p float32 / bfloat16 |',
+              '|---|---|---|---|---:|']
+    fmt = lambda p: '–' if p is None else f'{p:.3g}'  # noqa: E731
+    for c in r['claims']:
+      if c['id'] in changed:
+        lines.append(f'| {c["id"]} | {c["family"]} | {c["float32"]} | {c["bfloat16"]} | '
+                     f'{fmt(c["p_adjusted"][0])} / {fmt(c["p_adjusted"][1])} |')
+  g = r['gate_differences']
+  lines += ['', f'**Gates:** {len(g)} (model, seed, gate) result'
+            f'{"s" if len(g) != 1 else ""} differ between the dtypes'
+            + (': ' + '; '.join(f'{x["model"]} seed {x["seed"]} `{x["gate"]}` '
+                                f'{x["float32"]} → {x["bfloat16"]}' for x in g) if g else '')
+            + '.', '', '**Test ELBO at the full schedule** (paired by seed; TOST against the '
+            'margin, Holm over the models):', '']
+  lines += _quality_table(r)
+  lines += ['', f'**The study trains in {r["study_trains_in"]}** on this kind of machine'
+            + (': ' + '; '.join(r['reasons']) + '.' if r['reasons'] else
+               ': every verdict and gate is the same, no ELBO leaves its margin, and '
+               'bfloat16 is faster.')]
+  return '\n'.join(lines)
+
+
+def main(argv=None, prog='python -m vae_jax.study.precision_study'):
+  parser = flags.Parser(prog, __doc__.split('\n\n')[0],
+                        f'{prog} --bfloat16=runs/study_bf16/summary.json '
+                        '--json=results/precision_study.json')
+  parser.add_argument('--float32', default=os.path.join(paths.REPO_ROOT, FLOAT32_SUMMARY),
+                      help='summary.json of the float32 study (default: the published one)')
+  parser.add_argument('--bfloat16', required=True,
+                      help='summary.json of a full study run with --compute_dtype=bfloat16')
+  parser.add_argument('--json', default=None, help='write the comparison to this file')
+  args = parser.parse_args(argv)
+  summaries = []
+  for path in (args.float32, args.bfloat16):
+    try:
+      with open(path) as f:
+        summaries.append(json.load(f))
+    except FileNotFoundError:
+      errors.exit_with(f'{path} does not exist: finish that study run first (see {prog} --help)')
+  try:
+    result = compare(*summaries)
+  except ValueError as e:
+    errors.exit_with(str(e))
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump(result, f, indent=2)
+    print(f'wrote {args.json}')
+  print(markdown(result))
+  return result
+
+
+if __name__ == '__main__':
+  main()
