@@ -122,6 +122,12 @@ def test_report_judges_bf16_rows_against_their_float32_and_the_faster_keras_poli
   assert text.splitlines()[0].startswith(f'bfloat16 units: {units}; bfloat16 matmul peak 2.00x')
   assert '| train MLP VAE 784-512-2, batch 128 (MNIST) | bfloat16 |' in text
   assert '| target (issue 28, bfloat16) |' in text
+  # The README headline: each bfloat16 / float32 ratio and the targets met, only when measured.
+  from vae_jax.bench import publish
+  headline = publish.headline(r)
+  assert 'MLP VAE 784-512-2 1.50x, conv VAE 1.50x, recurrent AE 1.50x' in headline
+  assert "issue 28's targets met: 2 of 4" in headline
+  assert 'compute_dtype' not in publish.headline(bench_report.analyse(copy.deepcopy(measured)))
 
 
 # ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ same import for the other measurements (conv_lowerings, seeds_vmapped).
 
 import argparse
 import os
+import re
 import sys
 
 from vae_jax.bench import report as bench_report
@@ -77,7 +78,23 @@ def headline(results):
       f'Roofline: {results["matmul_limit_gflops"]:,.0f} GFLOP/s matmul peak, '
       f'{results["bandwidth"]["gbytes_per_s"]["median"]:,.1f} GB/s memory bandwidth, both '
       f'measured in the run. Issue 16\'s targets met: {met} of {len(results["targets"])} '
-      '([full report](docs/results/benchmark.md), [what limits each](docs/performance.md)).'])
+      '([full report](docs/results/benchmark.md), [what limits each](docs/performance.md)).',
+      _bfloat16_sentence(results)]).rstrip()
+
+
+def _bfloat16_sentence(results):
+  """'With compute_dtype=bfloat16 each workload's images/s as a ratio to its float32 ...', or ''."""
+  if 'bfloat16' not in results:
+    return ''
+  ratios = ', '.join(
+      f'{re.split(r" [(]|,", label)[0].replace("train ", "")} '
+      f'{results["bfloat16"][key]["images_per_s"]["median"] / results[key]["images_per_s"]["median"]:.2f}x'
+      for key, _, label in bench_report.WORKLOADS if key in results['bfloat16'])
+  targets = results.get('targets_bfloat16', [])
+  met = sum(t['met'] is True for t in targets)
+  return (f'\nWith `compute_dtype=bfloat16`, images/s as a multiple of float32\'s in the same '
+          f'run: {ratios}; issue 28\'s targets met: {met} of {len(targets)} '
+          '([mixed precision](docs/performance.md#mixed-precision-compute_dtypebfloat16)).')
 
 
 def profile_block(profile):
