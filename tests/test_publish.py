@@ -161,6 +161,18 @@ def test_read_source_refuses_missing_and_quick_and_passes_a_directory(tmp_path):
   assert blocks.read_source(str(tmp_path), 'make it') == str(tmp_path)
 
 
+def test_write_source_is_read_back_and_a_failed_write_keeps_the_old_file(tmp_path):
+  path = tmp_path / 'new' / 'folder' / 'r.json'
+  blocks.write_source(str(path), {'b': 1, 'a': [0.5]}, sort_keys=True)
+  assert path.read_text() == '{\n  "a": [\n    0.5\n  ],\n  "b": 1\n}\n'
+  assert blocks.read_source(str(path), 'make it') == {'a': [0.5], 'b': 1}
+  # Not JSON-serialisable: json.dumps raises before any byte is written.
+  with pytest.raises(TypeError):
+    blocks.write_source(str(path), {'a': object()})
+  assert blocks.read_source(str(path), 'make it') == {'a': [0.5], 'b': 1}
+  assert os.listdir(path.parent) == ['r.json']   # no temporary file left behind
+
+
 def test_the_readme_publish_command_runs(checkout):
   from test_readme import readme_commands, without_env
   commands = [without_env(c) for c in readme_commands()]

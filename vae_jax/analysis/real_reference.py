@@ -18,7 +18,6 @@ rewrites its block in docs/metrics.md, one row of vae_jax/publish.py)::
       --json=results/metrics_reference.json
 """
 
-import json
 import os
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from vae_jax.analysis import metric_registry as registry
 from vae_jax.analysis import metrics, sample_quality
-from vae_jax.infra import flags, paths, run_clock, workdir
+from vae_jax.infra import blocks, flags, paths, run_clock
 
 BEGIN, END = '<!-- metrics-reference:begin -->', '<!-- metrics-reference:end -->'
 DATASETS = ('mnist', 'fashion_mnist')
@@ -117,10 +116,9 @@ def main(argv=None, prog='python -m vae_jax.analysis.real_reference'):
              'machine': run_clock.machine_description(),
              'wall_seconds': time.perf_counter() - start,
              'source': os.path.relpath(args.json, paths.REPO_ROOT)}
-  os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-  workdir.atomic_write_text(args.json, json.dumps(results, indent=2, sort_keys=True) + '\n')
   print(markdown(results))
-  print(f'wrote {args.json}; `vae-jax publish metrics-reference` writes its block')
+  blocks.write_source(args.json, results, sort_keys=True)
+  print('`vae-jax publish metrics-reference` writes its block')
 
 
 if __name__ == '__main__':

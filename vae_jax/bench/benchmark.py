@@ -51,7 +51,7 @@ import time
 
 import numpy as np
 
-from vae_jax.infra import flags
+from vae_jax.infra import blocks, flags
 from vae_jax.bench import report as bench_report
 from vae_jax.bench import roofline
 from vae_jax.infra import paths
@@ -429,9 +429,7 @@ def main(argv=None, prog='vae-jax bench'):
   bench_report.analyse(results)
   print(bench_report.markdown(results))
   if args.json:
-    with open(args.json, 'w') as f:
-      json.dump(results, f, indent=2)
-    print(f'wrote {args.json}')
+    blocks.write_source(args.json, results)
   return results
 
 

@@ -23,7 +23,6 @@ gates. ``vae-jax publish precision-quality`` writes :func:`markdown` into
 docs/performance.md between :data:`BEGIN` and :data:`END`.
 """
 
-import json
 import math
 import os
 import tempfile
@@ -35,7 +34,7 @@ from vae_jax.analysis import gates, verdicts
 from vae_jax.bench import benchmark
 from vae_jax.bench import publish as publish_benchmark
 from vae_jax.core import config as config_lib
-from vae_jax.infra import flags
+from vae_jax.infra import blocks, flags
 
 ROOT = benchmark.ROOT
 BEGIN, END = '<!-- precision-quality:begin -->', '<!-- precision-quality:end -->'
@@ -211,9 +210,7 @@ def main(argv=None, prog='python -m vae_jax.bench.precision_quality'):
                                args.quick)}
   results['seconds'] = time.time() - started
   if args.json:
-    with open(args.json, 'w') as f:
-      json.dump(results, f, indent=2)
-    print(f'wrote {args.json}')
+    blocks.write_source(args.json, results)
   print(markdown(results))
   return results
 

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 
-from vae_jax.infra import errors
+from vae_jax.infra import errors, workdir
 
 
 class PublishError(errors.UserError, RuntimeError):
@@ -60,3 +60,12 @@ def copy_source(src, dest, command):
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     shutil.copy(src, dest)
   return dest
+
+
+def write_source(path, data, sort_keys=False):
+  """Writes ``data`` as the JSON source at ``path``, atomically (a crash leaves the old file
+  or none), creating its folder; prints and returns the path."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  workdir.atomic_write_text(path, json.dumps(data, indent=2, sort_keys=sort_keys) + '\n')
+  print(f'wrote {path}')
+  return path

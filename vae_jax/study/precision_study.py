@@ -41,7 +41,7 @@ import os
 import numpy as np
 
 from vae_jax.analysis import verdicts
-from vae_jax.infra import errors, flags, paths
+from vae_jax.infra import blocks, errors, flags, paths
 
 FLOAT32_SUMMARY = 'docs/study_summary.json'
 TARGET_RATIO = 0.7   # issue 28: the study from empty in bfloat16 ≤ 0.7× its float32 wall time
@@ -245,9 +245,7 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
   except ValueError as e:
     errors.exit_with(str(e))
   if args.json:
-    with open(args.json, 'w') as f:
-      json.dump(result, f, indent=2)
-    print(f'wrote {args.json}')
+    blocks.write_source(args.json, result)
   print(markdown(result))
   return result
 
