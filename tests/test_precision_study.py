@@ -126,7 +126,8 @@ def test_cli_writes_the_json(tmp_path):
   for dtype, busy in (('float32', 100.0), ('bfloat16', 90.0)):
     paths.append(tmp_path / f'{dtype}.json')
     paths[-1].write_text(json.dumps(summary(dtype, elbo, busy=busy)))
-  ps.main([f'--float32={paths[0]}', f'--bfloat16={paths[1]}', f'--json={tmp_path}/r.json'])
+  ps.main([f'--float32={paths[0]}', f'--bfloat16={paths[1]}', '--benchmark=',
+           f'--json={tmp_path}/r.json'])
   r = json.loads((tmp_path / 'r.json').read_text())
   assert r['ratio'] == pytest.approx(0.9) and r['study_trains_in'] == 'bfloat16'
 
@@ -135,3 +136,27 @@ def test_a_model_without_a_margin_is_left_out():
   f32 = summary('float32', {'one_seed_vae': [-1.0], 'mnist_vae_2d': [-1.0, -2.0]})
   bf16 = summary('bfloat16', {'one_seed_vae': [-1.5], 'mnist_vae_2d': [-1.0, -2.0]})
   assert [q['model'] for q in ps.quality_rows(f32, bf16)] == ['mnist_vae_2d']
+
+
+def _benchmark(cpu, mlp, conv):
+  rows = {k: {'images_per_s': {'median': 100.0}} for k in ps.STUDY_WORKLOADS}
+  bf16 = {k: {'images_per_s': {'median': 100.0 * v}}
+          for k, v in (('train_mlp', mlp), ('train_conv', conv))}
+  return dict(rows, machine={'cpu': cpu}, bfloat16=bf16)
+
+
+def test_the_quiet_benchmark_on_the_same_cpu_can_keep_float32():
+  elbo = {'mnist_vae_2d': [-150.0, -151.0, -152.0]}
+  f32, bf16 = summary('float32', elbo, busy=100.0), summary('bfloat16', elbo, busy=60.0)
+  slow = ps.compare(f32, bf16, benchmark=_benchmark('AMD EPYC', 1.01, 0.75))
+  assert slow['benchmark_ratios'] == pytest.approx({'train_mlp': 1.01, 'train_conv': 0.75})
+  assert slow['study_trains_in'] == 'float32'
+  assert slow['reasons'] == ['in the quiet benchmark, both dtypes timed in one run on this CPU, '
+                             'bfloat16 trains the MLP VAE at 1.01x and the conv VAE at 0.75x '
+                             'its float32 rate']
+  fast = ps.compare(f32, bf16, benchmark=_benchmark('AMD EPYC', 1.4, 1.7))
+  assert fast['study_trains_in'] == 'bfloat16'
+  # A benchmark of another CPU, or one without bfloat16 rows, says nothing about this one.
+  other = ps.compare(f32, bf16, benchmark=_benchmark('Intel Xeon', 0.5, 0.5))
+  assert other['benchmark_ratios'] is None and other['study_trains_in'] == 'bfloat16'
+  assert ps.benchmark_ratios({'machine': {'cpu': 'AMD EPYC'}}, MACHINE) is None

@@ -30,8 +30,13 @@ the bfloat16 run finished any model it judges:
    fails for every (model, seed) under both.
 4. **The decision.** The study may train in bfloat16 on this kind of machine
    only if every verdict and every gate is the same, no model's ELBO is
-   contradicted (outside its margin), and bfloat16 is faster; otherwise it
-   stays float32 and :func:`markdown` lists each reason that holds.
+   contradicted (outside its margin), and bfloat16 is faster: in the study's
+   wall time, and in the quiet benchmark (results/benchmark.json, both dtypes
+   timed in one run) for both training workloads the study is made of, the MLP
+   and the conv VAE, when that benchmark ran on the same CPU. (Two runs from
+   empty hours apart need not share the machine equally; the benchmark's
+   paired timing does.) Otherwise it stays float32 and :func:`markdown` lists
+   each reason that holds.
 """
 
 import json
@@ -44,10 +49,13 @@ from vae_jax.analysis import verdicts
 from vae_jax.infra import blocks, errors, flags, paths
 
 FLOAT32_SUMMARY = 'docs/study_summary.json'
+BENCHMARK = 'results/benchmark.json'
+STUDY_WORKLOADS = ('train_mlp', 'train_conv')   # the benchmark rows the study's models are
 TARGET_RATIO = 0.7   # issue 28: the study from empty in bfloat16 ≤ 0.7× its float32 wall time
 # precision_quality.MARGIN_NATS, the declared margins, nats per test image
 # (vae_jax/bench/precision_quality.py gives their source; a test keeps the two equal).
 DECLARED_MARGINS = {'mnist_vae_2d': 0.50, 'fashion_mnist_conv_vae_2d': 1.33}
+_WORKLOAD_NAMES = {'train_mlp': 'MLP VAE', 'train_conv': 'conv VAE'}
 BEGIN, END = '<!-- precision-study:begin -->', '<!-- precision-study:end -->'
 
 
@@ -117,8 +125,21 @@ def _timing(summary):
   return {k: t.get(k) for k in keys}
 
 
-def compare(f32, bf16):
-  """The whole comparison (a JSON-ready dict) of a float32 and a bfloat16 study summary."""
+def benchmark_ratios(benchmark, machines):
+  """``{workload: bfloat16 / float32 images/s}`` of the study's workloads in ``benchmark``,
+  or None when it has no bfloat16 rows or ran on another CPU than ``machines`` name."""
+  if not benchmark or 'bfloat16' not in benchmark:
+    return None
+  cpu = benchmark['machine']['cpu']
+  if not machines or not all(m.startswith(cpu + ',') for m in machines):
+    return None
+  return {k: benchmark['bfloat16'][k]['images_per_s']['median']
+          / benchmark[k]['images_per_s']['median'] for k in STUDY_WORKLOADS}
+
+
+def compare(f32, bf16, benchmark=None):
+  """The whole comparison (a JSON-ready dict) of a float32 and a bfloat16 study summary,
+  with the paired speed of the quiet ``benchmark`` (its JSON) where it ran on the same CPU."""
   for s, want in ((f32, 'float32'), (bf16, 'bfloat16')):
     if _dtype(s) != want:
       raise ValueError(f'the {want} side is a study trained in {_dtype(s)}: pass the summary '
@@ -142,6 +163,12 @@ def compare(f32, bf16):
     reasons.append('test ELBO outside its margin for ' + ', '.join(contradicted))
   if not ratio < 1:
     reasons.append(f'bfloat16 is not faster here ({ratio:.2f}x the float32 wall time)')
+  paired = benchmark_ratios(benchmark, timing['bfloat16']['machines'])
+  if paired and not all(v >= 1 for v in paired.values()):
+    reasons.append('in the quiet benchmark, both dtypes timed in one run on this CPU, '
+                   'bfloat16 trains ' + ' and '.join(
+                       f'the {_WORKLOAD_NAMES[k]} at {v:.2f}x' for k, v in paired.items())
+                   + ' its float32 rate')
   same_machine = timing['float32']['machines'] == timing['bfloat16']['machines']
   if not same_machine:
     reasons.append('the two runs are from different machines, so their times do not compare')
@@ -149,6 +176,7 @@ def compare(f32, bf16):
   if not both_from_empty:
     reasons.append('a run did not start from an empty outdir, so its time is not the cost')
   return {'timing': timing, 'ratio': ratio, 'target_ratio': TARGET_RATIO,
+          'benchmark_ratios': paired,
           'target_met': bool(ratio <= TARGET_RATIO and same_machine and both_from_empty),
           'claims': claims, 'changed_claims': [c['id'] for c in changed],
           'quality': quality, 'gate_differences': gates,
@@ -231,6 +259,8 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
                       help='summary.json of the float32 study (default: the published one)')
   parser.add_argument('--bfloat16', required=True,
                       help='summary.json of a full study run with --compute_dtype=bfloat16')
+  parser.add_argument('--benchmark', default=os.path.join(paths.REPO_ROOT, BENCHMARK),
+                      help='benchmark JSON with both dtypes (its paired speed); "" for none')
   parser.add_argument('--json', default=None, help='write the comparison to this file')
   args = parser.parse_args(argv)
   summaries = []
@@ -240,8 +270,12 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
         summaries.append(json.load(f))
     except FileNotFoundError:
       errors.exit_with(f'{path} does not exist: finish that study run first (see {prog} --help)')
+  benchmark = None
+  if args.benchmark:
+    with open(args.benchmark) as f:
+      benchmark = json.load(f)
   try:
-    result = compare(*summaries)
+    result = compare(*summaries, benchmark=benchmark)
   except ValueError as e:
     errors.exit_with(str(e))
   if args.json:
