@@ -19,8 +19,8 @@ def summary(dtype, elbo, verdicts=None, gates=None, busy=100.0, machines=MACHINE
   verdicts = verdicts or {'a': 'supported', 'b': 'equivalent'}
   gates = gates or {}
   return {'compute_dtype': dtype, 'quick': False,
-          'per_seed': {m: {str(s): {'elbo': e} for s, e in enumerate(v)}
-                       for m, v in elbo.items()},
+          'per_seed': {m: {str(s): {'elbo': e, 'train_seconds': busy / 10}
+                           for s, e in enumerate(v)} for m, v in elbo.items()},
           'claims': [{'id': k, 'family': 'primary', 'verdict': v, 'p_adjusted': 0.01}
                      for k, v in verdicts.items()],
           'gates': [{'model': m, 'seed': s, 'gate': 'elbo >= -300', 'passed': p}
@@ -74,6 +74,9 @@ def test_same_verdicts_but_slower_keeps_float32_and_says_why():
   assert r['reasons'] == ['bfloat16 is not faster here (1.20x the float32 wall time)']
   text = ps.markdown(r)
   assert '**1.20×**' in text and 'not met' in text and '2 of 2 claims' in text
+  (m,) = r['train_seconds_by_model']
+  assert (m['seeds'], m['float32'], m['bfloat16']) == (3, 30.0, 36.0)
+  assert '| mnist_vae_2d | 3 | 30 | 36 | 1.20× |' in text
 
 
 def test_faster_with_everything_the_same_trains_in_bfloat16():

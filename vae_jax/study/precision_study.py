@@ -118,6 +118,18 @@ def gate_differences(f32, bf16):
           for k in sorted(set(by[0]) | set(by[1])) if by[0].get(k) != by[1].get(k)]
 
 
+def train_seconds_by_model(f32, bf16):
+  """Per model, its training seconds summed over the seeds both runs trained, at each dtype
+  (descriptive: where the wall time goes, not a verdict)."""
+  rows = []
+  for model in sorted(set(f32['per_seed']) & set(bf16['per_seed'])):
+    seeds = sorted(set(f32['per_seed'][model]) & set(bf16['per_seed'][model]), key=int)
+    sums = [sum(s['per_seed'][model][k].get('train_seconds', math.nan) for k in seeds)
+            for s in (f32, bf16)]
+    rows.append({'model': model, 'seeds': len(seeds), 'float32': sums[0], 'bfloat16': sums[1]})
+  return rows
+
+
 def _timing(summary):
   t = summary.get('timing') or {}
   keys = ('wall_seconds_busy', 'train_phase_seconds', 'metrics_seconds', 'figures_seconds',
@@ -176,7 +188,7 @@ def compare(f32, bf16, benchmark=None):
   if not both_from_empty:
     reasons.append('a run did not start from an empty outdir, so its time is not the cost')
   return {'timing': timing, 'ratio': ratio, 'target_ratio': TARGET_RATIO,
-          'benchmark_ratios': paired,
+          'benchmark_ratios': paired, 'train_seconds_by_model': train_seconds_by_model(f32, bf16),
           'target_met': bool(ratio <= TARGET_RATIO and same_machine and both_from_empty),
           'claims': claims, 'changed_claims': [c['id'] for c in changed],
           'quality': quality, 'gate_differences': gates,
@@ -225,6 +237,12 @@ def markdown(r):
   lines += ['', f'bfloat16 / float32 wall time: **{r["ratio"]:.2f}×** (target ≤ '
             f'{r["target_ratio"]}×: {met}). Metrics and figures are {rest:.1%} of the float32 '
             f'wall time: making them free would cut it to {1 - rest:.2f}×.', '']
+  lines += ['Training time per model (seconds summed over its seeds):', '',
+            '| model | seeds | float32 s | bfloat16 s | bfloat16 / float32 |',
+            '|---|---:|---:|---:|---:|']
+  lines += [f'| {m["model"]} | {m["seeds"]} | {m["float32"]:.0f} | {m["bfloat16"]:.0f} | '
+            f'{m["bfloat16"] / m["float32"]:.2f}× |' for m in r['train_seconds_by_model']]
+  lines.append('')
   n, changed = len(r['claims']), r['changed_claims']
   lines.append(f'**Verdicts:** {n - len(changed)} of {n} claims reach the same verdict under '
                'both dtypes' + ('.' if not changed else '; these differ:'))
