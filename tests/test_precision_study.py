@@ -77,6 +77,9 @@ def test_same_verdicts_but_slower_keeps_float32_and_says_why():
   (m,) = r['train_seconds_by_model']
   assert (m['seeds'], m['float32'], m['bfloat16']) == (3, 30.0, 36.0)
   assert '| mnist_vae_2d | 3 | 30 | 36 | 1.20× |' in text
+  line = ps.headline(r)
+  assert 'took 2 minutes from empty' in line and '(1.20× the float32 run' in line
+  assert '2 of 2 verdicts the same' in line and '**float32** here: bfloat16 is not faster' in line
 
 
 def test_faster_with_everything_the_same_trains_in_bfloat16():
