@@ -24,7 +24,7 @@ from vae_jax.bench import (conv_lowerings, crash_campaign, fuzz_inputs, precisio
 from vae_jax.bench import publish as bench_publish
 from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.analysis import real_reference
-from vae_jax.study import likelihood, statistics_doc
+from vae_jax.study import likelihood, precision_study, statistics_doc
 from vae_jax.study import publish as study_publish
 from vae_jax.study import sweep_publish
 
@@ -36,10 +36,15 @@ _STUDY = 'vae-jax study --outdir=runs/study && vae-jax publish --study=runs/stud
 _SWEEP = 'vae-jax sweep --outdir=runs/sweep && vae-jax publish --sweep=runs/sweep'
 _BENCH = 'vae-jax bench --json=bench.json && vae-jax bench --publish=bench.json'
 _COLLECT = 'vae-jax likelihood collect --workdir=W --experiment=NAME'
+_PRECISION_STUDY = ('vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16 && python -m '
+                    'vae_jax.study.precision_study --bfloat16=runs/study_bf16/summary.json '
+                    '--json=results/precision_study.json')
 
 BLOCKS = (
     # README.md: a short headline, each line linking to its full table.
     Block('README.md', 'main-job', study_publish.SUMMARY, study_publish.main_job, _STUDY),
+    Block('README.md', 'study-dtype', 'results/precision_study.json', precision_study.headline,
+          _PRECISION_STUDY),
     Block('README.md', 'study-headline', study_publish.SUMMARY, study_publish.headline, _STUDY),
     Block('README.md', 'sweep-headline', sweep_publish.SUMMARY, sweep_publish.headline, _SWEEP),
     Block('README.md', 'likelihood-headline', 'results',
@@ -79,6 +84,8 @@ BLOCKS = (
     Block('docs/performance.md', 'precision-quality', 'results/precision_quality.json',
           precision_quality.markdown,
           'python -m vae_jax.bench.precision_quality --json=results/precision_quality.json'),
+    Block('docs/performance.md', 'precision-study', 'results/precision_study.json',
+          precision_study.markdown, _PRECISION_STUDY),
     Block('docs/performance.md', 'device', 'results/gpu', publish_device.block,
           'bash vae_jax/bench/device_check.sh OUTDIR, its files copied into results/gpu/'),
 )
