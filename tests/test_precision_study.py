@@ -115,6 +115,9 @@ def test_wrong_dtype_or_quick_summary_is_refused():
   quick = dict(summary('bfloat16', elbo), quick=True)
   with pytest.raises(ValueError, match='--quick'):
     ps.compare(summary('float32', elbo), quick)
+  untimed = dict(summary('float32', elbo), timing=None)
+  with pytest.raises(ValueError, match='records no wall time'):
+    ps.compare(untimed, summary('bfloat16', elbo))
 
 
 def test_cli_names_the_missing_run_in_one_line(tmp_path):
@@ -124,6 +127,13 @@ def test_cli_names_the_missing_run_in_one_line(tmp_path):
   assert out.returncode == 2
   assert out.stderr.strip().splitlines()[-1].startswith('error: ')
   assert 'finish that study run first' in out.stderr
+  f32 = tmp_path / 'f32.json'
+  f32.write_text(json.dumps(summary('float32', {'m': [-1.0, -2.0]})))
+  out = subprocess.run([sys.executable, '-m', 'vae_jax.study.precision_study',
+                        f'--float32={f32}', f'--bfloat16={f32}',
+                        f'--benchmark={tmp_path}/none.json'],
+                       capture_output=True, text=True, check=False)
+  assert out.returncode == 2 and 'none.json does not exist: pass --benchmark=' in out.stderr
 
 
 def test_cli_writes_the_json(tmp_path):
