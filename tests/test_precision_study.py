@@ -176,3 +176,57 @@ def test_the_quiet_benchmark_on_the_same_cpu_can_keep_float32():
   other = ps.compare(f32, bf16, benchmark=_benchmark('Intel Xeon', 0.5, 0.5))
   assert other['benchmark_ratios'] is None and other['study_trains_in'] == 'bfloat16'
   assert ps.benchmark_ratios({'machine': {'cpu': 'AMD EPYC'}}, MACHINE) is None
+
+
+def more_seeds(model, f32, bf16, first=2, complete=True, gates=None):
+  """A precision_seeds JSON: paired seeds from ``first`` with these ELBOs."""
+  rows = []
+  for i, (a, b) in enumerate(zip(f32, bf16)):
+    for dtype, e in (('float32', a), ('bfloat16', b)):
+      g = (gates or {}).get((first + i, dtype), True)
+      rows.append({'seed': first + i, 'dtype': dtype, 'elbo': e, 'gates': [
+          {'model': model, 'seed': first + i, 'gate': 'elbo >= -300', 'passed': g}]})
+  seeds = list(range(first, first + len(f32)))
+  return {'model': model, 'seeds': seeds, 'paired_seeds': seeds if complete else seeds[:-1],
+          'complete': complete, 'quick': False, 'xla_flags': 'one thread',
+          'machine': MACHINE[0], 'rows': rows}
+
+
+def test_more_seeds_join_their_model_s_row_and_settle_it():
+  f32 = [-264.0, -265.5]
+  bf16 = [-264.2, -265.2]
+  studies = (summary('float32', {'fashion_mnist_conv_vae_2d': f32}),
+             summary('bfloat16', {'fashion_mnist_conv_vae_2d': bf16}))
+  (alone,) = ps.quality_rows(*studies)
+  assert alone['verdict'] == 'inconclusive'   # 2 pairs cannot show ±1.33
+  extra_f32 = [-264.0 - 0.1 * i for i in range(10)]
+  shift = np.tile([0.2, -0.1], 5)
+  more = more_seeds('fashion_mnist_conv_vae_2d', extra_f32, list(extra_f32 + shift))
+  (q,) = ps.quality_rows(*studies, more)
+  assert q['n'] == 12 and q['study_pairs'] == 2
+  assert q['seeds'] == [str(s) for s in range(12)]
+  d = np.concatenate([np.subtract(bf16, f32), shift])
+  assert q['difference'] == pytest.approx(d.mean())
+  assert q['verdict'] == 'equivalent'
+  r = ps.compare(*studies, more=more)
+  assert r['more_seeds']['seeds'] == list(range(2, 12))
+  assert '2 pairs from the two studies and 10 more (seeds 2–11)' in ps.markdown(r)
+
+
+def test_more_seeds_are_judged_only_when_all_declared_pairs_are_in():
+  studies = (summary('float32', {'m': [-1.0, -2.0]}), summary('bfloat16', {'m': [-1.0, -2.0]}))
+  partial = more_seeds('m', [-1.0, -2.0], [-1.0, -2.0], complete=False)
+  with pytest.raises(ValueError, match='1 of the 2 declared seed pairs: finish them'):
+    ps.compare(*studies, more=partial)
+  with pytest.raises(ValueError, match='--quick'):
+    ps.compare(*studies, more=dict(more_seeds('m', [-1.0], [-1.0]), quick=True))
+  # A seed the studies already trained is not a new one.
+  with pytest.raises(ValueError, match='must be new ones'):
+    ps.quality_rows(*studies, more_seeds('m', [-1.0], [-1.0], first=1))
+
+
+def test_more_seeds_gates_are_compared_too():
+  studies = (summary('float32', {'m': [-1.0, -2.0]}), summary('bfloat16', {'m': [-1.0, -2.0]}))
+  more = more_seeds('m', [-1.0, -2.0], [-1.0, -2.0], gates={(3, 'bfloat16'): False})
+  (g,) = ps.gate_differences(*studies, more)
+  assert (g['model'], g['seed'], g['float32'], g['bfloat16']) == ('m', '3', True, False)

@@ -2,8 +2,9 @@ r"""Does the study say the same when it trains in bfloat16? Its two runs from em
 
   vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16 --train_only
   vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16
+  python -m vae_jax.study.precision_seeds --outdir=runs/precision_seeds   # the conv VAE's seeds
   python -m vae_jax.study.precision_study --bfloat16=runs/study_bf16/summary.json \
-      --json=results/precision_study.json
+      --more_seeds=results/precision_seeds.json --json=results/precision_study.json
   vae-jax publish precision-study          # its block in docs/performance.md
 
 The float32 side is the published study (docs/study_summary.json), the
@@ -28,7 +29,10 @@ line were added later and judge nothing):
    declares where it declares one (MARGIN_NATS, copied here because study/
    may not import bench/), else the float32 study's own seed-to-seed standard
    deviation of that model's test ELBO: a precision change inside it moves the
-   ELBO less than the choice of seed does. Gates: the same gate passes or
+   ELBO less than the choice of seed does. Where the studies' seeds left a row
+   inconclusive, ``--more_seeds`` adds the pairs precision_seeds.py trained for
+   it, as many as that file declared before they trained, and only once all are
+   in. Gates: the same gate passes or
    fails for every (model, seed) under both.
 4. **The decision.** The study may train in bfloat16 on this kind of machine
    only if every verdict and every gate is the same, no model's ELBO is
@@ -57,6 +61,7 @@ TARGET_RATIO = 0.7   # issue 28: the study from empty in bfloat16 ≤ 0.7× its 
 # precision_quality.MARGIN_NATS, the declared margins, nats per test image
 # (vae_jax/bench/precision_quality.py gives their source; a test keeps the two equal).
 DECLARED_MARGINS = {'mnist_vae_2d': 0.50, 'fashion_mnist_conv_vae_2d': 1.33}
+DTYPES = ('float32', 'bfloat16')
 _WORKLOAD_NAMES = {'train_mlp': 'MLP VAE', 'train_conv': 'conv VAE'}
 
 
@@ -80,11 +85,30 @@ def margin_for(model, float32_summary):
   return float(np.std(values, ddof=1)), f'float32 std over {len(values)} seeds'
 
 
-def quality_rows(f32, bf16):
-  """One 'near' row per model with a test ELBO in both: d = bfloat16 − float32 per seed, Holm."""
+def more_seed_pairs(more):
+  """``{'bfloat16': {seed: ELBO}, 'float32': {...}}`` of precision_seeds' paired seeds."""
+  pairs = {d: {} for d in ('float32', 'bfloat16')}
+  for r in more['rows']:
+    if r['seed'] in more['paired_seeds']:
+      pairs[r['dtype']][str(r['seed'])] = r['elbo']
+  return pairs
+
+
+def quality_rows(f32, bf16, more=None):
+  """One 'near' row per model with a test ELBO in both: d = bfloat16 − float32 per seed, Holm.
+
+  ``more``: a finished precision_seeds JSON; its model's row also takes its pairs.
+  """
   rows = []
   for model in sorted(set(f32['per_seed']) & set(bf16['per_seed'])):
     a, b = _elbo(bf16, model), _elbo(f32, model)
+    study_pairs = len(set(a) & set(b))
+    if more and more['model'] == model:
+      extra = more_seed_pairs(more)
+      if set(extra['float32']) & (set(a) | set(b)):
+        raise ValueError(f'precision_seeds retrained a seed of the study for {model}: '
+                         'its seeds must be new ones')
+      a, b = dict(a, **extra['bfloat16']), dict(b, **extra['float32'])
     seeds = sorted(set(a) & set(b), key=int)
     if not seeds:
       continue
@@ -94,7 +118,7 @@ def quality_rows(f32, bf16):
     values_bf16, values_f32 = [a[s] for s in seeds], [b[s] for s in seeds]
     test = verdicts.paired_test(values_bf16, values_f32, 'near', margin=margin)
     rows.append(dict(test, model=model, seeds=seeds, margin=margin, margin_source=source,
-                     float32=values_f32, bfloat16=values_bf16))
+                     float32=values_f32, bfloat16=values_bf16, study_pairs=study_pairs))
   return verdicts.decide(rows)
 
 
@@ -110,10 +134,15 @@ def verdict_rows(f32, bf16):
   return rows
 
 
-def gate_differences(f32, bf16):
-  """(model, seed, gate) whose pass/fail differs, or which only one run checked."""
+def gate_differences(f32, bf16, more=None):
+  """(model, seed, gate) whose pass/fail differs, or which only one run checked
+  (with ``more``, precision_seeds' paired seeds too)."""
   by = [{(g['model'], str(g['seed']), g['gate']): bool(g['passed']) for g in s['gates']}
         for s in (f32, bf16)]
+  for r in (more or {}).get('rows', ()):
+    if r['seed'] in more['paired_seeds']:
+      by[DTYPES.index(r['dtype'])].update(
+          {(g['model'], str(g['seed']), g['gate']): bool(g['passed']) for g in r['gates']})
   return [{'model': k[0], 'seed': k[1], 'gate': k[2], 'float32': by[0].get(k),
            'bfloat16': by[1].get(k)}
           for k in sorted(set(by[0]) | set(by[1])) if by[0].get(k) != by[1].get(k)]
@@ -150,9 +179,23 @@ def benchmark_ratios(benchmark, machines):
           / benchmark[k]['images_per_s']['median'] for k in STUDY_WORKLOADS}
 
 
-def compare(f32, bf16, benchmark=None):
+def check_more_seeds(more):
+  """A ValueError naming the fix unless ``more`` is a finished, full-schedule precision_seeds
+  JSON: its row is judged once, on the number of seeds declared before it ran."""
+  if more.get('quick'):
+    raise ValueError('the --more_seeds file is from a --quick run: pass a full one')
+  if not more.get('complete'):
+    raise ValueError(f'--more_seeds has {len(more["paired_seeds"])} of the '
+                     f'{len(more["seeds"])} declared seed pairs: finish them first '
+                     '(rerun python -m vae_jax.study.precision_seeds with the same --outdir)')
+
+
+def compare(f32, bf16, benchmark=None, more=None):
   """The whole comparison (a JSON-ready dict) of a float32 and a bfloat16 study summary,
-  with the paired speed of the quiet ``benchmark`` (its JSON) where it ran on the same CPU."""
+  with the paired speed of the quiet ``benchmark`` (its JSON) where it ran on the same CPU
+  and the extra paired seeds of a finished precision_seeds JSON ``more``."""
+  if more is not None:
+    check_more_seeds(more)
   for s, want in ((f32, 'float32'), (bf16, 'bfloat16')):
     if _dtype(s) != want:
       raise ValueError(f'the {want} side is a study trained in {_dtype(s)}: pass the summary '
@@ -166,8 +209,8 @@ def compare(f32, bf16, benchmark=None):
   busy = [timing[d]['wall_seconds_busy'] for d in ('float32', 'bfloat16')]
   ratio = busy[1] / busy[0] if all(busy) else math.nan
   claims = verdict_rows(f32, bf16)
-  quality = quality_rows(f32, bf16)
-  gates = gate_differences(f32, bf16)
+  quality = quality_rows(f32, bf16, more)
+  gates = gate_differences(f32, bf16, more)
   changed = [c for c in claims if c['float32'] != c['bfloat16']]
   reasons = []
   if changed:
@@ -195,6 +238,7 @@ def compare(f32, bf16, benchmark=None):
           'benchmark_ratios': paired, 'train_seconds_by_model': train_seconds_by_model(f32, bf16),
           'target_met': bool(ratio <= TARGET_RATIO and same_machine and both_from_empty),
           'claims': claims, 'changed_claims': [c['id'] for c in changed],
+          'more_seeds': more and {k: more[k] for k in ('model', 'seeds', 'xla_flags', 'machine')},
           'quality': quality, 'gate_differences': gates,
           'study_trains_in': 'float32' if reasons else 'bfloat16', 'reasons': reasons}
 
@@ -279,6 +323,14 @@ def markdown(r):
             + '.', '', '**Test ELBO at the full schedule** (paired by seed; TOST against the '
             'margin, Holm over the models):', '']
   lines += _quality_table(r)
+  more = r.get('more_seeds')
+  if more:
+    q = next(q for q in r['quality'] if q['model'] == more['model'])
+    lines += ['', f'{more["model"]}: {q["study_pairs"]} pairs from the two studies and '
+              f'{len(more["seeds"])} more (seeds {more["seeds"][0]}–{more["seeds"][-1]}), the '
+              'number its power calculation asked for, trained by '
+              '`python -m vae_jax.study.precision_seeds` on '
+              f'{more["machine"]} with one XLA thread per process (`{more["xla_flags"]}`).']
   lines += ['', f'**The study trains in {r["study_trains_in"]}** on this kind of machine'
             + (': ' + '; '.join(r['reasons']) + '.' if r['reasons'] else
                ': every verdict and gate is the same, no ELBO leaves its margin, and '
@@ -296,6 +348,9 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
                       help='summary.json of a full study run with --compute_dtype=bfloat16')
   parser.add_argument('--benchmark', default=os.path.join(paths.REPO_ROOT, BENCHMARK),
                       help='benchmark JSON with both dtypes (its paired speed); "" for none')
+  parser.add_argument('--more_seeds', default=None,
+                      help='a finished precision_seeds JSON: its model\'s quality row also '
+                           'takes those paired seeds (python -m vae_jax.study.precision_seeds)')
   parser.add_argument('--json', default=None, help='write the comparison to this file')
   args = parser.parse_args(argv)
   summaries = []
@@ -312,8 +367,15 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
                        '(vae-jax bench --json=FILE) or --benchmark= with nothing for none')
     with open(args.benchmark) as f:
       benchmark = json.load(f)
+  more = None
+  if args.more_seeds:
+    if not os.path.exists(args.more_seeds):
+      errors.exit_with(f'{args.more_seeds} does not exist: run python -m '
+                       'vae_jax.study.precision_seeds --outdir=DIR to the end first')
+    with open(args.more_seeds) as f:
+      more = json.load(f)
   try:
-    result = compare(*summaries, benchmark=benchmark)
+    result = compare(*summaries, benchmark=benchmark, more=more)
   except ValueError as e:
     errors.exit_with(str(e))
   if args.json:
