@@ -338,6 +338,14 @@ def markdown(r):
   return '\n'.join(lines)
 
 
+def _read(path, fix):
+  """The JSON at ``path``, or one line that says it is missing and ``fix``."""
+  if not os.path.exists(path):
+    errors.exit_with(f'{path} does not exist: {fix}')
+  with open(path) as f:
+    return json.load(f)
+
+
 def main(argv=None, prog='python -m vae_jax.study.precision_study'):
   parser = flags.Parser(prog, __doc__.split('\n\n')[0],
                         f'{prog} --bfloat16=runs/study_bf16/summary.json '
@@ -353,29 +361,15 @@ def main(argv=None, prog='python -m vae_jax.study.precision_study'):
                            'takes those paired seeds (python -m vae_jax.study.precision_seeds)')
   parser.add_argument('--json', default=None, help='write the comparison to this file')
   args = parser.parse_args(argv)
-  summaries = []
-  for path in (args.float32, args.bfloat16):
-    try:
-      with open(path) as f:
-        summaries.append(json.load(f))
-    except FileNotFoundError:
-      errors.exit_with(f'{path} does not exist: finish that study run first (see {prog} --help)')
-  benchmark = None
-  if args.benchmark:
-    if not os.path.exists(args.benchmark):
-      errors.exit_with(f'{args.benchmark} does not exist: pass --benchmark= a benchmark JSON '
-                       '(vae-jax bench --json=FILE) or --benchmark= with nothing for none')
-    with open(args.benchmark) as f:
-      benchmark = json.load(f)
-  more = None
-  if args.more_seeds:
-    if not os.path.exists(args.more_seeds):
-      errors.exit_with(f'{args.more_seeds} does not exist: run python -m '
-                       'vae_jax.study.precision_seeds --outdir=DIR to the end first')
-    with open(args.more_seeds) as f:
-      more = json.load(f)
+  summaries = [_read(path, f'finish that study run first (see {prog} --help)')
+               for path in (args.float32, args.bfloat16)]
+  benchmark = args.benchmark and _read(
+      args.benchmark, 'pass --benchmark= a benchmark JSON (vae-jax bench --json=FILE) or '
+      '--benchmark= with nothing for none')
+  more = args.more_seeds and _read(
+      args.more_seeds, 'run python -m vae_jax.study.precision_seeds --outdir=DIR to the end first')
   try:
-    result = compare(*summaries, benchmark=benchmark, more=more)
+    result = compare(*summaries, benchmark=benchmark or None, more=more or None)
   except ValueError as e:
     errors.exit_with(str(e))
   if args.json:
