@@ -48,6 +48,10 @@ def test_one_quick_pair_trains_in_one_thread_workers_and_resumes(tmp_path, data_
   result = json.loads((tmp_path / 'out.json').read_text())
   assert result['paired_seeds'] == [4] and result['complete'] and result['quick']
   assert {r['xla_flags'] for r in result['rows']} == {seeds.ONE_THREAD_XLA_FLAGS}
+  # Each row names the machine its model trained on, read off the training loop's clock.
+  from vae_jax.infra import run_clock
+  assert all(r['machines'] == [run_clock.machine_description()] for r in result['rows'])
+  assert result['machine'] == run_clock.machine_description()
   # Rerun: both models are read from their rows, not retrained.
   again = subprocess.run(command, capture_output=True, text=True)
   assert again.returncode == 0 and 'seed 4' not in again.stderr

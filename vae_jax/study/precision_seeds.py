@@ -102,25 +102,34 @@ def work(outdir, data_dir, quick=False, total=TOTAL_SEEDS):
 
 
 def collect(outdir, total=TOTAL_SEEDS):
-  """The rows written so far, in job order, and the seeds finished at both dtypes."""
+  """The rows written so far, in job order, and the seeds finished at both dtypes.
+
+  Each row gets ``machines``: the machine of every segment its model trained
+  in, from the training loop's own clock (a run split over sessions may have
+  moved machines).
+  """
+  from vae_jax.infra import run_clock
   rows = []
   for seed, dtype in jobs(total):
     path = os.path.join(model_dir(outdir, seed, dtype), ROW_FILE)
     if os.path.exists(path):
       with open(path) as f:
-        rows.append(json.load(f))
+        row = json.load(f)
+      clock = run_clock.read(model_dir(outdir, seed, dtype)) or {}
+      row['machines'] = sorted({s.get('machine', '?') for s in clock.get('segments', ())})
+      rows.append(row)
   done = {(r['seed'], r['dtype']) for r in rows}
   paired = sorted({s for s, _ in done if all((s, d) in done for d in DTYPES)})
   return rows, paired
 
 
 def summary(outdir, quick=False, total=TOTAL_SEEDS):
-  from vae_jax.infra import run_clock
   rows, paired = collect(outdir, total)
   return {'model': MODEL, 'total_seeds': total, 'study_seeds': STUDY_SEEDS,
           'seeds': list(range(STUDY_SEEDS, total)), 'paired_seeds': paired,
           'complete': len(paired) == total - STUDY_SEEDS, 'quick': quick,
-          'xla_flags': ONE_THREAD_XLA_FLAGS, 'machine': run_clock.machine_description(),
+          'xla_flags': ONE_THREAD_XLA_FLAGS,
+          'machine': '; '.join(sorted({m for r in rows for m in r['machines']})),
           'rows': rows}
 
 
