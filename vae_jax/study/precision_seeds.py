@@ -31,9 +31,10 @@ declared, and committed, before any of these seeds trained:
   workers ran. They do differ in the last bits from a two-thread run of the same
   seed (XLA splits reductions by thread), which is why the study's own seeds 0..3
   are taken from the studies and not retrained here; within a pair both dtypes
-  ran the same way. On 2 cores two one-thread processes train 1.16× as many
-  models per hour as one two-thread process (measured on a 16,384-image,
-  10-epoch conv run on an AMD EPYC).
+  ran the same way. On 2 cores two one-thread processes train about as many
+  of these models per hour as one two-thread process does (a short trial
+  promised more; the full-schedule models gave about the same): the point of
+  one thread is numbers that do not depend on the worker count.
 
 Rerunning the command continues where it stopped (every model checkpoints and
 resumes bit-exact); a finished model is read, not retrained. It ends by
