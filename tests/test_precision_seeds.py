@@ -56,3 +56,4 @@ def test_one_quick_pair_trains_in_one_thread_workers_and_resumes(tmp_path, data_
   again = subprocess.run(command, capture_output=True, text=True)
   assert again.returncode == 0 and 'seed 4' not in again.stderr
   assert json.loads((tmp_path / 'out.json').read_text())['rows'] == result['rows']
+

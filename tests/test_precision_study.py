@@ -187,7 +187,9 @@ def more_seeds(model, f32, bf16, first=2, complete=True, gates=None):
       rows.append({'seed': first + i, 'dtype': dtype, 'elbo': e, 'gates': [
           {'model': model, 'seed': first + i, 'gate': 'elbo >= -300', 'passed': g}]})
   seeds = list(range(first, first + len(f32)))
+  from vae_jax.study import precision_seeds
   return {'model': model, 'seeds': seeds, 'paired_seeds': seeds if complete else seeds[:-1],
+          'total_seeds': precision_seeds.TOTAL_SEEDS,
           'complete': complete, 'quick': False, 'xla_flags': 'one thread',
           'machine': MACHINE[0], 'rows': rows}
 
@@ -218,6 +220,8 @@ def test_more_seeds_are_judged_only_when_all_declared_pairs_are_in():
   partial = more_seeds('m', [-1.0, -2.0], [-1.0, -2.0], complete=False)
   with pytest.raises(ValueError, match='1 of the 2 declared seed pairs: finish them'):
     ps.compare(*studies, more=partial)
+  with pytest.raises(ValueError, match='has 8 pairs in all, not the 22'):
+    ps.compare(*studies, more=dict(more_seeds('m', [-1.0], [-1.0]), total_seeds=8))
   with pytest.raises(ValueError, match='--quick'):
     ps.compare(*studies, more=dict(more_seeds('m', [-1.0], [-1.0]), quick=True))
   # A seed the studies already trained is not a new one.

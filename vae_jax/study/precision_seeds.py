@@ -50,11 +50,11 @@ import sys
 
 from vae_jax.infra import blocks, errors, flags, paths
 from vae_jax.study import catalog, power
+from vae_jax.study.precision_study import DTYPES
 
 MODEL = 'fashion_mnist_conv_vae_2d'
 TOTAL_SEEDS = 22        # pairs in all, from the power calculation above (declared, not tuned)
 STUDY_SEEDS = power.STUDY_SEEDS[MODEL]   # seeds 0..3: the studies trained them
-DTYPES = ('float32', 'bfloat16')
 ONE_THREAD_XLA_FLAGS = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
 ROW_FILE = 'precision_seed_row.json'   # in each model's workdir, once it is finished
 JSON = 'results/precision_seeds.json'
@@ -139,7 +139,10 @@ def _run_workers(args, argv):
   env = dict(os.environ, XLA_FLAGS=(os.environ.get('XLA_FLAGS', '') + ' '
                                     + ONE_THREAD_XLA_FLAGS).strip())
   command = [sys.executable, '-m', 'vae_jax.study.precision_seeds', '--worker', *argv]
-  procs = [subprocess.Popen(command, env=env) for _ in range(args.workers)]
+  # Their own session: a terminal's Ctrl-C reaches only this process, which passes it on
+  # once (a second signal would make a worker stop without saving).
+  procs = [subprocess.Popen(command, env=env, start_new_session=True)
+           for _ in range(args.workers)]
   def forward(signum, frame):
     del frame
     for p in procs:

@@ -87,7 +87,7 @@ def margin_for(model, float32_summary):
 
 def more_seed_pairs(more):
   """``{'bfloat16': {seed: ELBO}, 'float32': {...}}`` of precision_seeds' paired seeds."""
-  pairs = {d: {} for d in ('float32', 'bfloat16')}
+  pairs = {d: {} for d in DTYPES}
   for r in more['rows']:
     if r['seed'] in more['paired_seeds']:
       pairs[r['dtype']][str(r['seed'])] = r['elbo']
@@ -105,7 +105,7 @@ def quality_rows(f32, bf16, more=None):
     study_pairs = len(set(a) & set(b))
     if more and more['model'] == model:
       extra = more_seed_pairs(more)
-      if set(extra['float32']) & (set(a) | set(b)):
+      if (set(extra['float32']) | set(extra['bfloat16'])) & (set(a) | set(b)):
         raise ValueError(f'precision_seeds retrained a seed of the study for {model}: '
                          'its seeds must be new ones')
       a, b = dict(a, **extra['bfloat16']), dict(b, **extra['float32'])
@@ -184,6 +184,10 @@ def check_more_seeds(more):
   JSON: its row is judged once, on the number of seeds declared before it ran."""
   if more.get('quick'):
     raise ValueError('the --more_seeds file is from a --quick run: pass a full one')
+  from vae_jax.study import precision_seeds
+  if more.get('total_seeds') != precision_seeds.TOTAL_SEEDS:
+    raise ValueError(f'the --more_seeds file has {more.get("total_seeds")} pairs in all, not '
+                     f'the {precision_seeds.TOTAL_SEEDS} precision_seeds declared: pass its run')
   if not more.get('complete'):
     raise ValueError(f'--more_seeds has {len(more["paired_seeds"])} of the '
                      f'{len(more["seeds"])} declared seed pairs: finish them first '
