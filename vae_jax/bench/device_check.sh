@@ -2,6 +2,7 @@
 # The GPU check, run on a lent accelerator machine in one call (see docs/performance.md):
 #
 #   bash vae_jax/bench/device_check.sh OUTDIR [all|bench|precision|conv]
+#   bash vae_jax/bench/device_check.sh OUTDIR study [float32|bfloat16]   (a call of its own)
 #
 # Expects the accelerator image's own jax/flax/optax/orbax (nothing can be
 # installed from the network there), ml_collections as a wheel in
@@ -18,12 +19,17 @@
 #                       dropout 0.5 + max-norm 2) under two training protocols,
 #                       3 seeds each (side by side on the one GPU): final test
 #                       row and latent diagnostics of each run
+#   study_gpu_<dtype>.log, study_gpu_<dtype>_passes.jsonl, study_gpu_<dtype>_timing.json
+#                       issue 28: the seed study from an empty outdir on the one
+#                       GPU, cut at $STUDY_SECONDS (default 540): the passes file
+#                       gives the phases' time either way, the timing file (the
+#                       summary's) only when it finished
 # results/gpu/ keeps them as env_<gpu>.txt, benchmark_<gpu>.json,
 # pytest_<gpu>_default_precision.log, eval_iwae5000_n2000_<gpu>_<precision>.json
 # and conv_protocols.jsonl; vae_jax/bench/publish_device.py writes them into
 # docs/performance.md.
 set -u -o pipefail
-out=${1:?usage: device_check.sh OUTDIR [all|bench|precision|conv]}
+out=${1:?usage: device_check.sh OUTDIR [all|bench|precision|conv|study [dtype]]}
 part=${2:-all}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .devcarry/whl/*.whl || exit 1
@@ -85,4 +91,20 @@ done <<'EOF2'
 keras30 --config.num_epochs=30 --config.lr_schedule=constant
 cosine60 --config.num_epochs=60 --config.lr_schedule=cosine
 EOF2
+fi
+
+if [[ $part == study ]]; then
+export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+dtype=${3:-float32}
+study=/tmp/study_gpu_$dtype
+timeout "${STUDY_SECONDS:-540}" python3 -m vae_jax.cli study --outdir="$study" \
+  --compute_dtype="$dtype" --quiet > "$out/study_gpu_$dtype.log" 2>&1
+echo "study exit: $? (124: cut at ${STUDY_SECONDS:-540} s)"
+cp "$study/study_passes.jsonl" "$out/study_gpu_${dtype}_passes.jsonl"
+python3 - "$study/summary.json" "$out/study_gpu_${dtype}_timing.json" <<'PY'
+import json, os, sys
+if os.path.exists(sys.argv[1]):
+  json.dump(json.load(open(sys.argv[1]))['timing'], open(sys.argv[2], 'w'), indent=1)
+PY
+tail -3 "$out/study_gpu_$dtype.log"
 fi
