@@ -37,7 +37,9 @@ _SWEEP = 'vae-jax sweep --outdir=runs/sweep && vae-jax publish --sweep=runs/swee
 _BENCH = 'vae-jax bench --json=bench.json && vae-jax bench --publish=bench.json'
 _COLLECT = 'vae-jax likelihood collect --workdir=W --experiment=NAME'
 _PRECISION_STUDY = ('vae-jax study --outdir=runs/study_bf16 --compute_dtype=bfloat16 && python -m '
+                    'vae_jax.study.precision_seeds --outdir=runs/precision_seeds && python -m '
                     'vae_jax.study.precision_study --bfloat16=runs/study_bf16/summary.json '
+                    '--more_seeds=results/precision_seeds.json '
                     '--json=results/precision_study.json')
 
 BLOCKS = (
