@@ -101,21 +101,22 @@ def quality_rows(f32, bf16, more=None):
   """
   rows = []
   for model in sorted(set(f32['per_seed']) & set(bf16['per_seed'])):
-    a, b = _elbo(bf16, model), _elbo(f32, model)
-    study_pairs = len(set(a) & set(b))
+    by_bf16, by_f32 = _elbo(bf16, model), _elbo(f32, model)   # {seed: test ELBO}
+    study_pairs = len(set(by_bf16) & set(by_f32))
     if more and more['model'] == model:
       extra = more_seed_pairs(more)
-      if (set(extra['float32']) | set(extra['bfloat16'])) & (set(a) | set(b)):
+      if (set(extra['float32']) | set(extra['bfloat16'])) & (set(by_bf16) | set(by_f32)):
         raise ValueError(f'precision_seeds retrained a seed of the study for {model}: '
                          'its seeds must be new ones')
-      a, b = dict(a, **extra['bfloat16']), dict(b, **extra['float32'])
-    seeds = sorted(set(a) & set(b), key=int)
+      by_bf16 = dict(by_bf16, **extra['bfloat16'])
+      by_f32 = dict(by_f32, **extra['float32'])
+    seeds = sorted(set(by_bf16) & set(by_f32), key=int)
     if not seeds:
       continue
     margin, source = margin_for(model, f32)
     if not margin > 0:
       continue   # one float32 seed and no declared margin: nothing to test against
-    values_bf16, values_f32 = [a[s] for s in seeds], [b[s] for s in seeds]
+    values_bf16, values_f32 = [by_bf16[s] for s in seeds], [by_f32[s] for s in seeds]
     test = verdicts.paired_test(values_bf16, values_f32, 'near', margin=margin)
     rows.append(dict(test, model=model, seeds=seeds, margin=margin, margin_source=source,
                      float32=values_f32, bfloat16=values_bf16, study_pairs=study_pairs))
